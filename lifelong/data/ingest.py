@@ -1,0 +1,341 @@
+"""Ingestion: read a dataset, validate every record, copy the good ones into the pool.
+
+Bad records never stop an ingest: each goes to the quarantine report with the
+reason, and the rest ingest. All rows of one ingest commit in one transaction,
+so a killed ingest leaves the pool exactly as it was, and a re-run is
+idempotent: content already in the pool is counted as unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lifelong.data.pool import Pool
+from lifelong.data.readers import RawRecord, detect_format, read_records
+from lifelong.data.sample import IMAGE_TOKEN, ROLES, Sample
+
+
+@dataclass
+class IngestConfig:
+    """Limits applied to every record."""
+
+    max_text_chars: int = 32_000  # one turn; longer is almost surely a broken record
+    max_turns: int = 64
+    max_images: int = 8
+    max_image_bytes: int = 32 * 1024 * 1024
+    max_image_pixels: int = 64 * 1024 * 1024  # PIL's decompression-bomb guard, made explicit
+    progress: bool = True
+
+
+@dataclass
+class IngestReport:
+    dataset: str
+    split: str
+    source: str
+    format: str
+    added: int = 0
+    unchanged: int = 0
+    quarantined: list[dict] = field(default_factory=list)
+    quarantine_path: Path | None = None
+
+    @property
+    def total(self) -> int:
+        return self.added + self.unchanged + len(self.quarantined)
+
+    def summary(self) -> str:
+        return (
+            f"{self.dataset}/{self.split}: {self.added} added, {self.unchanged} already in pool, "
+            f"{len(self.quarantined)} quarantined" + (f" (see {self.quarantine_path})" if self.quarantined else "")
+        )
+
+
+class BadRecord(ValueError):
+    """A record that cannot enter the pool; the message says why."""
+
+
+_LLAVA_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+def _text(value, where: str, cfg: IngestConfig) -> str:
+    if not isinstance(value, str):
+        raise BadRecord(f"{where}: text must be a string, got {type(value).__name__}")
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        raise BadRecord(f"{where}: text is not valid UTF-8")
+    if len(value) > cfg.max_text_chars:
+        raise BadRecord(f"{where}: text of {len(value)} characters exceeds the limit of {cfg.max_text_chars}")
+    return value
+
+
+def normalize_llava(rec: dict, cfg: IngestConfig) -> tuple[str | None, list[dict], list, dict]:
+    """-> (source id, conversation, image refs, extra fields) of a LLaVA record."""
+    if "conversations" not in rec:
+        raise BadRecord("missing 'conversations'")
+    turns = rec["conversations"]
+    if not isinstance(turns, list):
+        raise BadRecord("'conversations' must be a list")
+    conv = []
+    for i, t in enumerate(turns):
+        if not isinstance(t, dict) or "from" not in t or "value" not in t:
+            raise BadRecord(f"turn {i}: expected an object with 'from' and 'value'")
+        role = _LLAVA_ROLES.get(t["from"]) if isinstance(t["from"], str) else None
+        if role is None:
+            raise BadRecord(f"turn {i}: unknown role {t['from']!r} (expected human/gpt/system)")
+        conv.append({"role": role, "content": _text(t["value"], f"turn {i}", cfg)})
+    image = rec.get("image")
+    if image is None:
+        images = []
+    elif isinstance(image, str):
+        images = [image]
+    elif isinstance(image, list) and all(isinstance(x, str) for x in image):
+        images = list(image)
+    else:
+        raise BadRecord("'image' must be a path string or a list of path strings")
+    return rec.get("id"), conv, images, rec
+
+
+def normalize_messages(rec: dict, cfg: IngestConfig) -> tuple[str | None, list[dict], list, dict]:
+    """-> (source id, conversation, image refs, extra) of a TRL/LLaMA-Factory record.
+
+    ``content`` may be a string (with ``<image>`` tokens) or a list of
+    ``{"type": "text", "text": ...}`` / ``{"type": "image"}`` parts.
+    """
+    msgs = rec.get("messages")
+    if not isinstance(msgs, list):
+        raise BadRecord("missing or non-list 'messages'")
+    conv = []
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise BadRecord(f"message {i}: expected an object with 'role' and 'content'")
+        if m["role"] not in ROLES:
+            raise BadRecord(f"message {i}: unknown role {m['role']!r} (expected one of {', '.join(ROLES)})")
+        content = m["content"]
+        if isinstance(content, list):
+            parts = []
+            for j, p in enumerate(content):
+                kind = p.get("type") if isinstance(p, dict) else None
+                if kind == "image":
+                    parts.append(IMAGE_TOKEN)
+                elif kind == "text":
+                    parts.append(_text(p.get("text"), f"message {i} part {j}", cfg))
+                else:
+                    raise BadRecord(f"message {i} part {j}: unknown content part {p!r:.60}")
+            content = "\n".join(parts)
+        conv.append({"role": m["role"], "content": _text(content, f"message {i}", cfg)})
+    images = rec.get("images") or []
+    if not isinstance(images, list):
+        images = [images]
+    return rec.get("id"), conv, images, rec
+
+
+NORMALIZERS = {"llava": normalize_llava, "messages": normalize_messages, "hf": None}
+
+
+def check_conversation(conv: list[dict], n_images: int, cfg: IngestConfig) -> None:
+    if not conv:
+        raise BadRecord("empty conversation")
+    if len(conv) > cfg.max_turns:
+        raise BadRecord(f"{len(conv)} turns exceed the limit of {cfg.max_turns}")
+    roles = [t["role"] for t in conv]
+    if "user" not in roles or "assistant" not in roles:
+        raise BadRecord("one-sided conversation: needs at least one user and one assistant turn")
+    if roles.index("assistant") < roles.index("user"):
+        raise BadRecord("conversation starts with an assistant turn before any user turn")
+    if any(not t["content"].strip() for t in conv if t["role"] == "assistant"):
+        raise BadRecord("empty assistant turn")
+    n_tokens = sum(t["content"].count(IMAGE_TOKEN) for t in conv)
+    if any(IMAGE_TOKEN in t["content"] for t in conv if t["role"] != "user"):
+        raise BadRecord(f"{IMAGE_TOKEN} token outside a user turn")
+    if n_tokens != n_images:
+        raise BadRecord(f"{n_images} image(s) but {n_tokens} {IMAGE_TOKEN} token(s)")
+    if n_images > cfg.max_images:
+        raise BadRecord(f"{n_images} images exceed the limit of {cfg.max_images}")
+
+
+def resolve_inside(root: Path, ref: str) -> Path:
+    """The real path of ``ref`` under ``root``; anything escaping it is refused.
+
+    Absolute paths, ``..`` components and symlinks whose target lies outside
+    the dataset root are all rejected.
+    """
+    if not ref or "\x00" in ref:
+        raise BadRecord(f"image path {ref!r} is empty or invalid")
+    p = Path(ref)
+    if p.is_absolute() or ref.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", ref):
+        raise BadRecord(f"image path {ref!r} is absolute; paths must be relative to the dataset root")
+    if ".." in p.parts:
+        raise BadRecord(f"image path {ref!r} escapes the dataset root")
+    real_root = root.resolve()
+    real = (root / p).resolve()
+    if real != real_root and real_root not in real.parents:
+        raise BadRecord(f"image path {ref!r} resolves outside the dataset root (symlink?)")
+    return real
+
+
+def check_image(data: bytes, ref: str, cfg: IngestConfig) -> None:
+    """Decode the whole image; truncated or unreadable files are refused."""
+    from PIL import Image
+
+    if len(data) > cfg.max_image_bytes:
+        raise BadRecord(f"image {ref!r}: {len(data)} bytes exceed the limit of {cfg.max_image_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > cfg.max_image_pixels:
+                    raise BadRecord(f"image {ref!r}: {im.width}x{im.height} pixels exceed the limit")
+                im.load()
+    except BadRecord:
+        raise
+    except Exception as e:  # PIL raises many types for broken files
+        raise BadRecord(f"image {ref!r} is unreadable or truncated ({type(e).__name__}: {e})") from None
+
+
+def read_image_ref(ref, root: Path, cfg: IngestConfig) -> tuple[bytes, str]:
+    """Bytes and a display name of an image given as a path or ``{"bytes", "path"}``."""
+    if isinstance(ref, dict) and ref.get("bytes") is not None:
+        data, name = ref["bytes"], ref.get("path") or "<embedded>"
+    else:
+        path_ref = ref.get("path") if isinstance(ref, dict) else ref
+        if not isinstance(path_ref, str):
+            raise BadRecord(f"image reference {ref!r:.60} is neither a path nor embedded bytes")
+        real = resolve_inside(root, path_ref)
+        try:
+            data = real.read_bytes()
+        except FileNotFoundError:
+            raise BadRecord(f"image {path_ref!r} does not exist") from None
+        except (IsADirectoryError, PermissionError, OSError) as e:
+            raise BadRecord(f"image {path_ref!r} cannot be read ({e.strerror or e})") from None
+        name = path_ref
+    check_image(data, name, cfg)
+    return data, name
+
+
+def ingest(
+    pool: Pool,
+    source: str | Path,
+    dataset: str | None = None,
+    split: str | None = None,
+    fmt: str | None = None,
+    round_added: int = 0,
+    image_root: str | Path | None = None,
+    cfg: IngestConfig | None = None,
+) -> IngestReport:
+    """Ingest one dataset file/dir into ``pool`` and write its quarantine report.
+
+    ``dataset`` defaults to the parent folder name (LLaVA ``<name>/train.json``)
+    or the file stem; ``split`` defaults to ``train`` unless the file stem
+    names one (``test``, ``val``, ``validation``). Images resolve against
+    ``image_root`` (default: the file's folder) and may not escape it.
+    """
+    cfg = cfg or IngestConfig()
+    source = Path(source)
+    fmt = fmt or detect_format(source)
+    stem = source.stem.lower()
+    split = split or (stem if stem in ("train", "test", "val", "validation") else "train")
+    if dataset is None:
+        dataset = source.parent.name if stem in ("train", "test", "val", "validation") else source.stem
+    root = Path(image_root) if image_root is not None else (source if source.is_dir() else source.parent)
+    report = IngestReport(dataset, split, str(source), fmt)
+    ingest_id = pool.new_ingest(str(source), fmt, dataset, split, round_added)
+    seen_ids: dict[str, int] = {}
+    records = read_records(source, fmt, split)
+    if cfg.progress:
+        from tqdm import tqdm
+
+        records = tqdm(records, desc=f"ingest {dataset}/{split}", unit="rec", mininterval=1.0, leave=False)
+    with pool.transaction():
+        for raw in records:
+            try:
+                sample = _to_sample(raw, fmt, dataset, split, root, pool, cfg, seen_ids)
+                key = sample.content_key()
+                known = pool.lookup(sample.id)
+                if known is not None and known[0] != key:
+                    raise BadRecord(f"id {sample.id!r} is already in the pool with different content")
+                if pool.insert(sample, key, round_added, ingest_id):
+                    report.added += 1
+                else:
+                    report.unchanged += 1
+            except BadRecord as e:
+                rid = raw.data.get("id") if isinstance(raw.data, dict) else None
+                report.quarantined.append(
+                    {"index": raw.index, "line": raw.line, "id": rid if isinstance(rid, (str, int)) else None,
+                     "reason": str(e)}
+                )
+        pool.finish_ingest(ingest_id, report.added, report.unchanged, len(report.quarantined))
+    report.quarantine_path = write_quarantine(pool, report)
+    return report
+
+
+def _to_sample(raw: RawRecord, fmt, dataset, split, root, pool, cfg, seen_ids) -> Sample:
+    if raw.data is None:
+        raise BadRecord(raw.error or "unreadable record")
+    rec = raw.data
+    if not isinstance(rec, dict):
+        raise BadRecord(f"record is a {type(rec).__name__}, not an object")
+    normalize = NORMALIZERS[fmt] or (normalize_messages if "messages" in rec else normalize_llava)
+    rid, conv, image_refs, extra = normalize(rec, cfg)
+    if rid is not None:
+        if not isinstance(rid, (str, int)) or isinstance(rid, bool):
+            raise BadRecord(f"id must be a string or integer, got {type(rid).__name__}")
+        rid = str(rid)
+        if rid in seen_ids:
+            raise BadRecord(f"duplicate id {rid!r} (first at record {seen_ids[rid]})")
+        seen_ids[rid] = raw.index
+    check_conversation(conv, len(image_refs), cfg)
+    hashes = []
+    for ref in image_refs:
+        data, _ = read_image_ref(ref, root, cfg)
+        digest = hashlib.sha256(data).hexdigest()
+        pool.put_blob(data, digest)
+        hashes.append(digest)
+    task = extra.get("task", dataset)
+    if not isinstance(task, str) or not task:
+        raise BadRecord("'task' must be a non-empty string")
+    provenance = extra.get("provenance") or {}
+    if not isinstance(provenance, dict):
+        raise BadRecord("'provenance' must be an object")
+    sample = Sample(id="", dataset=dataset, task=task, split=split, conversation=conv, images=hashes,
+                    provenance={**provenance, "source_id": rid})
+    # Records without an id are named by their content, so the same record
+    # arriving from another file or format is recognised as the same sample.
+    sample.id = f"{dataset}/{split}/{rid if rid is not None else sample.content_key()[:16]}"
+    return sample
+
+
+def write_quarantine(pool: Pool, report: IngestReport) -> Path:
+    """``quarantine/<dataset>.<split>.jsonl``: one line per bad record of the latest ingest."""
+    qdir = pool.root / "quarantine"
+    qdir.mkdir(exist_ok=True)
+    path = qdir / f"{report.dataset}.{report.split}.jsonl"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for q in report.quarantined:
+            f.write(json.dumps({"source": report.source, **q}, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def iter_dataset_files(path: Path) -> Iterator[Path]:
+    """A LLaVA dataset folder ``<name>/{train,test}.json`` yields each split file."""
+    path = Path(path)
+    if path.is_dir() and detect_format_safe(path) != "hf":
+        for name in ("train", "val", "validation", "test"):
+            for ext in (".json", ".jsonl", ".parquet"):
+                if (path / f"{name}{ext}").exists():
+                    yield path / f"{name}{ext}"
+    else:
+        yield path
+
+
+def detect_format_safe(path: Path) -> str | None:
+    try:
+        return detect_format(path)
+    except Exception:
+        return None

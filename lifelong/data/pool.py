@@ -1,0 +1,326 @@
+"""The pool: a SQLite manifest of samples plus a content-addressed image store.
+
+Layout under the pool root::
+
+    pool.sqlite        manifest (WAL): samples, their images, ingests, prune ledger
+    blobs/ab/abcdef…   image files named by the sha256 of their bytes
+    quarantine/        one JSONL report per ingest of bad records
+
+The pool owns its content: images are copied in, so the source folder can go
+away. Every change of the manifest is one SQLite transaction; blobs are written
+(atomically, by rename) before the rows that name them, so a killed writer
+leaves at worst unreferenced blobs, never a row without its image.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lifelong.data.sample import Sample
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    content_key TEXT NOT NULL UNIQUE,
+    dataset TEXT NOT NULL,
+    task TEXT NOT NULL,
+    split TEXT NOT NULL,
+    images TEXT NOT NULL,
+    conversation TEXT,
+    provenance TEXT NOT NULL,
+    round_added INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    ingest_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_status ON samples(status, split, dataset);
+CREATE TABLE IF NOT EXISTS sample_images (
+    sample_rowid INTEGER NOT NULL REFERENCES samples(rowid),
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sample_images_hash ON sample_images(hash);
+CREATE INDEX IF NOT EXISTS sample_images_row ON sample_images(sample_rowid);
+CREATE TABLE IF NOT EXISTS ingests (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    format TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    split TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    added INTEGER NOT NULL,
+    unchanged INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    sample_id TEXT NOT NULL,
+    content_key TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    cluster INTEGER,
+    max_sim REAL,
+    reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class PruneRecord:
+    """One permanent removal, as the ledger keeps it."""
+
+    sample_id: str
+    round: int
+    reason: str
+    cluster: int | None = None
+    max_sim: float | None = None
+
+
+class PoolError(RuntimeError):
+    pass
+
+
+class Pool:
+    """Manifest + blob store at ``root``. Safe to open from several processes (WAL)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.blob_dir = self.root / "blobs"
+        self.blob_dir.mkdir(exist_ok=True)
+        self.db = sqlite3.connect(self.root / "pool.sqlite", isolation_level=None, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- transactions -------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside commit together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # ---- blobs ----------------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        return self.blob_dir / digest[:2] / digest
+
+    def put_blob(self, data: bytes, digest: str | None = None) -> str:
+        """Store ``data`` under its sha256 (atomic rename); returns the hex digest."""
+        digest = digest or hashlib.sha256(data).hexdigest()
+        path = self.blob_path(digest)
+        if path.exists():
+            return digest
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return digest
+
+    def read_blob(self, digest: str) -> bytes:
+        return self.blob_path(digest).read_bytes()
+
+    def load_image(self, digest: str):
+        """The stored image as an RGB ``PIL.Image``."""
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self.read_blob(digest))) as im:
+            return im.convert("RGB")
+
+    # ---- samples --------------------------------------------------------
+    def lookup(self, sample_id: str) -> tuple[str, str] | None:
+        """(content_key, status) of an id, or None when the pool never had it."""
+        row = self.db.execute("SELECT content_key, status FROM samples WHERE id=?", (sample_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def has_content(self, content_key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM samples WHERE content_key=?", (content_key,)).fetchone() is not None
+
+    def insert(self, sample: Sample, content_key: str, round_added: int, ingest_id: int) -> bool:
+        """Insert one sample inside an open transaction; False if its content is already known."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO samples (id, content_key, dataset, task, split, images, conversation,"
+            " provenance, round_added, status, ingest_id) VALUES (?,?,?,?,?,?,?,?,?, 'active', ?)",
+            (
+                sample.id,
+                content_key,
+                sample.dataset,
+                sample.task,
+                sample.split,
+                json.dumps(sample.images),
+                json.dumps(sample.conversation, ensure_ascii=False),
+                json.dumps(sample.provenance, ensure_ascii=False, sort_keys=True),
+                round_added,
+                ingest_id,
+            ),
+        )
+        if cur.rowcount == 0:
+            return False
+        rowid = cur.lastrowid
+        self.db.executemany(
+            "INSERT INTO sample_images (sample_rowid, hash) VALUES (?, ?)", [(rowid, h) for h in sample.images]
+        )
+        return True
+
+    def _where(self, status, split, dataset, task, ids=None) -> tuple[str, list]:
+        clauses, params = [], []
+        for col, val in (("status", status), ("split", split), ("dataset", dataset), ("task", task)):
+            if val is not None:
+                clauses.append(f"{col}=?")
+                params.append(val)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def samples(
+        self,
+        status: str | None = "active",
+        split: str | None = "train",
+        dataset: str | None = None,
+        task: str | None = None,
+    ) -> list[Sample]:
+        """Samples matching the filters, in insertion order (stable across runs)."""
+        where, params = self._where(status, split, dataset, task)
+        rows = self.db.execute(
+            "SELECT id, dataset, task, split, conversation, images, provenance FROM samples"
+            f"{where} ORDER BY rowid",
+            params,
+        )
+        return [self._row_to_sample(r) for r in rows]
+
+    def get(self, ids: Iterable[str]) -> list[Sample]:
+        """Samples by id, in the order given; unknown or pruned ids raise."""
+        ids = list(ids)
+        out = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            q = ",".join("?" * len(chunk))
+            for r in self.db.execute(
+                "SELECT id, dataset, task, split, conversation, images, provenance FROM samples"
+                f" WHERE status='active' AND id IN ({q})",
+                chunk,
+            ):
+                out[r[0]] = self._row_to_sample(r)
+        missing = [i for i in ids if i not in out]
+        if missing:
+            raise PoolError(f"{len(missing)} ids are not active in the pool, e.g. {missing[0]!r}")
+        return [out[i] for i in ids]
+
+    @staticmethod
+    def _row_to_sample(r) -> Sample:
+        return Sample(
+            id=r[0],
+            dataset=r[1],
+            task=r[2],
+            split=r[3],
+            conversation=json.loads(r[4]),
+            images=json.loads(r[5]),
+            provenance=json.loads(r[6]),
+        )
+
+    def ids(self, status: str | None = "active", split: str | None = "train", dataset: str | None = None) -> list[str]:
+        where, params = self._where(status, split, dataset, None)
+        return [r[0] for r in self.db.execute(f"SELECT id FROM samples{where} ORDER BY rowid", params)]
+
+    def count(self, status: str | None = "active", split: str | None = "train", dataset: str | None = None) -> int:
+        where, params = self._where(status, split, dataset, None)
+        return self.db.execute(f"SELECT COUNT(*) FROM samples{where}", params).fetchone()[0]
+
+    def datasets(self, split: str | None = None) -> list[str]:
+        """Datasets in the order they first arrived."""
+        where, params = self._where(None, split, None, None)
+        rows = self.db.execute(f"SELECT dataset, MIN(rowid) m FROM samples{where} GROUP BY dataset ORDER BY m", params)
+        return [r[0] for r in rows]
+
+    # ---- pruning ---------------------------------------------------------
+    def prune(self, records: list[PruneRecord]) -> int:
+        """Permanently remove active samples: ledger rows, content deleted, blobs freed.
+
+        One transaction; afterwards every blob no longer referenced by any
+        sample is deleted from disk. Returns the number removed.
+        """
+        freed: set[str] = set()
+        with self.transaction() as db:
+            for rec in records:
+                row = db.execute(
+                    "SELECT rowid, content_key, status FROM samples WHERE id=?", (rec.sample_id,)
+                ).fetchone()
+                if row is None or row[2] != "active":
+                    raise PoolError(f"cannot prune {rec.sample_id!r}: not an active sample")
+                rowid, key, _ = row
+                db.execute(
+                    "INSERT INTO ledger (sample_id, content_key, round, cluster, max_sim, reason) VALUES (?,?,?,?,?,?)",
+                    (rec.sample_id, key, rec.round, rec.cluster, rec.max_sim, rec.reason),
+                )
+                hashes = [h for (h,) in db.execute("SELECT hash FROM sample_images WHERE sample_rowid=?", (rowid,))]
+                db.execute("DELETE FROM sample_images WHERE sample_rowid=?", (rowid,))
+                db.execute("UPDATE samples SET status='pruned', conversation=NULL WHERE rowid=?", (rowid,))
+                freed.update(hashes)
+        for h in freed:
+            if self.db.execute("SELECT 1 FROM sample_images WHERE hash=? LIMIT 1", (h,)).fetchone() is None:
+                self.blob_path(h).unlink(missing_ok=True)
+        return len(records)
+
+    def ledger(self) -> list[dict]:
+        cols = ("sample_id", "content_key", "round", "cluster", "max_sim", "reason")
+        return [dict(zip(cols, r)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM ledger ORDER BY rowid")]
+
+    # ---- summaries ----------------------------------------------------------
+    def stats(self) -> list[dict]:
+        """Counts per (dataset, task, split, status)."""
+        rows = self.db.execute(
+            "SELECT dataset, task, split, status, COUNT(*) FROM samples GROUP BY dataset, task, split, status"
+            " ORDER BY MIN(rowid), split, status"
+        )
+        return [dict(dataset=r[0], task=r[1], split=r[2], status=r[3], count=r[4]) for r in rows]
+
+    def n_blobs(self) -> int:
+        return sum(1 for p in self.blob_dir.glob("*/*") if not p.name.startswith(".tmp-"))
+
+    def check(self) -> list[str]:
+        """Consistency problems (empty list when the pool is sound)."""
+        problems = []
+        for (h,) in self.db.execute("SELECT DISTINCT hash FROM sample_images"):
+            if not self.blob_path(h).exists():
+                problems.append(f"blob {h} referenced but missing")
+        n = self.db.execute("SELECT COUNT(*) FROM samples WHERE status='active' AND conversation IS NULL").fetchone()[0]
+        if n:
+            problems.append(f"{n} active samples without content")
+        return problems
+
+    def new_ingest(self, source: str, fmt: str, dataset: str, split: str, round_: int) -> int:
+        cur = self.db.execute(
+            "INSERT INTO ingests (source, format, dataset, split, round, added, unchanged, quarantined)"
+            " VALUES (?,?,?,?,?,0,0,0)",
+            (source, fmt, dataset, split, round_),
+        )
+        return cur.lastrowid
+
+    def finish_ingest(self, ingest_id: int, added: int, unchanged: int, quarantined: int) -> None:
+        self.db.execute(
+            "UPDATE ingests SET added=?, unchanged=?, quarantined=? WHERE id=?",
+            (added, unchanged, quarantined, ingest_id),
+        )

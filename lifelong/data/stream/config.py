@@ -1,0 +1,61 @@
+"""Configuration of the built-in offline task stream."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SplitSizes:
+    """Samples per split of one dataset at one scale.
+
+    ``train`` counts every record of the train split, injected near-duplicates
+    and noisy records included; ``test`` is clean (no duplicates, no noise).
+    """
+
+    train: int
+    test: int
+
+
+def _default_scales() -> dict[str, SplitSizes]:
+    return {
+        # Tests: the whole stream prepares in a few seconds.
+        "small": SplitSizes(train=40, test=16),
+        # Demo and benchmarks: a 135M model on 2 CPU cores trains at ~4.5
+        # samples/s, and the whole demo (every round) has to fit in ~20 min, so
+        # each dataset stays in the hundreds rather than thousands.
+        "full": SplitSizes(train=600, test=60),
+    }
+
+
+def _default_order() -> list[str]:
+    return ["vqa_shape", "vqa_color", "digits", "counting", "spatial", "text_reading", "text_only"]
+
+
+@dataclass
+class StreamConfig:
+    """What ``prepare_stream`` writes.
+
+    ``order`` is the arrival order of the datasets (names from the registry in
+    ``lifelong.data.stream.generators``). The three rates are fractions of each
+    train split; the counts are rounded once per split, so they are exact and do
+    not depend on the seed. Test splits never get duplicates or noise.
+    """
+
+    order: list[str] = field(default_factory=_default_order)
+    scales: dict[str, SplitSizes] = field(default_factory=_default_scales)
+    # Near-duplicates: copies of a clean sample with the image shifted by
+    # ``jitter_px`` pixels (text-only: the question reworded), same answer.
+    # Gives semantic dedup something to find.
+    duplicate_rate: float = 0.10
+    # Wrong answer for the question and image (another answer of the same kind).
+    mislabel_rate: float = 0.05
+    # Image replaced by uniform noise, unrelated to the question; the answer is
+    # kept, so only the question could explain it. Image datasets only; gives
+    # the image-grounding expert something to find.
+    ungrounded_rate: float = 0.05
+    # Side of the square RGB images in pixels (easy-vqa ships 64x64 images).
+    image_size: int = 64
+    # Shift of a near-duplicate's image, in pixels (edge pixels are repeated).
+    jitter_px: int = 1
+    # Counting: the number of objects drawn is uniform in [1, max_count].
+    max_count: int = 6

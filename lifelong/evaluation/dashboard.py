@@ -1,0 +1,496 @@
+"""One self-contained HTML dashboard for one or more runs.
+
+``write_dashboard([run_a, run_b], out)`` reads each run's
+``metrics/history.json`` (:mod:`lifelong.evaluation.history`) and writes a
+single HTML file with every chart as inline SVG drawn here: no JavaScript, no
+network, no external fonts or stylesheets, so it opens anywhere, offline.
+
+Charts (each an ``<svg class="chart" id=...>``; ``k`` = run index):
+
+* ``avg-acc``, ``forgetting``: average accuracy / forgetting per round, runs overlaid;
+* ``pool-size``: active pool (solid) and selected set (dashed) per round, runs overlaid;
+* ``train-loss``: training loss against global step, runs overlaid;
+* ``heatmap-k``: the accuracy matrix with numbers;
+* ``task-curves-k``: accuracy of every task per round;
+* ``clusters-k``: samples per routed expert per round (stacked bars over the
+  pseudo-skill clusters), with the cluster table underneath.
+
+Every string from data (run, task, dataset, expert names) is HTML-escaped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import html
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from lifelong.evaluation import metrics as M
+from lifelong.evaluation.history import RunHistory, load_history
+
+
+@dataclasses.dataclass
+class DashboardConfig:
+    """Look of the dashboard.
+
+    ``chart_width``/``chart_height``: plot size in CSS pixels (a 1400 px wide
+    window fits two charts side by side); ``reference_strategy``: runs with
+    this strategy are the reference for relative gain (the multitask upper
+    bound in the paper); ``max_label_chars``: longer names are cut in the
+    charts (the full name stays in the tooltip and tables).
+    """
+
+    title: str = "lifelong: run dashboard"
+    chart_width: int = 620
+    chart_height: int = 260
+    reference_strategy: str = "multitask"
+    max_label_chars: int = 28
+
+
+# Colour-blind-friendly categorical palette (Okabe-Ito plus greys), one per run/task/expert.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"]
+DASHES = ["", "6 3", "2 3", "8 3 2 3"]
+# Heatmap colour stops for accuracy 0 -> 1 (light to dark blue-green).
+HEAT_STOPS = [(0.0, (247, 252, 240)), (0.5, (123, 204, 196)), (1.0, (8, 64, 129))]
+MARGIN = dict(left=56, right=16, top=34, bottom=40)
+LEGEND_ROW = 18
+
+
+def esc(x) -> str:
+    """HTML-escape anything for text and attribute values."""
+    return html.escape(str(x), quote=True)
+
+
+def _cut(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: max(n - 1, 1)] + "\u2026"
+
+
+def _fmt(v: Optional[float], digits: int = 3) -> str:
+    """Short number for labels: integers as such, else ``digits`` decimals without trailing zeros."""
+    if v is None or not math.isfinite(v):
+        return "\u2013"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    if abs(v) < 10 ** -digits:
+        return f"{v:.2g}"
+    return f"{v:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0, 1.0]
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    ticks, t = [], start
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 10))
+        t += step
+    if ticks[-1] < hi:
+        ticks.append(round(t, 10))
+    return ticks
+
+
+@dataclasses.dataclass
+class Series:
+    """One line of a line chart; ``points`` are (x, y), a NaN y breaks the line."""
+
+    label: str
+    points: list[tuple[float, float]]
+    color: str
+    dash: str = ""
+    run: str = ""
+
+
+class _Frame:
+    """Axes and scales of one chart; ``x``/``y`` map data to pixels."""
+
+    def __init__(self, cfg: DashboardConfig, xs: Sequence[float], ys: Sequence[float], *, y_range=None, x_integer=True):
+        self.w, self.h = cfg.chart_width, cfg.chart_height
+        xs = [x for x in xs if math.isfinite(x)] or [0.0, 1.0]
+        ys = [y for y in ys if math.isfinite(y)] or [0.0, 1.0]
+        lo, hi = y_range if y_range else (min(ys), max(ys))
+        if y_range is None and hi - lo < 1e-12:
+            lo, hi = lo - 0.5, hi + 0.5
+        self.yt = _nice_ticks(lo, hi)
+        self.y0, self.y1 = self.yt[0], self.yt[-1]
+        self.x0, self.x1 = min(xs), max(xs)
+        if self.x1 - self.x0 < 1e-12:
+            self.x0, self.x1 = self.x0 - 0.5, self.x1 + 0.5
+        if x_integer and self.x1 - self.x0 <= 12:
+            self.xt = [float(v) for v in range(math.ceil(self.x0), math.floor(self.x1) + 1)]
+        else:
+            self.xt = [t for t in _nice_ticks(self.x0, self.x1) if self.x0 - 1e-9 <= t <= self.x1 + 1e-9]
+        self.pl, self.pt = MARGIN["left"], MARGIN["top"]
+        self.pw = self.w - MARGIN["left"] - MARGIN["right"]
+        self.ph = self.h - MARGIN["top"] - MARGIN["bottom"]
+
+    def x(self, v: float) -> float:
+        return self.pl + (v - self.x0) / (self.x1 - self.x0) * self.pw
+
+    def y(self, v: float) -> float:
+        return self.pt + (1 - (v - self.y0) / (self.y1 - self.y0)) * self.ph
+
+    def axes(self, title: str, x_label: str, y_label: str) -> list[str]:
+        out = [f'<text class="title" x="{self.pl}" y="20">{esc(title)}</text>']
+        for t in self.yt:
+            yy = self.y(t)
+            out.append(f'<line class="grid" x1="{self.pl}" x2="{self.pl + self.pw}" y1="{yy:.1f}" y2="{yy:.1f}"/>')
+            out.append(f'<text class="tick" x="{self.pl - 6}" y="{yy + 4:.1f}" text-anchor="end">{esc(_fmt(t))}</text>')
+        for t in self.xt:
+            xx = self.x(t)
+            out.append(f'<line class="axis" x1="{xx:.1f}" x2="{xx:.1f}" y1="{self.pt + self.ph}" y2="{self.pt + self.ph + 4}"/>')
+            out.append(f'<text class="tick" x="{xx:.1f}" y="{self.pt + self.ph + 16}" text-anchor="middle">{esc(_fmt(t))}</text>')
+        out.append(f'<rect class="frame" x="{self.pl}" y="{self.pt}" width="{self.pw}" height="{self.ph}"/>')
+        out.append(f'<text class="label" x="{self.pl + self.pw / 2:.1f}" y="{self.h - 6}" text-anchor="middle">{esc(x_label)}</text>')
+        out.append(
+            f'<text class="label" transform="translate(14 {self.pt + self.ph / 2:.1f}) rotate(-90)" text-anchor="middle">{esc(y_label)}</text>'
+        )
+        return out
+
+
+def _legend(cfg: DashboardConfig, items: list[tuple[str, str, str, str]], top: float) -> list[str]:
+    """Legend rows ``(label, color, dash, kind)`` from y = ``top``; kind 'line' or 'box'."""
+    out = ['<g class="legend">']
+    for k, (label, color, dash, kind) in enumerate(items):
+        y = top + k * LEGEND_ROW
+        x = MARGIN["left"]
+        if kind == "box":
+            out.append(f'<rect x="{x}" y="{y - 9}" width="18" height="10" fill="{color}"/>')
+        else:
+            out.append(
+                f'<line x1="{x}" x2="{x + 18}" y1="{y - 4}" y2="{y - 4}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{dash}"/>'
+            )
+        out.append(
+            f'<text class="legend-label" x="{x + 24}" y="{y}"><title>{esc(label)}</title>{esc(_cut(label, cfg.max_label_chars * 2))}</text>'
+        )
+    out.append("</g>")
+    return out
+
+
+def _svg(chart_id: str, cfg: DashboardConfig, height: float, body: list[str], extra_class: str = "") -> str:
+    cls = f"chart {extra_class}".strip()
+    return (
+        f'<svg class="{cls}" id="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'width="{cfg.chart_width}" height="{height:.0f}" viewBox="0 0 {cfg.chart_width} {height:.0f}">'
+        + "".join(body)
+        + "</svg>"
+    )
+
+
+def _no_data(f: _Frame) -> str:
+    return f'<text class="empty" x="{f.pl + f.pw / 2:.1f}" y="{f.pt + f.ph / 2:.1f}" text-anchor="middle">no data yet</text>'
+
+
+def line_chart(chart_id: str, title: str, series: list[Series], cfg: DashboardConfig, *, x_label: str, y_label: str,
+               y_range: Optional[tuple[float, float]] = None, x_integer: bool = True, markers: bool = True) -> str:
+    """An SVG line chart with one polyline per series and a legend underneath."""
+    xs = [p[0] for s in series for p in s.points]
+    ys = [p[1] for s in series for p in s.points]
+    f = _Frame(cfg, xs, ys, y_range=y_range, x_integer=x_integer)
+    body = f.axes(title, x_label, y_label)
+    if not any(math.isfinite(y) for y in ys):
+        body.append(_no_data(f))
+    for s in series:
+        segs, cur = [], []
+        for x, y in s.points:
+            if math.isfinite(x) and math.isfinite(y):
+                cur.append((f.x(x), f.y(y)))
+            elif cur:
+                segs.append(cur)
+                cur = []
+        if cur:
+            segs.append(cur)
+        d = " ".join("M" + " L".join(f"{px:.1f} {py:.1f}" for px, py in seg) for seg in segs)
+        body.append(
+            f'<g class="series" data-run="{esc(s.run)}" data-label="{esc(s.label)}"><title>{esc(s.label)}</title>'
+            f'<path d="{d}" fill="none" stroke="{s.color}" stroke-width="2" stroke-dasharray="{s.dash}"/>'
+        )
+        if markers:
+            for x, y in s.points:
+                if math.isfinite(x) and math.isfinite(y):
+                    body.append(
+                        f'<circle cx="{f.x(x):.1f}" cy="{f.y(y):.1f}" r="3" fill="{s.color}">'
+                        f"<title>{esc(s.label)}: {esc(_fmt(x))}, {esc(_fmt(y, 4))}</title></circle>"
+                    )
+        body.append("</g>")
+    body += _legend(cfg, [(s.label, s.color, s.dash, "line") for s in series], f.h + 8)
+    return _svg(chart_id, cfg, f.h + 8 + LEGEND_ROW * len(series), body)
+
+
+def stacked_bar_chart(chart_id: str, title: str, xs: list[int], stacks: dict[str, list[float]], colors: dict[str, str],
+                      cfg: DashboardConfig, *, x_label: str, y_label: str) -> str:
+    """Stacked bars: at each x, one segment per key of ``stacks`` (values aligned with ``xs``)."""
+    totals = [sum(v[k] for v in stacks.values()) for k in range(len(xs))]
+    f = _Frame(cfg, [x - 0.5 for x in xs] + [x + 0.5 for x in xs], [0.0] + totals, x_integer=True)
+    f.xt = [float(x) for x in xs]
+    body = f.axes(title, x_label, y_label)
+    if not xs:
+        body.append(_no_data(f))
+    bw = max(min(f.pw / max(len(xs), 1) * 0.6, 60), 4)
+    for k, x in enumerate(xs):
+        base = 0.0
+        for name, vals in stacks.items():
+            v = vals[k]
+            if v <= 0:
+                continue
+            y_top, y_bot = f.y(base + v), f.y(base)
+            body.append(
+                f'<rect class="bar" data-expert="{esc(name)}" x="{f.x(x) - bw / 2:.1f}" y="{y_top:.1f}" width="{bw:.1f}" '
+                f'height="{max(y_bot - y_top, 0.5):.1f}" fill="{colors[name]}"><title>round {x}: {esc(name)} {esc(_fmt(v))}</title></rect>'
+            )
+            base += v
+    items = [(name, colors[name], "", "box") for name in stacks]
+    body += _legend(cfg, items, f.h + 8)
+    return _svg(chart_id, cfg, f.h + 8 + LEGEND_ROW * len(items), body)
+
+
+def _heat_color(v: float) -> tuple[str, str]:
+    """(fill, text colour) for accuracy ``v`` in [0, 1]; grey for NaN."""
+    if not math.isfinite(v):
+        return "#e6e6e6", "#666666"
+    v = min(max(v, 0.0), 1.0)
+    for (a, ca), (b, cb) in zip(HEAT_STOPS, HEAT_STOPS[1:]):
+        if v <= b:
+            w = (v - a) / (b - a)
+            rgb = [round(x + (y - x) * w) for x, y in zip(ca, cb)]
+            break
+    lum = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    return "#%02x%02x%02x" % tuple(rgb), "#ffffff" if lum < 140 else "#111111"
+
+
+def heatmap(chart_id: str, title: str, h: RunHistory, cfg: DashboardConfig) -> str:
+    """The accuracy matrix: rows = rounds (0 = before training), columns = tasks, numbers in the cells.
+
+    The cell of each task just after it was learned (``a[i + 1, i]``) is outlined.
+    """
+    m = h.accuracy_matrix()
+    n_rows, n_cols = max(m.shape[0], 1), max(len(h.tasks), 1)
+    left, top = 90, 96
+    cw = min(max((cfg.chart_width - left - 10) / n_cols, 34), 90)
+    ch = 26
+    width = max(cfg.chart_width, left + cw * n_cols + 10)
+    height = top + ch * n_rows + 12
+    body = [f'<text class="title" x="8" y="20">{esc(title)}</text>']
+    for i, task in enumerate(h.tasks):
+        cx = left + cw * (i + 0.5)
+        body.append(
+            f'<text class="tick" transform="translate({cx:.1f} {top - 8}) rotate(-35)" text-anchor="start">'
+            f"<title>{esc(task)}</title>{esc(_cut(task, 16))}</text>"
+        )
+    for t in range(m.shape[0]):
+        y = top + ch * t
+        label = "before" if t == 0 else f"round {t}"
+        body.append(f'<text class="tick" x="{left - 6}" y="{y + ch / 2 + 4:.1f}" text-anchor="end">{label}</text>')
+        for i in range(len(h.tasks)):
+            v = m[t, i]
+            fill, ink = _heat_color(v)
+            x = left + cw * i
+            learned = t == i + 1
+            stroke = ' stroke="#d62728" stroke-width="2"' if learned else ' stroke="#ffffff" stroke-width="1"'
+            body.append(
+                f'<rect class="cell" x="{x:.1f}" y="{y}" width="{cw:.1f}" height="{ch}" fill="{fill}"{stroke}>'
+                f"<title>{esc(h.tasks[i])} after {esc(label)}: {esc(_fmt(v, 4))}</title></rect>"
+                f'<text class="cell-text" x="{x + cw / 2:.1f}" y="{y + ch / 2 + 4:.1f}" text-anchor="middle" fill="{ink}">'
+                f"{_fmt(v) if not math.isfinite(v) else f'{v:.2f}'}</text>"
+            )
+    if m.shape[0] == 0:
+        body.append(f'<text class="empty" x="{left}" y="{top + 16}">no evaluation yet</text>')
+    return (
+        f'<svg class="chart heatmap" id="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}">' + "".join(body) + "</svg>"
+    )
+
+
+def _loss_points(h: RunHistory) -> list[tuple[float, float]]:
+    """Training loss against a global step: rounds whose steps restart are shifted after the previous ones."""
+    pts, offset, last = [], 0.0, -math.inf
+    for r in h.rounds:
+        if not r.train_loss:
+            continue
+        first = r.train_loss[0][0]
+        if first + offset <= last:
+            offset = last - first + 1
+        for step, loss in r.train_loss:
+            pts.append((step + offset, loss))
+        last = pts[-1][0]
+        pts.append((math.nan, math.nan))  # break the line between rounds
+    return pts[:-1]
+
+
+def _run_label(h: RunHistory) -> str:
+    return f"{h.run} ({h.strategy})"
+
+
+def _reference(histories: list[RunHistory], cfg: DashboardConfig) -> Optional[RunHistory]:
+    for h in histories:
+        if h.strategy == cfg.reference_strategy and len(h.accuracy) > 1:
+            return h
+    return None
+
+
+def _summary_table(histories: list[RunHistory], cfg: DashboardConfig) -> str:
+    ref = _reference(histories, cfg)
+    names = list(M.METRICS)
+    head = "".join(f'<th title="{esc(M.METRICS[n].description)}">{esc(n)}</th>' for n in names)
+    rows = []
+    for k, h in enumerate(histories):
+        ref_row = None
+        if ref is not None and ref.tasks == h.tasks:
+            ref_row = ref.accuracy_matrix()[-1]
+        vals = M.compute_all(h.accuracy_matrix(), ref_row) if h.accuracy else {n: math.nan for n in names}
+        done = max(len(h.accuracy) - 1, 0)
+        cells = "".join(f"<td>{esc(_fmt(vals[n], 3))}</td>" for n in names)
+        swatch = f'<span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}"></span>'
+        rows.append(
+            f"<tr><td>{swatch}<a href=\"#run-{k}\">{esc(h.run)}</a></td><td>{esc(h.strategy)}</td>"
+            f"<td>{done} / {len(h.tasks)}</td>{cells}</tr>"
+        )
+    note = (
+        f"relative_gain is against run {esc(ref.run)} (strategy {esc(cfg.reference_strategy)})."
+        if ref is not None
+        else f"relative_gain needs a run with strategy {esc(cfg.reference_strategy)} over the same tasks."
+    )
+    return (
+        '<table class="summary" id="summary"><thead><tr><th>run</th><th>strategy</th><th>rounds done / tasks</th>'
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table><p class=\"note\">{note} "
+        "avg_acc = mean over tasks seen so far after the last round; forgetting = mean drop from a task's best "
+        "accuracy; bwt / fwt as in GEM (Lopez-Paz &amp; Ranzato, 2017).</p>"
+    )
+
+
+def _cluster_table(h: RunHistory) -> str:
+    rows = []
+    for r in h.rounds:
+        for c in r.clusters:
+            rows.append(
+                f"<tr><td>{r.round}</td><td>{esc(r.dataset)}</td><td>{c.id}</td><td>{c.size}</td>"
+                f"<td>{'' if c.selected is None else c.selected}</td><td>{esc(c.expert)}</td><td>{esc(_fmt(c.entropy, 3))}</td></tr>"
+            )
+    if not rows:
+        return "<p class=\"note\">no clusters recorded yet</p>"
+    return (
+        '<details><summary>pseudo-skill clusters (table)</summary><table class="clusters"><thead><tr><th>round</th>'
+        "<th>dataset</th><th>cluster</th><th>size</th><th>selected</th><th>routed expert</th><th>entropy (bits)</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table></details>"
+    )
+
+
+def _stage_table(h: RunHistory) -> str:
+    stages = sorted({s for r in h.rounds for s in r.stage_seconds})
+    if not stages:
+        return ""
+    head = "".join(f"<th>{esc(s)}</th>" for s in stages)
+    rows = "".join(
+        f"<tr><td>{r.round}</td><td>{esc(r.dataset)}</td><td>{r.pool_size}</td><td>{r.selected}</td><td>{r.pruned}</td>"
+        + "".join(f"<td>{esc(_fmt(r.stage_seconds.get(s, math.nan), 3))}</td>" for s in stages)
+        + "</tr>"
+        for r in h.rounds
+    )
+    return (
+        '<details><summary>rounds and stage times (seconds)</summary><table class="stages"><thead><tr><th>round</th>'
+        f"<th>dataset</th><th>pool</th><th>selected</th><th>pruned</th>{head}</tr></thead><tbody>{rows}</tbody></table></details>"
+    )
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f5f6f8;color:#1d1d1f}
+header{background:#1f3a5f;color:#fff;padding:14px 24px}header h1{margin:0;font-size:22px}header p{margin:4px 0 0;opacity:.85;font-size:13px}
+main{padding:12px 24px 40px}section{margin:18px 0}h2{font-size:18px;margin:6px 0 10px;border-bottom:1px solid #d5d9e0;padding-bottom:4px}
+.grid{display:flex;flex-wrap:wrap;gap:14px}.card{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:8px;overflow-x:auto}
+svg.chart{display:block;font-size:12px}svg .title{font-size:14px;font-weight:600;fill:#1d1d1f}svg .tick{fill:#444;font-size:11px}
+svg .label{fill:#333;font-size:12px}svg .grid{stroke:#e3e6ea}svg .axis{stroke:#888}svg .frame{fill:none;stroke:#aab}
+svg .legend-label{fill:#222;font-size:12px}svg .empty{fill:#999;font-size:14px}svg .cell-text{font-size:11px}
+svg .series:hover path{stroke-width:3.5}table{border-collapse:collapse;font-size:13px;background:#fff}
+th,td{border:1px solid #dde1e7;padding:3px 8px;text-align:right}th{background:#eef1f5}td:first-child,th:first-child{text-align:left}
+.swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px}.note{font-size:12px;color:#555}
+details{margin-top:8px}summary{cursor:pointer;font-size:13px;color:#1f3a5f}
+"""
+
+
+def render_dashboard(histories: list[RunHistory], cfg: Optional[DashboardConfig] = None) -> str:
+    """The dashboard HTML for ``histories`` (pure: no file access)."""
+    cfg = cfg or DashboardConfig()
+    ref = _reference(histories, cfg)
+    run_color = {k: PALETTE[k % len(PALETTE)] for k in range(len(histories))}
+    run_dash = {k: DASHES[(k // len(PALETTE)) % len(DASHES)] for k in range(len(histories))}
+
+    avg, forg, pool, loss = [], [], [], []
+    for k, h in enumerate(histories):
+        m = h.accuracy_matrix()
+        label = _run_label(h)
+        if m.shape[0]:
+            ts = range(1, m.shape[0])
+            a_series = M.per_round("avg_acc", m)
+            f_series = M.per_round("forgetting", m)
+            avg.append(Series(label, [(t, a_series[t]) for t in ts], run_color[k], run_dash[k], h.run))
+            forg.append(Series(label, [(t, f_series[t]) for t in ts], run_color[k], run_dash[k], h.run))
+        pool.append(Series(f"{label}: pool", [(r.round, r.pool_size) for r in h.rounds], run_color[k], "", h.run))
+        pool.append(Series(f"{label}: selected", [(r.round, r.selected) for r in h.rounds], run_color[k], "6 3", h.run))
+        loss.append(Series(label, _loss_points(h), run_color[k], run_dash[k], h.run))
+
+    experts = sorted({c.expert for h in histories for r in h.rounds for c in r.clusters})
+    expert_color = {e: PALETTE[(i + 2) % len(PALETTE)] for i, e in enumerate(experts)}
+
+    card = lambda svg: f'<div class="card">{svg}</div>'  # noqa: E731
+    overview = [
+        card(line_chart("avg-acc", "Average accuracy over tasks seen so far", avg, cfg, x_label="round", y_label="accuracy", y_range=(0, 1))),
+        card(line_chart("forgetting", "Forgetting (mean drop from best accuracy)", forg, cfg, x_label="round", y_label="forgetting")),
+        card(line_chart("pool-size", "Pool size (solid) and selected set (dashed)", pool, cfg, x_label="round", y_label="samples")),
+        card(line_chart("train-loss", "Training loss", loss, cfg, x_label="global step", y_label="loss", x_integer=False, markers=False)),
+    ]
+    runs_html = []
+    for k, h in enumerate(histories):
+        m = h.accuracy_matrix()
+        tcurves = [
+            Series(task, [(t, m[t, i]) for t in range(m.shape[0])], PALETTE[i % len(PALETTE)], DASHES[(i // len(PALETTE)) % len(DASHES)], h.run)
+            for i, task in enumerate(h.tasks)
+        ]
+        xs = [r.round for r in h.rounds]
+        stacks = {e: [float(sum(c.size for c in r.clusters if c.expert == e)) for r in h.rounds] for e in experts}
+        stacks = {e: v for e, v in stacks.items() if any(v)}
+        runs_html.append(
+            f'<section class="run" id="run-{k}" data-run="{esc(h.run)}"><h2><span class="swatch" style="background:{run_color[k]}"></span>'
+            f"Run {esc(h.run)} <small>({esc(h.strategy)})</small></h2><div class=\"grid\">"
+            + card(heatmap(f"heatmap-{k}", "Accuracy matrix (row = after round, outlined = just learned)", h, cfg))
+            + card(line_chart(f"task-curves-{k}", "Per-task accuracy (round 0 = before training)", tcurves, cfg,
+                              x_label="round", y_label="accuracy", y_range=(0, 1)))
+            + card(stacked_bar_chart(f"clusters-{k}", "Pseudo-skill clusters: samples per routed expert", xs, stacks,
+                                     expert_color, cfg, x_label="round", y_label="samples in clusters")
+                   + _cluster_table(h) + _stage_table(h))
+            + "</div></section>"
+        )
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    run_list = ", ".join(esc(_run_label(h)) for h in histories) or "no runs"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{esc(cfg.title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(cfg.title)}</h1><p>{len(histories)} run(s): {run_list} \u00b7 written {stamp}"
+        + (f" \u00b7 reference for relative gain: {esc(ref.run)}" if ref else "")
+        + "</p></header><main>"
+        f"<section id=\"overview\"><h2>Summary</h2>{_summary_table(histories, cfg)}</section>"
+        f"<section id=\"compare\"><h2>Runs compared</h2><div class=\"grid\">{''.join(overview)}</div></section>"
+        + "".join(runs_html)
+        + "</main></body></html>\n"
+    )
+
+
+def write_dashboard(run_dirs: Sequence[str | Path], out: str | Path, config: Optional[DashboardConfig] = None) -> Path:
+    """Read each run's history and write the dashboard HTML to ``out`` (atomically); returns ``out``."""
+    histories = [load_history(d) for d in run_dirs]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(render_dashboard(histories, config), encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,219 @@
+"""Continual-learning metrics as pure numpy functions of the accuracy matrix.
+
+The accuracy matrix ``a`` has shape ``(R + 1, T)``:
+
+* row 0 holds the accuracies *before any training* (the base model);
+  row ``t`` (``1 <= t <= R``) holds them *after round t*;
+* column ``i`` (0-based) is task ``i`` in arrival order; task ``i`` arrives and
+  is trained on in round ``i + 1``, so a full run of ``T`` tasks has ``R = T``
+  rounds and ``a[i + 1, i]`` is "task i just after it was learned";
+* values are accuracies in ``[0, 1]``; ``NaN`` marks a cell that was not
+  evaluated (a term that needs it is left out of the mean).
+
+A run in progress has ``R < T`` rows after row 0; every metric is then taken
+"as of the last row": the tasks seen so far are columns ``0 .. R-1`` and the
+final row is ``a[R]``. Evaluating a metric on the prefix ``a[: t + 1]`` gives
+its value after round ``t`` (:func:`per_round`).
+
+Translation from the 1-based notation of GEM (Lopez-Paz & Ranzato, 2017),
+where ``R_{j,i}`` is the accuracy on task ``i`` after learning task ``j`` and
+``b_i`` the accuracy of the untrained model: ``R_{j,i} = a[j, i - 1]`` and
+``b_i = a[0, i - 1]``. So with ``T`` the last row index:
+
+* average accuracy ``A_t = mean_{i < min(t, T)} a[t, i]``
+* forgetting ``F = mean_{i < R-1} max_{i+1 <= t <= R-1} (a[t, i] - a[R, i])``
+  (Chaudhry et al. 2018: only rows after task i was learned count)
+* backward transfer ``BWT = mean_{i < R-1} (a[R, i] - a[i + 1, i])``
+* forward transfer ``FWT = mean_{1 <= i <= min(R, T-1)} (a[i, i] - a[0, i])``
+  (accuracy on task i just before it arrives, minus the untrained model's)
+* relative gain ``RG = 100 * mean_{i < min(R, T)} a[R, i] / ref[i]``
+
+Adding a metric: write ``fn(a, reference=None) -> float`` and decorate it with
+``@register("name")``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Callable, Optional
+
+import numpy as np
+
+
+def _as_matrix(a) -> np.ndarray:
+    """``a`` as a float (R + 1, T) array; a single row is row 0 only."""
+    m = np.asarray(a, dtype=float)
+    if m.ndim != 2:
+        raise ValueError(f"accuracy matrix must be 2-D (rounds + 1, tasks), got shape {m.shape}")
+    return m
+
+
+def _mean(values) -> float:
+    """Mean of the finite values; NaN when there are none (no warning)."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def _last_round(m: np.ndarray) -> int:
+    return m.shape[0] - 1
+
+
+def _seen(m: np.ndarray, t: int) -> int:
+    """Number of tasks seen after round ``t`` (columns ``0 .. seen-1``)."""
+    return min(t, m.shape[1])
+
+
+def average_accuracy_at(a, t: int) -> float:
+    """``A_t``: mean of ``a[t, i]`` over the tasks seen after round ``t``.
+
+    Round 0 has seen no task, so ``A_0`` is NaN.
+    """
+    m = _as_matrix(a)
+    if not 0 <= t <= _last_round(m):
+        raise IndexError(f"round {t} is not a row of a matrix with rounds 0..{_last_round(m)}")
+    return _mean(m[t, : _seen(m, t)])
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A scalar metric of the accuracy matrix.
+
+    ``fn(a, reference)`` returns a float; ``higher_is_better`` tells the
+    dashboard how to read it; ``needs_reference`` metrics get the reference
+    run's accuracies and are NaN without one.
+    """
+
+    name: str
+    fn: Callable[..., float]
+    higher_is_better: bool = True
+    needs_reference: bool = False
+    description: str = ""
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(name: str, *, higher_is_better: bool = True, needs_reference: bool = False):
+    """Decorator registering ``fn(a, reference=None) -> float`` under ``name``."""
+
+    def deco(fn):
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        METRICS[name] = Metric(name, fn, higher_is_better, needs_reference, doc[0] if doc else "")
+        return fn
+
+    return deco
+
+
+@register("avg_acc")
+def average_accuracy(a, reference=None) -> float:
+    """Average accuracy A_R over the tasks seen so far, after the last round."""
+    m = _as_matrix(a)
+    return average_accuracy_at(m, _last_round(m))
+
+
+@register("forgetting", higher_is_better=False)
+def forgetting(a, reference=None) -> float:
+    """Forgetting: mean over earlier tasks of the drop from their best accuracy to now.
+
+    ``F = mean_{i < R-1} max_{i+1 <= t <= R-1} (a[t, i] - a[R, i])`` with ``R``
+    the last row. Only rows after task ``i`` was learned count (row ``i + 1``
+    onwards); the task learned in the last round is left out (it cannot have
+    been forgotten yet). NaN cells are skipped inside the max; a task whose
+    terms are all NaN is left out of the mean.
+    """
+    m = _as_matrix(a)
+    r = _last_round(m)
+    terms = []
+    for i in range(min(r - 1, m.shape[1])):
+        past = m[i + 1 : r, i]
+        past = past[np.isfinite(past)]
+        if past.size and np.isfinite(m[r, i]):
+            terms.append(past.max() - m[r, i])
+    return _mean(terms)
+
+
+@register("bwt")
+def backward_transfer(a, reference=None) -> float:
+    """Backward transfer (GEM): mean over earlier tasks of accuracy now minus just after learning.
+
+    ``BWT = mean_{i < R-1} (a[R, i] - a[i + 1, i])``; negative = forgetting.
+    """
+    m = _as_matrix(a)
+    r = _last_round(m)
+    n = min(r - 1, m.shape[1])
+    if n <= 0:
+        return float("nan")
+    idx = np.arange(n)
+    return _mean(m[r, idx] - m[idx + 1, idx])
+
+
+@register("fwt")
+def forward_transfer(a, reference=None) -> float:
+    """Forward transfer (GEM): mean over tasks 1.. of accuracy just before arrival minus the base model's.
+
+    ``FWT = mean_{1 <= i <= min(R, T-1)} (a[i, i] - a[0, i])``: ``a[i, i]``
+    is task ``i`` after round ``i``, i.e. after learning task ``i - 1``.
+    Task 0 is left out (nothing was learned before it arrived).
+    """
+    m = _as_matrix(a)
+    n = min(_last_round(m), m.shape[1] - 1)
+    if n <= 0:
+        return float("nan")
+    idx = np.arange(1, n + 1)
+    return _mean(m[idx, idx] - m[0, idx])
+
+
+@register("relative_gain", needs_reference=True)
+def relative_gain(a, reference=None) -> float:
+    """Relative gain (%) against a reference run: 100 * mean_i a[R, i] / ref[i] over seen tasks.
+
+    ``reference`` is the reference (multitask) run's final accuracies, shape
+    ``(T,)``, or its whole accuracy matrix, whose last row is used. Tasks whose
+    reference accuracy is 0 or NaN are left out (the ratio is undefined).
+    """
+    if reference is None:
+        return float("nan")
+    m = _as_matrix(a)
+    ref = np.asarray(reference, dtype=float)
+    if ref.ndim == 2:
+        ref = ref[-1]
+    if ref.shape != (m.shape[1],):
+        raise ValueError(f"reference has {ref.shape} accuracies, the matrix has {m.shape[1]} tasks")
+    r = _last_round(m)
+    n = _seen(m, r)
+    num, den = m[r, :n], ref[:n]
+    ok = np.isfinite(num) & np.isfinite(den) & (den != 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return 100.0 * _mean(num[ok] / den[ok])
+
+
+def per_round(name: str, a, reference=None) -> np.ndarray:
+    """Metric ``name`` after every round: entry ``t`` is the metric of ``a[: t + 1]``.
+
+    Returns shape ``(R + 1,)``; entry 0 (nothing learned yet) is NaN for every
+    registered metric.
+    """
+    m = _as_matrix(a)
+    fn = METRICS[name].fn
+    return np.array([fn(m[: t + 1], reference) for t in range(m.shape[0])], dtype=float)
+
+
+def compute_all(a, reference=None) -> dict[str, float]:
+    """Every registered metric after the last round, ``{name: value}`` (NaN where undefined)."""
+    return {name: float(met.fn(a, reference)) for name, met in METRICS.items()}
+
+
+def summary(a, reference: Optional[np.ndarray] = None) -> dict:
+    """JSON-ready summary: final metrics and the per-round series (NaN -> None)."""
+
+    def clean(x: float):
+        return None if not np.isfinite(x) else float(x)
+
+    return {
+        "final": {k: clean(v) for k, v in compute_all(a, reference).items()},
+        "per_round": {k: [clean(x) for x in per_round(k, a, reference)] for k in METRICS},
+    }

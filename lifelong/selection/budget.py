@@ -1,0 +1,77 @@
+"""Split a sample budget across clusters by water-filling (DESIGN.md step 5).
+
+The same split gives the per-cluster keep counts of pruning (step 8), with the
+pool cap as the total.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class BudgetConfig:
+    """Samples to select per round: exactly one of ``count`` or ``fraction``.
+
+    count: absolute number of samples.
+    fraction: share of the active pool, in (0, 1]; the count is
+        floor(fraction * pool_size) so the budget never exceeds the fraction.
+    """
+
+    count: Optional[int] = None
+    fraction: Optional[float] = 0.1
+
+
+def resolve_budget(pool_size: int, cfg: BudgetConfig) -> int:
+    """Budget in samples for a pool of ``pool_size``, clipped to [0, pool_size]."""
+    if (cfg.count is None) == (cfg.fraction is None):
+        raise ValueError("BudgetConfig needs exactly one of count or fraction")
+    if cfg.count is not None:
+        if cfg.count < 0:
+            raise ValueError(f"budget count must be >= 0, got {cfg.count}")
+        return min(cfg.count, pool_size)
+    if not 0.0 <= cfg.fraction <= 1.0:
+        raise ValueError(f"budget fraction must be in [0, 1], got {cfg.fraction}")
+    # the epsilon absorbs representation error, e.g. 0.29 * 100 = 28.999999999999996
+    return min(int(math.floor(cfg.fraction * pool_size + 1e-9)), pool_size)
+
+
+def water_fill(sizes, total: int) -> np.ndarray:
+    """Shares (K,) int64 of ``total`` over clusters of ``sizes`` (K,), each share <= its size.
+
+    Repeat: share = remaining // (clusters still open); every open cluster of
+    size <= share is taken whole and closed. When no open cluster fits in its
+    share, each open cluster gets the share and the remainder units
+    (remaining - share * open < open) go one each to the open clusters in order
+    of size, largest first, then lowest index. The shares sum to exactly
+    min(total, sum(sizes)).
+
+    Example: sizes [2, 10, 10], total 14 -> share 4, cluster 0 taken whole (2);
+    remaining 12 over 2 clusters -> [2, 6, 6].
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if sizes.ndim != 1 or (sizes < 0).any():
+        raise ValueError(f"sizes must be a 1-D array of counts >= 0, got {sizes}")
+    if total < 0:
+        raise ValueError(f"total must be >= 0, got {total}")
+    shares = np.zeros_like(sizes)
+    remaining = min(int(total), int(sizes.sum()))
+    open_ = np.ones(len(sizes), dtype=bool)
+    while open_.any():
+        share = remaining // int(open_.sum())
+        fits = open_ & (sizes <= share)
+        if fits.any():
+            shares[fits] = sizes[fits]
+            remaining -= int(sizes[fits].sum())
+            open_ &= ~fits
+            continue
+        idx = np.flatnonzero(open_)
+        shares[idx] = share
+        extra = remaining - share * len(idx)
+        by_size = idx[np.lexsort((idx, -sizes[idx]))]  # largest first, then lowest index
+        shares[by_size[:extra]] += 1
+        break
+    return shares

@@ -1,0 +1,146 @@
+"""Pseudo-skill clusters: seeded spherical k-means on sketches (DESIGN.md step 3).
+
+Sketches are L2-normalised (fp16 or fp32, any array-like that slices into
+numpy, e.g. a memmap); clustering uses cosine similarity. Memory stays bounded:
+k-means trains on at most ``max_train_points`` rows drawn with the seed, and all
+rows are then assigned to their nearest centroid in chunks of ``chunk_rows``.
+
+Automatic K (``k = None``): for every K in ``k_range`` k-means is trained on the
+same training sample, and the K with the highest mean silhouette (cosine
+distance, 1 - cos) on a seeded subsample of ``silhouette_points`` training rows
+wins; ties go to the smaller K. The silhouette of a point in a singleton
+cluster is 0 (Rousseeuw's convention).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import faiss
+import numpy as np
+
+
+@dataclass
+class ClusterConfig:
+    """Spherical k-means.
+
+    k: number of clusters; None chooses it over k_range by silhouette.
+    k_range: candidate K values for the automatic choice.
+    niter: Lloyd iterations; 20 is faiss' default and converges on sketches.
+    nredo: k-means restarts (best objective kept); 1 keeps it cheap.
+    seed: seeds the training subsample, faiss' initialisation and the
+        silhouette subsample.
+    max_train_points: rows used to train the centroids; 65,536 d=512 fp32 rows
+        are 128 MiB and give >= 256 points per centroid up to K = 256.
+    chunk_rows: rows converted to fp32 and assigned at a time (memory bound).
+    silhouette_points: rows on which the silhouette is computed for auto-K; the
+        pairwise matrix is silhouette_points^2 * 4 bytes (4000 -> 64 MiB).
+    """
+
+    k: Optional[int] = 16
+    k_range: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])
+    niter: int = 20
+    nredo: int = 1
+    seed: int = 0
+    max_train_points: int = 65536
+    chunk_rows: int = 65536
+    silhouette_points: int = 4000
+
+
+@dataclass
+class ClusterResult:
+    """labels: (N,) int64 cluster of each row; centroids: (K, d) float32, unit norm;
+    silhouette: {K: mean silhouette} for every K tried (empty when K was fixed)."""
+
+    labels: np.ndarray
+    centroids: np.ndarray
+    silhouette: dict[int, float]
+
+    @property
+    def k(self) -> int:
+        return int(self.centroids.shape[0])
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _train(x: np.ndarray, k: int, cfg: ClusterConfig) -> np.ndarray:
+    """Centroids (k, d) from training rows x (n, d) fp32 unit-norm, n >= k."""
+    km = faiss.Kmeans(
+        x.shape[1], k, niter=cfg.niter, nredo=cfg.nredo, seed=cfg.seed, spherical=True,
+        verbose=False, max_points_per_centroid=max(1, x.shape[0]),  # we subsample ourselves
+        min_points_per_centroid=1,
+    )
+    km.train(x)
+    return _normalise(km.centroids)
+
+
+def assign(x, centroids: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """Nearest centroid by cosine for every row of x (N, d): (N,) int64, in chunks."""
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    labels = np.empty(x.shape[0], dtype=np.int64)
+    for start in range(0, x.shape[0], chunk_rows):
+        chunk = np.ascontiguousarray(_normalise(x[start:start + chunk_rows]))
+        _, idx = index.search(chunk, 1)
+        labels[start:start + chunk.shape[0]] = idx[:, 0]
+    return labels
+
+
+def silhouette_cosine(x: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette of unit rows x (n, d) with cosine distance 1 - x.y."""
+    n = x.shape[0]
+    uniq, lab = np.unique(labels, return_inverse=True)
+    if len(uniq) < 2:
+        return 0.0
+    dist = 1.0 - x @ x.T  # (n, n)
+    onehot = np.zeros((n, len(uniq)), dtype=np.float32)
+    onehot[np.arange(n), lab] = 1.0
+    sums = dist @ onehot  # (n, K) summed distance to each cluster
+    counts = onehot.sum(0)  # (K,)
+    own = counts[lab]
+    a = sums[np.arange(n), lab] / np.maximum(own - 1, 1)  # self-distance is 0, excluded from count
+    other = sums / counts
+    other[np.arange(n), lab] = np.inf
+    b = other.min(1)
+    s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+    s[own == 1] = 0.0
+    return float(s.mean())
+
+
+def cluster(x, cfg: ClusterConfig) -> ClusterResult:
+    """Cluster sketches x (N, d) (unit rows, fp16/fp32, array or memmap) by spherical k-means."""
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("cannot cluster zero sketches")
+    rng = np.random.default_rng(cfg.seed)
+    if n > cfg.max_train_points:
+        train_idx = np.sort(rng.choice(n, cfg.max_train_points, replace=False))
+    else:
+        train_idx = np.arange(n)
+    train = np.ascontiguousarray(_normalise(x[train_idx]))  # (n_train, d)
+
+    silhouette: dict[int, float] = {}
+    if cfg.k is not None:
+        centroids = _train(train, min(cfg.k, train.shape[0]), cfg)
+    else:
+        if not cfg.k_range:
+            raise ValueError("ClusterConfig.k is None and k_range is empty")
+        m = min(cfg.silhouette_points, train.shape[0])
+        sil_rows = train[np.sort(rng.choice(train.shape[0], m, replace=False))]
+        best = None
+        for k in sorted(set(cfg.k_range)):
+            if k > train.shape[0]:
+                continue
+            cents = _train(train, k, cfg)
+            silhouette[k] = silhouette_cosine(sil_rows, assign(sil_rows, cents, cfg.chunk_rows))
+            if best is None or silhouette[k] > silhouette[best[0]]:
+                best = (k, cents)
+        if best is None:
+            best = (train.shape[0], _train(train, train.shape[0], cfg))
+        centroids = best[1]
+    labels = assign(x, centroids, cfg.chunk_rows)
+    return ClusterResult(labels=labels, centroids=centroids, silhouette=silhouette)
