@@ -1,0 +1,19 @@
+"""The built-in offline task stream: easy-vqa, digits and generated skills, in LLaVA JSON.
+
+``prepare_stream(out, scale, seed)`` writes it; ``lifelong data prepare`` calls ``main``.
+"""
+from lifelong.data.stream.config import SplitSizes, StreamConfig
+from lifelong.data.stream.generators import DATASETS, DatasetSpec, register
+from lifelong.data.stream.prepare import DatasetInfo, main, prepare_stream, read_manifest
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetSpec",
+    "SplitSizes",
+    "StreamConfig",
+    "main",
+    "prepare_stream",
+    "read_manifest",
+    "register",
+]

@@ -1,0 +1,246 @@
+"""Write the built-in stream to disk in LLaVA JSON format, with data cards.
+
+Layout of ``out``::
+
+    stream.json                 manifest: datasets in arrival order, paths, metric
+    <name>/train.json           JSON array of LLaVA records (duplicates and noise mixed in)
+    <name>/test.json            clean held-out split
+    <name>/images/<id>.png      one PNG per record that has an image
+    <name>/README.md            data card (same text as data_cards/<name>.md at the same scale)
+
+The same seed gives byte-identical files: every random draw comes from a
+generator seeded by (seed, dataset name, purpose), PNGs carry no timestamps and
+JSON is written with sorted keys.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lifelong.config import load_config
+from lifelong.data.sample import IMAGE_TOKEN
+from lifelong.data.stream import draw
+from lifelong.data.stream.cards import render_card
+from lifelong.data.stream.config import StreamConfig
+from lifelong.data.stream.generators import DatasetSpec, Item, get_spec
+
+GENERATOR = "lifelong.data.stream"
+MANIFEST = "stream.json"
+# Purposes of the seeded generators of one dataset (the last entropy word).
+_TEST, _TRAIN, _CORRUPT = 0, 1, 2
+
+
+@dataclass
+class DatasetInfo:
+    """One prepared dataset as listed in ``stream.json`` (paths relative to ``out``)."""
+
+    name: str
+    order: int
+    task: str
+    skill: str
+    metric: str
+    has_images: bool
+    train: str
+    test: str
+    card: str
+    n_train: int
+    n_test: int
+    n_duplicates: int
+    n_mislabeled: int
+    n_ungrounded: int
+
+
+def corruption_counts(spec: DatasetSpec, cfg: StreamConfig, n_train: int) -> tuple[int, int, int]:
+    """(near-duplicates, mislabeled, ungrounded) records in a train split of ``n_train``.
+
+    Each is ``floor(rate * n_train + 0.5)``; ungrounded is 0 for text-only datasets.
+    """
+    dup = math.floor(cfg.duplicate_rate * n_train + 0.5)
+    mis = math.floor(cfg.mislabel_rate * n_train + 0.5)
+    ung = math.floor(cfg.ungrounded_rate * n_train + 0.5) if spec.has_images else 0
+    if dup + mis + ung > n_train:
+        raise ValueError(f"{spec.name}: duplicate and noise rates add up to more than the train split")
+    return dup, mis, ung
+
+
+def _rng(seed: int, name: str, purpose: int) -> np.random.Generator:
+    # crc32 rather than hash(): stable across processes and Python versions.
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), purpose])
+
+
+def compose_train(
+    spec: DatasetSpec, originals: list[Item], n_dup: int, n_mis: int, n_ung: int, rng: np.random.Generator, cfg: StreamConfig
+) -> list[tuple[Item, dict, int | None]]:
+    """Mix near-duplicates and noise into ``originals``, shuffled.
+
+    Returns ``(item, provenance extras, index of the duplicated entry or None)``
+    per record, where the index points into the returned list. Mislabeled and
+    ungrounded records are distinct originals; duplicates copy clean originals.
+    """
+    n_base = len(originals)
+    perm = rng.permutation(n_base)
+    mislabeled, ungrounded, clean = perm[:n_mis], perm[n_mis : n_mis + n_ung], perm[n_mis + n_ung :]
+    if n_dup > len(clean):
+        raise ValueError(f"{spec.name}: {n_dup} near-duplicates asked for but only {len(clean)} clean samples")
+    entries: list[tuple[Item, dict, int | None]] = [(it, {"noise": None}, None) for it in originals]
+    for i in mislabeled:
+        it = originals[i]
+        wrong = spec.wrong_answer(it, rng, cfg)
+        entries[i] = (replace(it, answer=wrong), {"noise": "mislabeled", "true_answer": it.answer}, None)
+    for i in ungrounded:
+        it = originals[i]
+        noise = draw.uniform_noise(cfg.image_size, rng)
+        entries[i] = (replace(it, image=noise), {"noise": "ungrounded", "image_replaced_by": "uniform_noise"}, None)
+    for src in rng.choice(clean, size=n_dup, replace=False):
+        dup, extra = spec.jitter(originals[src], rng, cfg)
+        entries.append((dup, {"noise": None, **extra}, int(src)))
+    order = rng.permutation(len(entries))
+    where = {int(old): new for new, old in enumerate(order)}
+    return [(entries[o][0], entries[o][1], None if entries[o][2] is None else where[entries[o][2]]) for o in order]
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    # Fixed compression level and no metadata chunks: same pixels -> same bytes.
+    Image.fromarray(image, "RGB").save(path, format="PNG", compress_level=6)
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+
+
+def _write_split(
+    spec: DatasetSpec, split: str, entries: list[tuple[Item, dict, int | None]], root: Path, seed: int
+) -> list[dict]:
+    """Write images and return the LLaVA records of one split."""
+    ids = [f"{spec.name}-{split}-{i:05d}" for i in range(len(entries))]
+    records = []
+    for rid, (item, extra, dup_of) in zip(ids, entries):
+        provenance = {
+            "generator": GENERATOR,
+            "dataset": spec.name,
+            "split": split,
+            "seed": seed,
+            "duplicate_of": None if dup_of is None else ids[dup_of],
+            # A mislabeled record's extras override this with the answer before corruption.
+            "true_answer": item.answer,
+            **item.truth,
+            **extra,
+        }
+        human = item.question
+        record = {"id": rid, "task": spec.name, "provenance": provenance}
+        if item.image is not None:
+            rel = f"images/{rid}.png"
+            _write_png(root / rel, item.image)
+            record["image"] = rel
+            human = f"{IMAGE_TOKEN}\n{human}"
+        record["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": item.answer}]
+        records.append(record)
+    return records
+
+
+def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: int, order: int) -> DatasetInfo:
+    """Generate one dataset of the stream into ``out/<name>/`` and return its manifest entry."""
+    spec = get_spec(name)
+    sizes = cfg.scales[scale]
+    n_dup, n_mis, n_ung = corruption_counts(spec, cfg, sizes.train)
+    root = out / name
+    # Remove only what this function writes, so a re-run at another scale leaves no stale images.
+    shutil.rmtree(root / "images", ignore_errors=True)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+
+    test_items = spec.make("test", sizes.test, _rng(seed, name, _TEST), cfg, set())
+    originals = spec.make("train", sizes.train - n_dup, _rng(seed, name, _TRAIN), cfg, {it.key for it in test_items})
+    train = compose_train(spec, originals, n_dup, n_mis, n_ung, _rng(seed, name, _CORRUPT), cfg)
+    test = [(it, {"noise": None}, None) for it in test_items]
+
+    _write_json(root / "test.json", _write_split(spec, "test", test, root, seed))
+    _write_json(root / "train.json", _write_split(spec, "train", train, root, seed))
+    (root / "README.md").write_text(render_card(spec, cfg, scale), encoding="utf-8")
+    if not spec.has_images:
+        (root / "images").rmdir()
+    return DatasetInfo(
+        name=name,
+        order=order,
+        task=name,
+        skill=spec.skill,
+        metric=spec.metric,
+        has_images=spec.has_images,
+        train=f"{name}/train.json",
+        test=f"{name}/test.json",
+        card=f"{name}/README.md",
+        n_train=sizes.train,
+        n_test=sizes.test,
+        n_duplicates=n_dup,
+        n_mislabeled=n_mis,
+        n_ungrounded=n_ung,
+    )
+
+
+def prepare_stream(
+    out: Path, scale: str = "small", seed: int = 0, datasets: list[str] | None = None, cfg: StreamConfig | None = None
+) -> list[DatasetInfo]:
+    """Write the stream's datasets (default: ``cfg.order``) to ``out`` and the manifest ``out/stream.json``.
+
+    Returns the manifest entries in arrival order. Datasets are generated
+    independently, so a subset gives the same files as the full stream.
+    """
+    cfg = cfg or StreamConfig()
+    if scale not in cfg.scales:
+        raise ValueError(f"unknown scale {scale!r} (known: {', '.join(sorted(cfg.scales))})")
+    names = list(datasets) if datasets is not None else list(cfg.order)
+    for n in names:
+        get_spec(n)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    infos = [prepare_dataset(n, out, cfg, scale, seed, i) for i, n in enumerate(names)]
+    manifest = {
+        "format": "llava_json",
+        "generator": GENERATOR,
+        "scale": scale,
+        "seed": seed,
+        "datasets": [vars(i) for i in infos],
+    }
+    _write_json(out / MANIFEST, manifest)
+    return infos
+
+
+def read_manifest(out: Path) -> list[DatasetInfo]:
+    """The datasets of a prepared stream, in arrival order."""
+    data = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+    return [DatasetInfo(**d) for d in data["datasets"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lifelong data prepare``: write the built-in stream (or only the data cards)."""
+    p = argparse.ArgumentParser(prog="lifelong data prepare", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--scale", default="small", help="size preset of StreamConfig.scales (small, full)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--datasets", default=None, help="comma-separated dataset names (default: the configured order)")
+    p.add_argument("--config", type=Path, default=None, help="YAML file with StreamConfig fields")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument("--cards-only", action="store_true", help="write only <out>/<name>.md data cards (for data_cards/)")
+    args = p.parse_args(argv)
+    cfg = load_config(StreamConfig, args.config, args.overrides)
+    names = args.datasets.split(",") if args.datasets else None
+    if args.cards_only:
+        from lifelong.data.stream.cards import write_cards
+
+        for path in write_cards(args.out, cfg, args.scale, names):
+            print(path)
+        return 0
+    for info in prepare_stream(args.out, args.scale, args.seed, names, cfg):
+        print(
+            f"{info.order}: {info.name:13s} train {info.n_train} (dup {info.n_duplicates}, "
+            f"mislabeled {info.n_mislabeled}, ungrounded {info.n_ungrounded}), test {info.n_test}"
+        )
+    print(f"wrote {Path(args.out) / MANIFEST}")
+    return 0
