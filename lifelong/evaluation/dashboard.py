@@ -180,7 +180,7 @@ def _legend(cfg: DashboardConfig, items: list[tuple[str, str, str, str]], top: f
 def _svg(chart_id: str, cfg: DashboardConfig, height: float, body: list[str], extra_class: str = "") -> str:
     cls = f"chart {extra_class}".strip()
     return (
-        f'<svg class="{cls}" id="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'<svg class="{cls}" id="{esc(chart_id)}" role="img" '
         f'width="{cfg.chart_width}" height="{height:.0f}" viewBox="0 0 {cfg.chart_width} {height:.0f}">'
         + "".join(body)
         + "</svg>"
@@ -306,7 +306,7 @@ def heatmap(chart_id: str, title: str, h: RunHistory, cfg: DashboardConfig) -> s
     if m.shape[0] == 0:
         body.append(f'<text class="empty" x="{left}" y="{top + 16}">no evaluation yet</text>')
     return (
-        f'<svg class="chart heatmap" id="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'<svg class="chart heatmap" id="{esc(chart_id)}" role="img" '
         f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}">' + "".join(body) + "</svg>"
     )
 
