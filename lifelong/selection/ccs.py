@@ -50,9 +50,9 @@ def ccs_sample(scores: np.ndarray, m: int, cfg: CCSConfig, rng: np.random.Genera
     """Indices (min(m, n),) int64, sorted, into ``scores`` (n,) of the samples drawn."""
     scores = np.asarray(scores, dtype=np.float64)
     n = scores.shape[0]
-    m = min(int(m), n)
     if m < 0:
         raise ValueError(f"m must be >= 0, got {m}")
+    m = min(int(m), n)
     if m == n:
         return np.arange(n, dtype=np.int64)
     if not 0.0 <= cfg.tail_fraction < 0.5:
