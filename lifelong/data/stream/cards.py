@@ -28,12 +28,19 @@ def _yaml_list(key: str, values) -> list[str]:
     return [f"{key}:"] + [f"- {json.dumps(v)}" for v in values]
 
 
+def _fill(text: str, values: dict[str, str]) -> str:
+    for token, value in values.items():
+        text = text.replace(token, value)
+    return text
+
+
 def render_card(spec: DatasetSpec, cfg: StreamConfig, scale: str) -> str:
     """The Markdown data card of ``spec`` as prepared at ``scale`` (front-matter sizes are that scale's)."""
     from lifelong.data.stream.prepare import corruption_counts
 
     sizes = cfg.scales[scale]
     c = spec.card
+    fill = {"{max_count}": str(cfg.max_count)}  # config values the card texts refer to
     modality = "image + text" if spec.has_images else "text only"
     front = [
         "---",
@@ -84,7 +91,7 @@ def render_card(spec: DatasetSpec, cfg: StreamConfig, scale: str) -> str:
         "LLaVA JSON: `train.json` and `test.json` are arrays of records "
         '`{"id", "image", "conversations", "task", "provenance"}`; `image` is a PNG path relative to '
         f"this folder ({cfg.image_size}x{cfg.image_size} RGB). The human turn is {example_q}; the gpt turn is "
-        f"a single short answer, scored by `{spec.metric}`. Answers: {c.answers}.",
+        f"a single short answer, scored by `{spec.metric}`. Answers: {_fill(c.answers, fill)}.",
         "",
         "## Splits and sizes",
         "",
@@ -97,7 +104,7 @@ def render_card(spec: DatasetSpec, cfg: StreamConfig, scale: str) -> str:
         "",
         "## How it was generated",
         "",
-        c.generation,
+        _fill(c.generation, fill),
         "",
         "Every random choice comes from a NumPy generator seeded by (seed, dataset name, purpose), so the "
         "same seed gives byte-identical files.",

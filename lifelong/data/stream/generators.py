@@ -336,12 +336,12 @@ register(
             task_categories=("visual-question-answering",),
             source_datasets=("original",),
             generation=(
-                "A white square canvas with 1..`max_count` filled shapes of one kind (circle, square or "
+                "A white square canvas with 1..{max_count} filled shapes of one kind (circle, square or "
                 "triangle), each of a random palette colour, half-side 4-6 px, drawn with PIL without "
                 "anti-aliasing. Objects never touch (their boxes are at least 3 px apart) and stay 2 px "
                 "inside the border. The answer is the number of shapes drawn, written as digits."
             ),
-            answers="`1` to `max_count` (digits)",
+            answers="`1` to `{max_count}` (digits)",
         ),
     )
 )
@@ -350,15 +350,20 @@ register(
 # ---------------------------------------------------------------------- spatial
 
 RELATIONS = ("left", "right", "above", "below")
+# A scene is kept only if the centres' offset along one axis is at least this
+# many times the offset along the other: with 3 the relation stays clear even
+# measured from pixel centroids (a triangle's centroid sits r/3 below its box
+# centre).
+RELATION_RATIO = 3
 
 
 def relation_of(ax: float, ay: float, bx: float, by: float) -> str | None:
     """Where A is relative to B (image coordinates, y grows downwards), or None
-    when the dominant axis is not at least twice the other one."""
+    when the dominant axis is less than ``RELATION_RATIO`` times the other one."""
     dx, dy = ax - bx, ay - by
-    if abs(dx) >= 2 * abs(dy):
+    if abs(dx) >= RELATION_RATIO * abs(dy):
         return "left" if dx < 0 else "right"
-    if abs(dy) >= 2 * abs(dx):
+    if abs(dy) >= RELATION_RATIO * abs(dx):
         return "above" if dy < 0 else "below"
     return None
 
@@ -407,9 +412,9 @@ register(
                 "A white square canvas with two filled shapes (circle, square or triangle) of two "
                 "different palette colours, half-side 5-7 px, drawn with PIL without anti-aliasing, not "
                 "touching. Placements are kept only when the offset between the centres along one axis "
-                "is at least twice the offset along the other, so the relation is unambiguous. The answer "
-                "is where the first-named object is relative to the second (y grows downwards: `above` "
-                "means a smaller row)."
+                f"is at least {RELATION_RATIO} times the offset along the other, so the relation is "
+                "unambiguous. The answer is where the first-named object is relative to the second (y "
+                "grows downwards: `above` means a smaller row)."
             ),
             answers="`left`, `right`, `above`, `below`",
         ),

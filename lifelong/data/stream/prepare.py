@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     """``lifelong data prepare``: write the built-in stream (or only the data cards)."""
     p = argparse.ArgumentParser(prog="lifelong data prepare", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--scale", default="small", help="size preset of StreamConfig.scales (small, full)")
+    p.add_argument("--scale", default=None, help="size preset of StreamConfig.scales: small (default) or full (default with --cards-only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--datasets", default=None, help="comma-separated dataset names (default: the configured order)")
     p.add_argument("--config", type=Path, default=None, help="YAML file with StreamConfig fields")
@@ -234,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cards_only:
         from lifelong.data.stream.cards import write_cards
 
-        for path in write_cards(args.out, cfg, args.scale, names):
+        for path in write_cards(args.out, cfg, args.scale or "full", names):
             print(path)
         return 0
-    for info in prepare_stream(args.out, args.scale, args.seed, names, cfg):
+    for info in prepare_stream(args.out, args.scale or "small", args.seed, names, cfg):
         print(
             f"{info.order}: {info.name:13s} train {info.n_train} (dup {info.n_duplicates}, "
             f"mislabeled {info.n_mislabeled}, ungrounded {info.n_ungrounded}), test {info.n_test}"

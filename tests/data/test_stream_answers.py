@@ -1,0 +1,189 @@
+"""Every answer of the built-in stream checked against what the image shows.
+
+The checks read the written PNGs and measure them independently of the
+generators (blob counting, colour centroids, block sampling, regexes), then
+compare with the answer in the record.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from lifelong.data.stream import prepare_stream
+
+# Colour names used in the spatial questions, as RGB (the scene palette).
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 50),
+    "blue": (40, 70, 220),
+    "yellow": (230, 200, 20),
+    "purple": (140, 40, 170),
+    "orange": (240, 120, 10),
+    "black": (20, 20, 20),
+}
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("stream")
+    prepare_stream(out, scale="small", seed=3)
+    return out
+
+
+def records(stream: Path, name: str, split: str) -> list[dict]:
+    return json.loads((stream / name / f"{split}.json").read_text(encoding="utf-8"))
+
+
+def all_records(stream: Path, name: str) -> list[dict]:
+    return records(stream, name, "train") + records(stream, name, "test")
+
+
+def pixels(stream: Path, name: str, rec: dict) -> np.ndarray:
+    with Image.open(stream / name / rec["image"]) as im:
+        assert im.mode == "RGB"
+        return np.asarray(im).astype(np.int64)  # (H, W, 3)
+
+
+def qa(rec: dict) -> tuple[str, str]:
+    human, gpt = rec["conversations"]
+    return human["value"], gpt["value"]
+
+
+def graded(stream: Path, name: str):
+    """(record, image, answer, is_correct_expected) for every record whose image shows the content."""
+    for rec in all_records(stream, name):
+        p = rec["provenance"]
+        if p["noise"] == "ungrounded":
+            continue
+        yield rec, pixels(stream, name, rec), qa(rec)[1], p["noise"] != "mislabeled"
+
+
+def check(answer: str, measured: str, should_match: bool, rec: dict) -> None:
+    if should_match:
+        assert answer == measured, rec["id"]
+    else:
+        assert answer != measured, rec["id"]
+        assert rec["provenance"]["true_answer"] == measured, rec["id"]
+
+
+def test_counting_answer_is_number_of_blobs(stream):
+    n = 0
+    for rec, img, answer, ok in graded(stream, "counting"):
+        ink = (img != 255).any(-1)  # white background
+        labels, count = ndimage.label(ink, structure=np.ones((3, 3)))
+        check(answer, str(count), ok, rec)
+        # The kind named in the question, from how much of its bounding box each blob fills:
+        # a square fills it all, a circle about pi/4, a triangle about a half.
+        kind = re.search(r"How many (\w+)s are there", qa(rec)[0]).group(1)
+        for sl in ndimage.find_objects(labels):
+            fill = (labels[sl] > 0).mean()
+            expected = "square" if fill > 0.97 else "circle" if fill > 0.65 else "triangle"
+            assert expected == kind, rec["id"]
+        n += 1
+    assert n > 30
+
+
+def test_spatial_answer_matches_colour_centroids(stream):
+    pattern = re.compile(r"Is the (\w+) (\w+) left of, right of, above or below the (\w+) (\w+)\?")
+    n = 0
+    for rec, img, answer, ok in graded(stream, "spatial"):
+        ca, _, cb, _ = pattern.search(qa(rec)[0]).groups()
+        (ay, ax), (by, bx) = (np.argwhere((img == COLOURS[c]).all(-1)).mean(0) for c in (ca, cb))
+        dx, dy = ax - bx, ay - by
+        assert max(abs(dx), abs(dy)) >= 1.5 * min(abs(dx), abs(dy)), rec["id"]  # unambiguous
+        if abs(dx) > abs(dy):
+            measured = "left" if dx < 0 else "right"
+        else:
+            measured = "above" if dy < 0 else "below"  # rows grow downwards
+        check(answer, measured, ok, rec)
+        n += 1
+    assert n > 30
+
+
+def test_digits_image_and_answer_match_sklearn(stream):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for rec, img, answer, ok in graded(stream, "digits"):
+        i = rec["provenance"]["source_index"]
+        # Centre pixel of each 8x8 block (robust to a 1-px jitter), back to ink levels 0..16.
+        ink = np.rint((255 - img[4::8, 4::8, 0]) * 16 / 255)
+        assert np.array_equal(ink, digits.images[i]), rec["id"]
+        check(answer, str(digits.target[i]), ok, rec)
+    # No digit of the test split is in the train split.
+    train = {r["provenance"]["source_index"] for r in records(stream, "digits", "train")}
+    assert not train & {r["provenance"]["source_index"] for r in records(stream, "digits", "test")}
+
+
+@pytest.mark.parametrize("name", ["vqa_shape", "vqa_color"])
+def test_easy_vqa_question_answer_and_image_are_the_packages(stream, name):
+    import easy_vqa
+
+    pkg = {}
+    for split in ("train", "test"):
+        get_q = getattr(easy_vqa, f"get_{split}_questions")
+        get_p = getattr(easy_vqa, f"get_{split}_image_paths")
+        pkg[split] = (*get_q(), get_p())
+    for rec, img, answer, ok in graded(stream, name):
+        p = rec["provenance"]
+        texts, answers, image_ids, paths = pkg[p["source_split"]]
+        i = p["source_index"]
+        assert qa(rec)[0] == "<image>\n" + texts[i]
+        check(answer, answers[i], ok, rec)
+        ref = np.asarray(Image.open(paths[image_ids[i]]).convert("RGB")).astype(np.int64)
+        dy, dx = p.get("jitter", {}).get("shift_px", (0, 0))
+        # Away from the border, the image is the package's, moved by the recorded jitter.
+        assert np.array_equal(img[1:-1, 1:-1], ref[1 - dy : 63 - dy, 1 - dx : 63 - dx]), rec["id"]
+    answers = {qa(r)[1] for r in all_records(stream, name) if r["provenance"]["noise"] is None}
+    assert answers <= ({"circle", "rectangle", "triangle"} if name == "vqa_shape" else
+                       {"red", "green", "blue", "black", "gray", "teal", "brown", "yellow"})
+
+
+def test_text_reading_shows_the_word(stream):
+    for rec, img, answer, ok in graded(stream, "text_reading"):
+        p = rec["provenance"]
+        check(answer, p["word"], ok, rec)
+        bg = np.array(p["background"])
+        ink = (img != bg).any(-1)
+        # One ink colour, clearly more ink than a stray mark, fully inside the image.
+        assert len(np.unique(img[ink], axis=0)) == 1
+        assert ink.sum() >= 8 * len(p["word"])
+        rows, cols = np.nonzero(ink)
+        assert rows.min() > 0 and cols.min() > 0 and rows.max() < img.shape[0] - 1 and cols.max() < img.shape[1] - 1
+        # Ink spans a width that grows with the word (bitmap glyphs are 4-6 px wide at scale 1).
+        width = (cols.max() - cols.min() + 1) / p["scale"]
+        assert 3 * len(p["word"]) <= width <= 6 * len(p["word"]), rec["id"]
+
+
+def test_text_only_answers_are_the_arithmetic_and_have_no_image(stream):
+    ops = {"+": int.__add__, "plus": int.__add__, "-": int.__sub__, "minus": int.__sub__,
+           "*": int.__mul__, "times": int.__mul__}
+    for rec in all_records(stream, "text_only"):
+        assert "image" not in rec
+        question, answer = qa(rec)
+        assert "<image>" not in question
+        m = re.fullmatch(r"What is (\d+) (\S+) (\d+)\?", question)
+        if m:
+            measured = ops[m.group(2)](int(m.group(1)), int(m.group(3)))
+        else:
+            word = re.search(r'the word "(\w+)"', question).group(1)
+            measured = len(word)
+        assert measured >= 0
+        check(answer, str(measured), rec["provenance"]["noise"] != "mislabeled", rec)
+
+
+def test_ungrounded_images_are_noise_and_clean_images_are_not(stream):
+    for name in ("vqa_shape", "vqa_color", "digits", "counting", "spatial", "text_reading"):
+        for rec in all_records(stream, name):
+            img = pixels(stream, name, rec)
+            n_colours = len(np.unique(img.reshape(-1, 3), axis=0))
+            if rec["provenance"]["noise"] == "ungrounded":
+                assert n_colours > 3000, rec["id"]  # 4096 uniform random pixels
+            else:
+                assert n_colours < 100, rec["id"]
