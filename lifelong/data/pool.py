@@ -18,7 +18,7 @@ import io
 import json
 import os
 import sqlite3
-import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +93,7 @@ class Pool:
         self.root.mkdir(parents=True, exist_ok=True)
         self.blob_dir = self.root / "blobs"
         self.blob_dir.mkdir(exist_ok=True)
+        self._blob_subdirs: set[str] = set()
         self.db = sqlite3.connect(self.root / "pool.sqlite", isolation_level=None, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -131,14 +132,18 @@ class Pool:
         path = self.blob_path(digest)
         if path.exists():
             return digest
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        if path.parent.name not in self._blob_subdirs:
+            path.parent.mkdir(exist_ok=True)
+            self._blob_subdirs.add(path.parent.name)
+        # A per-writer temporary name: concurrent writers of the same content
+        # each rename a complete file into place.
+        tmp = path.parent / f".tmp-{digest}-{os.getpid()}-{threading.get_ident()}"
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return digest
 

@@ -14,6 +14,7 @@ Formats:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ CHUNK_BYTES = 1 << 20
 # A JSON element longer than this is reported malformed rather than read on
 # (records are a few KB; this bounds memory when a bracket is never closed).
 MAX_RECORD_CHARS = 16 * CHUNK_BYTES
+# Bytes that were not valid UTF-8 decode to these lone surrogates (surrogateescape).
+BAD_BYTES = re.compile("[\udc80-\udcff]")
 
 
 @dataclass
@@ -133,7 +136,7 @@ def read_json_array(path: Path) -> Iterator[RawRecord]:
                 break
             text = reader.buf[reader.pos : end]
             reader.advance(end - reader.pos)
-            if any("\udc80" <= ch <= "\udcff" for ch in text):
+            if BAD_BYTES.search(text):
                 yield RawRecord(index, None, "text is not valid UTF-8", start_line)
             else:
                 yield RawRecord(index, value, None, start_line)
