@@ -53,8 +53,9 @@ class DashboardConfig:
 # Colour-blind-friendly categorical palette (Okabe-Ito plus greys), one per run/task/expert.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"]
 DASHES = ["", "6 3", "2 3", "8 3 2 3"]
-# Heatmap colour stops for accuracy 0 -> 1 (light to dark blue-green).
-HEAT_STOPS = [(0.0, (247, 252, 240)), (0.5, (123, 204, 196)), (1.0, (8, 64, 129))]
+# Heatmap colour stops for accuracy 0 -> 1 (ColorBrewer YlGnBu: light = low, dark = high;
+# five stops so that neighbouring high accuracies stay distinguishable).
+HEAT_STOPS = [(0.0, (255, 255, 217)), (0.25, (199, 233, 180)), (0.5, (65, 182, 196)), (0.75, (34, 94, 168)), (1.0, (8, 29, 88))]
 MARGIN = dict(left=56, right=16, top=34, bottom=40)
 LEGEND_ROW = 18
 
@@ -275,8 +276,8 @@ def heatmap(chart_id: str, title: str, h: RunHistory, cfg: DashboardConfig) -> s
     """
     m = h.accuracy_matrix()
     n_rows, n_cols = max(m.shape[0], 1), max(len(h.tasks), 1)
-    left, top = 90, 96
-    cw = min(max((cfg.chart_width - left - 10) / n_cols, 34), 90)
+    left, top = 90, 112
+    cw = min(max((cfg.chart_width - left - 10) / n_cols, 44), 120)
     ch = 26
     width = max(cfg.chart_width, left + cw * n_cols + 10)
     height = top + ch * n_rows + 12
@@ -494,3 +495,20 @@ def write_dashboard(run_dirs: Sequence[str | Path], out: str | Path, config: Opt
     tmp.write_text(render_dashboard(histories, config), encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``lifelong dashboard RUN [RUN ...] --out FILE.html``: write the dashboard of one or more runs."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="lifelong dashboard", description="Write one self-contained HTML dashboard of runs.")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories (each with metrics/history.json)")
+    p.add_argument("--out", type=Path, default=None, help="output HTML file (default: <first run>/dashboard.html)")
+    p.add_argument("--title", default=DashboardConfig.title)
+    p.add_argument("--reference-strategy", default=DashboardConfig.reference_strategy,
+                   help="strategy of the run used as reference for relative gain")
+    args = p.parse_args(argv)
+    out = args.out or args.runs[0] / "dashboard.html"
+    cfg = DashboardConfig(title=args.title, reference_strategy=args.reference_strategy)
+    print(write_dashboard(args.runs, out, cfg))
+    return 0

@@ -37,6 +37,7 @@ from lifelong.config import ConfigError, from_dict, to_dict
 SCHEMA_VERSION = 1
 HISTORY_FILE = Path("metrics") / "history.json"
 MATRIX_FILE = Path("metrics") / "accuracy_matrix.csv"
+METRICS_FILE = Path("metrics") / "metrics.json"
 
 
 @dataclasses.dataclass
@@ -221,3 +222,17 @@ def load_history(run_dir: str | Path) -> RunHistory:
             h.set_accuracy_row(t, row)
         return h
     raise FileNotFoundError(f"{run_dir} has neither {HISTORY_FILE} nor {MATRIX_FILE}")
+
+
+def save_metrics(history: RunHistory, run_dir: str | Path, reference=None) -> Path:
+    """Write ``metrics/metrics.json``: every registered CL metric, final and per round (null = undefined).
+
+    ``reference``: the reference (multitask) run's final accuracies, shape (T,), for relative gain.
+    """
+    from lifelong.evaluation.metrics import summary
+
+    data = {"run": history.run, "strategy": history.strategy, "tasks": history.tasks,
+            **summary(history.accuracy_matrix(), reference)}
+    path = Path(run_dir) / METRICS_FILE
+    _atomic_write(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    return path

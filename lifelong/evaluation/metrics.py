@@ -111,6 +111,8 @@ def register(name: str, *, higher_is_better: bool = True, needs_reference: bool 
 def average_accuracy(a, reference=None) -> float:
     """Average accuracy A_R over the tasks seen so far, after the last round."""
     m = _as_matrix(a)
+    if m.shape[0] == 0:
+        return float("nan")
     return average_accuracy_at(m, _last_round(m))
 
 
@@ -184,6 +186,8 @@ def relative_gain(a, reference=None) -> float:
         raise ValueError(f"reference has {ref.shape} accuracies, the matrix has {m.shape[1]} tasks")
     r = _last_round(m)
     n = _seen(m, r)
+    if n <= 0:
+        return float("nan")
     num, den = m[r, :n], ref[:n]
     ok = np.isfinite(num) & np.isfinite(den) & (den != 0)
     with warnings.catch_warnings():

@@ -128,6 +128,8 @@ def test_run_in_progress_uses_the_last_row():
     assert M.relative_gain(part, np.array([1.0, 0.8, 0.9])) == pytest.approx(85.0)
     only_before = A[:1]
     assert all(math.isnan(v) for v in M.compute_all(only_before, np.ones(3)).values())
+    nothing = np.zeros((0, 3))  # not even row 0 evaluated yet
+    assert all(math.isnan(v) for v in M.compute_all(nothing, np.ones(3)).values())
 
 
 @pytest.mark.parametrize("name", sorted(M.METRICS))

@@ -8,12 +8,14 @@ import pytest
 from lifelong.evaluation.history import (
     HISTORY_FILE,
     MATRIX_FILE,
+    METRICS_FILE,
     ClusterRecord,
     RoundRecord,
     RunHistory,
     load_history,
     read_accuracy_csv,
     save_history,
+    save_metrics,
 )
 
 TASKS = ["digits", 'a,"quoted" task', "<b>vqa</b>"]
@@ -83,3 +85,17 @@ def test_csv_only_fallback_and_errors(tmp_path):
     (bad / HISTORY_FILE).write_text(json.dumps({"run": "x", "strategy": "s", "tasks": ["a"], "accuracy": [[0.1, 0.2]]}))
     with pytest.raises(ValueError, match="row 0"):
         load_history(bad)
+
+
+def test_save_metrics(tmp_path):
+    h = _history()
+    # After round 1: avg_acc = a[1,0] = 0.9; relative gain = 0.9 / 0.9 * 100 = 100; FWT = a[1,1] - a[0,1] = 0.05.
+    path = save_metrics(h, tmp_path, reference=np.array([0.9, 1.0, 1.0]))
+    assert path == tmp_path / METRICS_FILE
+    data = json.loads(path.read_text())
+    assert data["final"]["avg_acc"] == pytest.approx(0.9)
+    assert data["final"]["relative_gain"] == pytest.approx(100.0)
+    assert data["final"]["fwt"] == pytest.approx(0.05)
+    assert data["final"]["forgetting"] is None and data["per_round"]["avg_acc"] == [None, pytest.approx(0.9)]
+    empty = RunHistory(run="e", strategy="s", tasks=["a"])
+    assert json.loads(save_metrics(empty, tmp_path / "e").read_text())["final"]["avg_acc"] is None
