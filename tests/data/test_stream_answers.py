@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from lifelong.data.stream import prepare_stream
+from lifelong.data.stream import DATASETS, StreamConfig, prepare_stream
 
 # Colour names used in the spatial questions, as RGB (the scene palette).
 COLOURS = {
@@ -32,7 +32,8 @@ COLOURS = {
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("stream")
-    prepare_stream(out, scale="small", seed=3)
+    # The default order plus every other registered dataset (vqa_yesno).
+    prepare_stream(out, scale="small", seed=3, datasets=StreamConfig().order + ["vqa_yesno"])
     return out
 
 
@@ -121,7 +122,7 @@ def test_digits_image_and_answer_match_sklearn(stream):
     assert not train & {r["provenance"]["source_index"] for r in records(stream, "digits", "test")}
 
 
-@pytest.mark.parametrize("name", ["vqa_shape", "vqa_color"])
+@pytest.mark.parametrize("name", ["vqa_shape", "vqa_color", "vqa_yesno"])
 def test_easy_vqa_question_answer_and_image_are_the_packages(stream, name):
     import easy_vqa
 
@@ -141,8 +142,11 @@ def test_easy_vqa_question_answer_and_image_are_the_packages(stream, name):
         # Away from the border, the image is the package's, moved by the recorded jitter.
         assert np.array_equal(img[1:-1, 1:-1], ref[1 - dy : 63 - dy, 1 - dx : 63 - dx]), rec["id"]
     answers = {qa(r)[1] for r in all_records(stream, name) if r["provenance"]["noise"] is None}
-    assert answers <= ({"circle", "rectangle", "triangle"} if name == "vqa_shape" else
-                       {"red", "green", "blue", "black", "gray", "teal", "brown", "yellow"})
+    assert answers <= {
+        "vqa_shape": {"circle", "rectangle", "triangle"},
+        "vqa_color": {"red", "green", "blue", "black", "gray", "teal", "brown", "yellow"},
+        "vqa_yesno": {"yes", "no"},
+    }[name]
 
 
 def test_text_reading_shows_the_word(stream):
@@ -159,6 +163,10 @@ def test_text_reading_shows_the_word(stream):
         # Ink spans a width that grows with the word (bitmap glyphs are 4-6 px wide at scale 1).
         width = (cols.max() - cols.min() + 1) / p["scale"]
         assert 3 * len(p["word"]) <= width <= 6 * len(p["word"]), rec["id"]
+
+
+def test_every_registered_dataset_is_checked_here(stream):
+    assert sorted(p.name for p in stream.iterdir() if p.is_dir()) == sorted(DATASETS)
 
 
 def test_text_only_answers_are_the_arithmetic_and_have_no_image(stream):
@@ -179,7 +187,7 @@ def test_text_only_answers_are_the_arithmetic_and_have_no_image(stream):
 
 
 def test_ungrounded_images_are_noise_and_clean_images_are_not(stream):
-    for name in ("vqa_shape", "vqa_color", "digits", "counting", "spatial", "text_reading"):
+    for name in sorted(n for n, spec in DATASETS.items() if spec.has_images):
         for rec in all_records(stream, name):
             img = pixels(stream, name, rec)
             n_colours = len(np.unique(img.reshape(-1, 3), axis=0))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+SCALES = ("small", "full")
+
 
 @dataclass
 class SplitSizes:
@@ -14,17 +16,6 @@ class SplitSizes:
 
     train: int
     test: int
-
-
-def _default_scales() -> dict[str, SplitSizes]:
-    return {
-        # Tests: the whole stream prepares in a few seconds.
-        "small": SplitSizes(train=40, test=16),
-        # Demo and benchmarks: a 135M model on 2 CPU cores trains at ~4.5
-        # samples/s, and the whole demo (every round) has to fit in ~20 min, so
-        # each dataset stays in the hundreds rather than thousands.
-        "full": SplitSizes(train=600, test=60),
-    }
 
 
 def _default_order() -> list[str]:
@@ -42,7 +33,15 @@ class StreamConfig:
     """
 
     order: list[str] = field(default_factory=_default_order)
-    scales: dict[str, SplitSizes] = field(default_factory=_default_scales)
+    # Sizes per scale, flat so that one can be overridden alone (``full_train=1000``).
+    # small: for tests, the whole stream prepares in a few seconds.
+    small_train: int = 40
+    small_test: int = 16
+    # full: for the demo and benchmarks. A 135M model on 2 CPU cores trains at
+    # ~4.5 samples/s and the whole demo (every round) has to fit in ~20 min, so
+    # each dataset stays in the hundreds rather than thousands.
+    full_train: int = 600
+    full_test: int = 60
     # Near-duplicates: copies of a clean sample with the image shifted by
     # ``jitter_px`` pixels (text-only: the question reworded), same answer.
     # Gives semantic dedup something to find.
@@ -59,3 +58,9 @@ class StreamConfig:
     jitter_px: int = 1
     # Counting: the number of objects drawn is uniform in [1, max_count].
     max_count: int = 6
+
+    def sizes(self, scale: str) -> SplitSizes:
+        """Split sizes of ``scale`` (one of ``SCALES``)."""
+        if scale not in SCALES:
+            raise ValueError(f"unknown scale {scale!r} (known: {', '.join(SCALES)})")
+        return SplitSizes(train=getattr(self, f"{scale}_train"), test=getattr(self, f"{scale}_test"))

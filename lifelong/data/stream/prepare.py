@@ -149,7 +149,7 @@ def _write_split(
 def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: int, order: int) -> DatasetInfo:
     """Generate one dataset of the stream into ``out/<name>/`` and return its manifest entry."""
     spec = get_spec(name)
-    sizes = cfg.scales[scale]
+    sizes = cfg.sizes(scale)
     n_dup, n_mis, n_ung = corruption_counts(spec, cfg, sizes.train)
     root = out / name
     # Remove only what this function writes, so a re-run at another scale leaves no stale images.
@@ -193,8 +193,7 @@ def prepare_stream(
     independently, so a subset gives the same files as the full stream.
     """
     cfg = cfg or StreamConfig()
-    if scale not in cfg.scales:
-        raise ValueError(f"unknown scale {scale!r} (known: {', '.join(sorted(cfg.scales))})")
+    cfg.sizes(scale)  # fail early on an unknown scale
     names = list(datasets) if datasets is not None else list(cfg.order)
     for n in names:
         get_spec(n)
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     """``lifelong data prepare``: write the built-in stream (or only the data cards)."""
     p = argparse.ArgumentParser(prog="lifelong data prepare", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--scale", default=None, help="size preset of StreamConfig.scales: small (default) or full (default with --cards-only)")
+    p.add_argument("--scale", default=None, help="size preset: small (default) or full (default with --cards-only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--datasets", default=None, help="comma-separated dataset names (default: the configured order)")
     p.add_argument("--config", type=Path, default=None, help="YAML file with StreamConfig fields")
