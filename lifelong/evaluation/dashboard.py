@@ -39,15 +39,17 @@ class DashboardConfig:
     ``chart_width``/``chart_height``: plot size in CSS pixels (a 1400 px wide
     window fits two charts side by side); ``reference_strategy``: runs with
     this strategy are the reference for relative gain (the multitask upper
-    bound in the paper); ``max_label_chars``: longer names are cut in the
-    charts (the full name stays in the tooltip and tables).
+    bound in the paper); ``max_label_chars`` / ``heatmap_label_chars``: longer
+    names are cut in chart legends / heatmap column heads (the full name stays
+    in the tooltip and the tables).
     """
 
     title: str = "lifelong: run dashboard"
     chart_width: int = 620
     chart_height: int = 260
     reference_strategy: str = "multitask"
-    max_label_chars: int = 28
+    max_label_chars: int = 64  # a legend row spans the chart width
+    heatmap_label_chars: int = 16  # column heads are slanted over ~120 px cells
 
 
 # Colour-blind-friendly categorical palette (Okabe-Ito plus greys), one per run/task/expert.
@@ -172,7 +174,7 @@ def _legend(cfg: DashboardConfig, items: list[tuple[str, str, str, str]], top: f
                 f'<line x1="{x}" x2="{x + 18}" y1="{y - 4}" y2="{y - 4}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{dash}"/>'
             )
         out.append(
-            f'<text class="legend-label" x="{x + 24}" y="{y}"><title>{esc(label)}</title>{esc(_cut(label, cfg.max_label_chars * 2))}</text>'
+            f'<text class="legend-label" x="{x + 24}" y="{y}"><title>{esc(label)}</title>{esc(_cut(label, cfg.max_label_chars))}</text>'
         )
     out.append("</g>")
     return out
@@ -286,7 +288,7 @@ def heatmap(chart_id: str, title: str, h: RunHistory, cfg: DashboardConfig) -> s
         cx = left + cw * (i + 0.5)
         body.append(
             f'<text class="tick" transform="translate({cx:.1f} {top - 8}) rotate(-35)" text-anchor="start">'
-            f"<title>{esc(task)}</title>{esc(_cut(task, 16))}</text>"
+            f"<title>{esc(task)}</title>{esc(_cut(task, cfg.heatmap_label_chars))}</text>"
         )
     for t in range(m.shape[0]):
         y = top + ch * t
@@ -418,6 +420,11 @@ details{margin-top:8px}summary{cursor:pointer;font-size:13px;color:#1f3a5f}
 """
 
 
+def card(inner: str) -> str:
+    """A white panel around one chart (and its tables)."""
+    return f'<div class="card">{inner}</div>'
+
+
 def render_dashboard(histories: list[RunHistory], cfg: Optional[DashboardConfig] = None) -> str:
     """The dashboard HTML for ``histories`` (pure: no file access)."""
     cfg = cfg or DashboardConfig()
@@ -442,7 +449,6 @@ def render_dashboard(histories: list[RunHistory], cfg: Optional[DashboardConfig]
     experts = sorted({c.expert for h in histories for r in h.rounds for c in r.clusters})
     expert_color = {e: PALETTE[(i + 2) % len(PALETTE)] for i, e in enumerate(experts)}
 
-    card = lambda svg: f'<div class="card">{svg}</div>'  # noqa: E731
     overview = [
         card(line_chart("avg-acc", "Average accuracy over tasks seen so far", avg, cfg, x_label="round", y_label="accuracy", y_range=(0, 1))),
         card(line_chart("forgetting", "Forgetting (mean drop from best accuracy)", forg, cfg, x_label="round", y_label="forgetting")),

@@ -160,11 +160,11 @@ BROWSER_TIMEOUT_S = 60.0
 
 
 def _find_chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
+    """$LIFELONG_CHROMIUM, else chromium on PATH, else Debian's /usr/bin/chromium; None if none."""
+    candidates = [os.environ.get("LIFELONG_CHROMIUM", "")]
+    candidates += [shutil.which(n) or "" for n in ("chromium", "chromium-browser", "google-chrome")]
+    candidates.append("/usr/bin/chromium")
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 class Chromium:
@@ -274,11 +274,11 @@ def render_in_chromium(exe: str, html_file: Path, profile: Path, width: int = 14
     problems = []
     for ev in b.events:
         m, p = ev.get("method"), ev.get("params", {})
-        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
+        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             problems.append(f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p.get('args', [])]}")
         elif m == "Runtime.exceptionThrown":
             problems.append(f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}")
-        elif m == "Log.entryAdded" and p["entry"]["level"] in ("error", "warning"):
+        elif m == "Log.entryAdded" and p["entry"]["level"] == "error":  # e.g. a resource that failed to load
             problems.append(f"log {p['entry']['source']}: {p['entry']['text']}")
     return {"problems": problems, "probe": probe, "png": png}
 
@@ -294,12 +294,16 @@ def chromium():
 
 
 def test_console_checker_sees_errors(chromium, tmp_path):
-    """The probe itself works: a page with a console.error and an uncaught exception is caught."""
+    """The probe itself works: console.error, an uncaught exception and a missing resource are caught."""
     bad = tmp_path / "bad.html"
-    bad.write_text("<!DOCTYPE html><html><body><p>x</p><script>console.log('all-good-log'); console.error('boom'); nosuchfn();</script></body></html>")
+    bad.write_text(
+        "<!DOCTYPE html><html><body><p>x</p><img src='missing-picture.png'>"
+        "<script>console.log('all-good-log'); console.error('boom'); nosuchfn();</script></body></html>"
+    )
     r = render_in_chromium(chromium, bad, tmp_path / "profile", 400, 300)
     text = " | ".join(r["problems"])
     assert "boom" in text and "nosuchfn" in text and "all-good-log" not in text
+    assert "ERR_FILE_NOT_FOUND" in text or "missing-picture" in text, text
 
 
 def test_dashboard_renders_in_headless_chromium(chromium, two_runs, tmp_path):
