@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lifelong.data.stream.config import SCALES, StreamConfig
+from lifelong.data.stream.config import SCALES, StreamConfig, corruption_counts
 from lifelong.data.stream.generators import DATASETS, DatasetSpec, get_spec
 
 # Hugging Face size_categories buckets: (upper bound exclusive, label).
@@ -36,8 +36,6 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 def render_card(spec: DatasetSpec, cfg: StreamConfig, scale: str) -> str:
     """The Markdown data card of ``spec`` as prepared at ``scale`` (front-matter sizes are that scale's)."""
-    from lifelong.data.stream.prepare import corruption_counts
-
     sizes = cfg.sizes(scale)
     c = spec.card
     fill = {"{max_count}": str(cfg.max_count)}  # config values the card texts refer to
@@ -70,7 +68,7 @@ def render_card(spec: DatasetSpec, cfg: StreamConfig, scale: str) -> str:
     rows = []
     for name in SCALES:
         s = cfg.sizes(name)
-        dup, mis, ung = corruption_counts(spec, cfg, s.train)
+        dup, mis, ung = corruption_counts(cfg, s.train, spec.has_images)
         rows.append(f"| {name} | {s.train} | {dup} | {mis} | {ung} | {s.test} |")
     example_q = "`<image>\\n` + question" if spec.has_images else "question (no `<image>` token, no `image` key)"
     ung_line = (

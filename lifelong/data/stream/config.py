@@ -1,6 +1,7 @@
 """Configuration of the built-in offline task stream."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 SCALES = ("small", "full")
@@ -64,3 +65,16 @@ class StreamConfig:
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r} (known: {', '.join(SCALES)})")
         return SplitSizes(train=getattr(self, f"{scale}_train"), test=getattr(self, f"{scale}_test"))
+
+
+def corruption_counts(cfg: StreamConfig, n_train: int, has_images: bool) -> tuple[int, int, int]:
+    """(near-duplicates, mislabeled, ungrounded) records in a train split of ``n_train``.
+
+    Each is ``floor(rate * n_train + 0.5)``; ungrounded is 0 without images.
+    """
+    dup = math.floor(cfg.duplicate_rate * n_train + 0.5)
+    mis = math.floor(cfg.mislabel_rate * n_train + 0.5)
+    ung = math.floor(cfg.ungrounded_rate * n_train + 0.5) if has_images else 0
+    if dup + mis + ung > n_train:
+        raise ValueError("duplicate and noise rates add up to more than the train split")
+    return dup, mis, ung

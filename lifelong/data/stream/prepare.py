@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import zlib
 from dataclasses import dataclass, replace
@@ -29,7 +28,7 @@ from lifelong.config import load_config
 from lifelong.data.sample import IMAGE_TOKEN
 from lifelong.data.stream import draw
 from lifelong.data.stream.cards import render_card
-from lifelong.data.stream.config import StreamConfig
+from lifelong.data.stream.config import StreamConfig, corruption_counts
 from lifelong.data.stream.generators import DatasetSpec, Item, get_spec
 
 GENERATOR = "lifelong.data.stream"
@@ -56,19 +55,6 @@ class DatasetInfo:
     n_duplicates: int
     n_mislabeled: int
     n_ungrounded: int
-
-
-def corruption_counts(spec: DatasetSpec, cfg: StreamConfig, n_train: int) -> tuple[int, int, int]:
-    """(near-duplicates, mislabeled, ungrounded) records in a train split of ``n_train``.
-
-    Each is ``floor(rate * n_train + 0.5)``; ungrounded is 0 for text-only datasets.
-    """
-    dup = math.floor(cfg.duplicate_rate * n_train + 0.5)
-    mis = math.floor(cfg.mislabel_rate * n_train + 0.5)
-    ung = math.floor(cfg.ungrounded_rate * n_train + 0.5) if spec.has_images else 0
-    if dup + mis + ung > n_train:
-        raise ValueError(f"{spec.name}: duplicate and noise rates add up to more than the train split")
-    return dup, mis, ung
 
 
 def _rng(seed: int, name: str, purpose: int) -> np.random.Generator:
@@ -150,11 +136,13 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
     """Generate one dataset of the stream into ``out/<name>/`` and return its manifest entry."""
     spec = get_spec(name)
     sizes = cfg.sizes(scale)
-    n_dup, n_mis, n_ung = corruption_counts(spec, cfg, sizes.train)
+    n_dup, n_mis, n_ung = corruption_counts(cfg, sizes.train, spec.has_images)
     root = out / name
     # Remove only what this function writes, so a re-run at another scale leaves no stale images.
     shutil.rmtree(root / "images", ignore_errors=True)
-    (root / "images").mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    if spec.has_images:
+        (root / "images").mkdir()
 
     test_items = spec.make("test", sizes.test, _rng(seed, name, _TEST), cfg, set())
     originals = spec.make("train", sizes.train - n_dup, _rng(seed, name, _TRAIN), cfg, {it.key for it in test_items})
@@ -164,8 +152,6 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
     _write_json(root / "test.json", _write_split(spec, "test", test, root, seed))
     _write_json(root / "train.json", _write_split(spec, "train", train, root, seed))
     (root / "README.md").write_text(render_card(spec, cfg, scale), encoding="utf-8")
-    if not spec.has_images:
-        (root / "images").rmdir()
     return DatasetInfo(
         name=name,
         order=order,
