@@ -1,0 +1,31 @@
+"""The selection and pruning benchmarks run end to end on a tiny size."""
+import importlib.util
+import json
+from pathlib import Path
+
+
+EVAL = Path(__file__).resolve().parents[2] / "eval"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, EVAL / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_select_small(tmp_path):
+    out = tmp_path / "s.json"
+    res = load("bench_select").main(["--sizes", "3000", "6000", "--no-auto-k", "--out", str(out)])
+    rows = res["fixed_k"]["rows"]
+    assert [r["n"] for r in rows] == [3000, 6000]
+    assert [r["selected"] for r in rows] == [300, 600]
+    assert json.loads(out.read_text())["fixed_k"]["rows"][1]["budget"] == 600
+
+
+def test_bench_prune_small(tmp_path):
+    res = load("bench_prune").main(["--n", "6000", "--dim", "32", "--topics", "20", "--clusters", "8",
+                                    "--out", str(tmp_path / "p.json")])
+    assert res["planted_pairs"] == 120
+    assert res["epsilon_mode"]["recall"] >= 0.95 and res["epsilon_mode"]["precision"] == 1.0
+    assert res["count_mode"]["removed"] == 120
