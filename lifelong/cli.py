@@ -99,6 +99,81 @@ register("ingest", "ingest datasets into a pool (bad records go to a quarantine 
 register("pool", "inspect a pool: stats, check, ledger", _setup_pool, cmd_pool)
 
 
+# ---- run / round ----------------------------------------------------------------
+def _setup_run(p):
+    p.add_argument("config", help="run config YAML (configs/*.yaml) or an existing run directory")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides, type-checked")
+    p.add_argument("--force", action="store_true", help="resume a run directory even if its config differs")
+
+
+def cmd_run(args) -> int:
+    from lifelong.loop import run
+    from lifelong.run_config import load_run_config
+
+    cfg = load_run_config(args.config, args.overrides)
+    r = run(cfg, force=args.force)
+    print(f"run directory: {r.dir}\ndashboard: {r.dir / 'dashboard.html'}")
+    return 0
+
+
+def _setup_round(p):
+    p.add_argument("--dataset", required=True, help="the newly arrived dataset (train file/folder)")
+    p.add_argument("--run", required=True, help="existing run directory")
+    p.add_argument("--name", help="dataset name (default: folder name or file stem)")
+    p.add_argument("--test", default="", help="its held-out split, if any")
+    p.add_argument("--metric", default="exact_match")
+
+
+def cmd_round(args) -> int:
+    from lifelong.loop import run
+    from lifelong.run_config import DatasetEntry, dump_run_config, load_run_config
+
+    run_dir = Path(args.run)
+    cfg = load_run_config(run_dir)
+    path = Path(args.dataset)
+    name = args.name or (path.name if path.is_dir() else path.stem)
+    if any(e.name == name for e in cfg.stream.datasets):
+        raise SystemExit(f"error: dataset {name!r} is already part of run {run_dir}")
+    cfg.stream.datasets.append(DatasetEntry(name, str(path.resolve()), str(Path(args.test).resolve()) if args.test else "",
+                                            args.metric))
+    (run_dir / "config.yaml").write_text(dump_run_config(cfg))
+    run(cfg)
+    return 0
+
+
+def _setup_data(p):
+    p.add_argument("action", choices=["prepare"], help="prepare: write the built-in offline stream")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--out DIR [--scale small|full] [--seed N] ...")
+
+
+def cmd_data(args) -> int:
+    from lifelong.data.stream import main as prepare_main
+
+    return prepare_main(args.rest) or 0
+
+
+def _passthrough(p):
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="see the subcommand's --help")
+
+
+def _delegate(module: str):
+    def run(args) -> int:
+        import importlib
+
+        return importlib.import_module(module).main(args.rest) or 0
+
+    return run
+
+
+register("run", "run a lifelong stream: one round per dataset, resumable", _setup_run, cmd_run)
+register("round", "add one newly arrived dataset to an existing run and train its round", _setup_round, cmd_round)
+register("data", "built-in offline task stream", _setup_data, cmd_data)
+register("eval", "re-evaluate a saved adapter of a run on every task", _passthrough, _delegate("lifelong.evaluation.evaluate"))
+register("dashboard", "write the self-contained HTML dashboard of one or more runs", _passthrough,
+         _delegate("lifelong.evaluation.dashboard"))
+register("export", "export a round's adapter (PEFT), model card and lineage", _passthrough, _delegate("lifelong.export"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lifelong",

@@ -1,0 +1,58 @@
+"""The report stage: history, metrics, dashboard, data card and trackers after a round.
+
+The run history is rebuilt from what the stages wrote (never kept as state),
+so a resumed run reports exactly what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+
+from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history, save_metrics
+from lifelong.evaluation.metrics import per_round
+
+
+def build_history(run, t: int, entries) -> RunHistory:
+    """History of rounds 0..t of ``run`` (a ``lifelong.loop.Run``) from its stage files."""
+    h = RunHistory(run=run.cfg.name, strategy=run.cfg.select.strategy, tasks=[e.name for e in entries])
+    h.set_accuracy_row(0, run.stage_info(0, "setup")["row"])
+    for r in range(1, t + 1):
+        rdir = run.dir / "rounds" / str(r)
+        h.set_accuracy_row(r, run.stage_info(r, "eval")["row"])
+        sel_path = rdir / "select" / "selection.json"
+        sel = json.loads(sel_path.read_text()) if sel_path.exists() else {}
+        losses_path = rdir / "train" / "losses.json"
+        h.set_round(RoundRecord(
+            round=r,
+            dataset=entries[r - 1].name,
+            pool_size=run.stage_info(r, "prune").get("pool_size", 0),
+            selected=len(sel.get("ids", [])),
+            pruned=run.stage_info(r, "prune").get("pruned", 0),
+            train_loss=json.loads(losses_path.read_text()) if losses_path.exists() else [],
+            stage_seconds={s: run.stage_info(r, s).get("seconds", 0.0) for s in
+                           ("ingest", "score", "select", "train", "prune", "eval")},
+            clusters=[ClusterRecord(id=c["id"], size=c["size"], expert=c["expert"],
+                                    entropy=c["entropy"].get(c["expert"], float("nan")), selected=c["share"])
+                      for c in sel.get("clusters", [])],
+        ))
+    return h
+
+
+def report_round(run, t: int, entries) -> None:
+    from lifelong.evaluation.dashboard import write_dashboard
+
+    h = build_history(run, t, entries)
+    save_history(h, run.dir)
+    save_metrics(h, run.dir)
+    write_dashboard([run.dir], run.dir / "dashboard.html")
+    a = h.accuracy_matrix()
+    values = {name: per_round(name, a)[t] for name in ("avg_acc", "forgetting", "bwt", "fwt")}
+    rec = h.rounds[-1]
+    values.update({"pool/size": rec.pool_size, "pool/selected": rec.selected, "pool/pruned": rec.pruned})
+    values.update({f"time/{k}": v for k, v in rec.stage_seconds.items()})
+    values.update({f"acc/{task}": a[t, i] for i, task in enumerate(h.tasks)})
+    run.tracker.log({k: float(v) for k, v in values.items()}, step=t)
+    try:
+        from lifelong.export.cards import write_round_card
+    except ImportError:  # the export package is optional for a run
+        return
+    write_round_card(run.dir, t)

@@ -1,0 +1,316 @@
+"""The lifelong loop: one round per arriving dataset, stage after stage.
+
+    setup (round 0): test splits of every task in, evaluation before training
+    round t:  ingest → score → select → train → prune → eval → report
+
+Every stage writes its outputs under ``rounds/<t>/<stage>/`` and then a
+``done`` marker (with its wall time); a stage reads what earlier stages wrote,
+never in-memory leftovers, so a run killed anywhere resumes at the first stage
+without a marker and ends with the same result. Randomness is seeded per
+round, and the model state at the start of a round is always the adapter saved
+by the round before.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lifelong.data.ingest import ingest, iter_dataset_files
+from lifelong.data.pool import Pool, PruneRecord
+from lifelong.run_config import DatasetEntry, RunConfig, check_same_config, dump_run_config
+
+ROUND_STAGES = ("ingest", "score", "select", "train", "prune", "eval", "report")
+
+
+def write_json(path: Path, data) -> None:
+    """Atomic JSON write (temp file + rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+class Run:
+    """A run directory and the model that moves through it."""
+
+    def __init__(self, cfg: RunConfig, force: bool = False):
+        self.cfg = cfg
+        self.dir = cfg.run_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        saved = self.dir / "config.yaml"
+        if saved.exists():
+            check_same_config(saved.read_text(), cfg, force)
+        saved.write_text(dump_run_config(cfg))
+        self.pool = Pool(self.dir / "pool")
+        self._loaded = None
+        self._adapter_round: int | None = None
+        self._tracker = None
+
+    # ---- the stream ----------------------------------------------------------
+    def entries(self) -> list[DatasetEntry]:
+        """Datasets in arrival order: the built-in stream (prepared once) then the user's."""
+        out = []
+        s = self.cfg.stream
+        if s.builtin != "none":
+            from lifelong.data.stream import prepare_stream, read_manifest
+
+            data = self.dir / "data"
+            if not (data / "stream.json").exists():
+                tmp = self.dir / "data.tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                prepare_stream(tmp, s.builtin, s.seed, cfg=s.builtin_config)
+                os.replace(tmp, data)
+            for info in read_manifest(data):
+                out.append(DatasetEntry(info.name, str(data / info.train), str(data / info.test), info.metric))
+        out.extend(s.datasets)
+        names = [e.name for e in out]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset names in a stream must be unique, got {names}")
+        return out
+
+    # ---- stages ----------------------------------------------------------------
+    def stage(self, t: int, name: str, fn, *args) -> dict:
+        d = self.dir / "rounds" / str(t) / name
+        marker = d / "done"
+        if marker.exists():
+            return json.loads(marker.read_text())
+        d.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        info = fn(t, d, *args) or {}
+        info["seconds"] = round(time.perf_counter() - start, 3)
+        write_json(marker, info)
+        return info
+
+    def run(self) -> None:
+        entries = self.entries()
+        self.stage(0, "setup", self._setup, entries)
+        for t, entry in enumerate(entries, start=1):
+            for name in ROUND_STAGES:
+                self.stage(t, name, getattr(self, f"_{name}"), entry, entries)
+        self.print_timings(len(entries))
+
+    # ---- the model ----------------------------------------------------------------
+    def model(self, adapter_round: int):
+        """The model with the adapter saved after ``adapter_round`` loaded."""
+        if self._loaded is None:
+            from lifelong.models import load_model
+
+            self._loaded = load_model(self.cfg.model)
+        if self._adapter_round != adapter_round:
+            self._loaded.load_adapter(self.adapter_dir(adapter_round))
+            self._adapter_round = adapter_round
+        return self._loaded
+
+    def adapter_dir(self, t: int) -> Path:
+        return self.dir / "adapters" / f"round_{t}"
+
+    def save_adapter(self, t: int) -> None:
+        final = self.adapter_dir(t)
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._loaded.save_adapter(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        self._adapter_round = t
+
+    @property
+    def strategy(self):
+        from lifelong.selection.strategies import get_strategy
+
+        return get_strategy(self.cfg.select.strategy)
+
+    def _skips_training(self, t: int, entries) -> bool:
+        """The multitask reference trains once, jointly, after the last arrival."""
+        return self.cfg.select.strategy == "multitask" and t < len(entries)
+
+    # ---- round 0 --------------------------------------------------------------------
+    def _setup(self, t, d, entries):
+        for e in entries:
+            if e.test:
+                for f in iter_dataset_files(Path(e.test)):
+                    ingest(self.pool, f, dataset=e.name, split="test", fmt=e.format, round_added=0,
+                           cfg=self.cfg.ingest)
+        if not self.adapter_dir(0).exists():
+            from lifelong.models import load_model
+
+            self._loaded = self._loaded or load_model(self.cfg.model)
+            self.save_adapter(0)
+        return {"row": self._evaluate(0, d, entries)}
+
+    # ---- round t ----------------------------------------------------------------------
+    def _ingest(self, t, d, entry, entries):
+        reports = []
+        for f in iter_dataset_files(Path(entry.train)):
+            rep = ingest(self.pool, f, dataset=entry.name, split="train", fmt=entry.format, round_added=t,
+                         cfg=self.cfg.ingest)
+            print(rep.summary())
+            reports.append(rep)
+        info = {"dataset": entry.name, "added": sum(r.added for r in reports),
+                "unchanged": sum(r.unchanged for r in reports),
+                "quarantined": sum(len(r.quarantined) for r in reports)}
+        write_json(d / "ingest.json", info)
+        return info
+
+    def _score(self, t, d, entry, entries):
+        if not self.strategy.needs_scores or self._skips_training(t, entries):
+            return {"skipped": True}
+        from lifelong.selection.score import score_samples
+
+        samples = self.pool.samples()
+        score_samples(self.model(t - 1), samples, self.pool.load_image, self.cfg.score, d / "shards")
+        return {"n": len(samples)}
+
+    def _scores(self, t):
+        from lifelong.selection.score import load_scores
+
+        n = json.loads((self.dir / "rounds" / str(t) / "score" / "done").read_text()).get("n")
+        if n is None:
+            return None
+        return load_scores(self.dir / "rounds" / str(t) / "score" / "shards", n, self.cfg.score.shard_size)
+
+    def _select(self, t, d, entry, entries):
+        from lifelong.selection.strategies import SelectionInput
+
+        if self._skips_training(t, entries):
+            return {"skipped": True}
+        ids = self.pool.ids()
+        new = set(self.pool.ids(dataset=entry.name))
+        inp = SelectionInput(ids, np.array([i in new for i in ids], dtype=bool))
+        scores = self._scores(t)
+        if scores is not None:
+            if scores.ids != ids:
+                raise RuntimeError(f"round {t}: scored samples differ from the active pool; delete {d.parent / 'score'}")
+            inp.sketches, inp.scores = scores.sketches, scores.scores
+        sel = self.strategy.fn(inp, self.cfg.select)
+        chosen = [ids[i] for i in sel.indices]
+        clusters = []
+        if sel.labels is not None and sel.entropy is not None:
+            sizes = np.bincount(sel.labels, minlength=len(sel.experts))
+            for k, e in enumerate(sel.experts):
+                clusters.append({"id": k, "size": int(sizes[k]), "share": int(sel.shares[k]), "expert": e,
+                                 "entropy": {n: float(h) for n, h in zip(sel.entropy_experts, sel.entropy[k])}})
+        write_json(d / "selection.json", {
+            "round": t, "dataset": entry.name, "strategy": self.cfg.select.strategy, "budget": len(chosen),
+            "pool_size": len(ids), "ids": chosen, "clusters": clusters})
+        if scores is not None:
+            self._write_scores_table(d / "scores.parquet", ids, scores, sel)
+        return {"selected": len(chosen), "pool_size": len(ids)}
+
+    @staticmethod
+    def _write_scores_table(path, ids, scores, sel):
+        """Per-sample scores, cluster and whether it was picked: why a sample was chosen."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        picked = np.zeros(len(ids), dtype=bool)
+        picked[sel.indices] = True
+        cols = {"id": ids, "selected": picked}
+        if sel.labels is not None:
+            cols["cluster"] = sel.labels
+            if sel.experts and len(sel.experts) > 1:
+                cols["routed_expert"] = [sel.experts[k] for k in sel.labels]
+        cols.update({f"score_{k}": v for k, v in scores.scores.items()})
+        pq.write_table(pa.table(cols), path)
+
+    def _train(self, t, d, entry, entries):
+        from lifelong.training.train import train_round
+
+        loaded = self.model(t - 1)
+        losses = []
+        if not self._skips_training(t, entries):
+            ids = json.loads((d.parent / "select" / "selection.json").read_text())["ids"]
+            losses = train_round(loaded, self.pool.get(ids), self.pool.load_image, self.cfg.train, t,
+                                 on_log=lambda v, s: self.tracker.log(v, step=s + 10_000 * t))
+        write_json(d / "losses.json", losses)
+        self.save_adapter(t)
+        return {"steps": len(losses), "final_loss": losses[-1][1] if losses else None}
+
+    def _prune(self, t, d, entry, entries):
+        from lifelong.pruning.semdedup import semdedup
+        from lifelong.selection.cluster import cluster
+
+        cap = self.cfg.prune.cap
+        decision = d / "pruned.json"
+        if not decision.exists():
+            ids = self.pool.ids()
+            records = []
+            if cap is not None and len(ids) > cap:
+                emb = self._embeddings(t, ids)
+                clusters = cluster(emb, self.cfg.select.cluster)
+                res = semdedup(emb, clusters.labels, clusters.centroids, self.cfg.prune)
+                records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m), "reason": res.reason}
+                           for i, c, m in zip(res.index, res.cluster, res.max_sim)]
+            write_json(decision, {"round": t, "cap": cap, "pool_size": len(ids), "records": records})
+        records = json.loads(decision.read_text())["records"]
+        # Applying is idempotent: a crash after the pool commit but before the
+        # marker re-applies nothing.
+        todo = [r for r in records if (self.pool.lookup(r["id"]) or ("", ""))[1] == "active"]
+        self.pool.prune([PruneRecord(r["id"], t, r["reason"], r["cluster"], r["max_sim"]) for r in todo])
+        return {"pruned": len(records), "pool_size": self.pool.count()}
+
+    def _embeddings(self, t, ids) -> np.ndarray:
+        """Pool embeddings for pruning: from this round's scoring pass when it ran."""
+        scores = self._scores(t)
+        if scores is not None and scores.ids == ids:
+            return scores.embeddings.astype(np.float32)
+        from lifelong.selection.score import embed_samples
+
+        return embed_samples(self.model(t), self.pool.get(ids), self.pool.load_image, self.cfg.score)
+
+    def _eval(self, t, d, entry, entries):
+        if self._skips_training(t, entries):
+            return {"row": [float("nan")] * len(entries), "skipped": True}
+        return {"row": self._evaluate(t, d, entries)}
+
+    def _evaluate(self, t, d, entries) -> list[float]:
+        from lifelong.evaluation.evaluate import evaluate_tasks, write_predictions
+
+        import dataclasses
+
+        metrics = {e.name: e.metric for e in entries}
+        cfg = dataclasses.replace(self.cfg.eval, task_metrics={**metrics, **self.cfg.eval.task_metrics})
+        res = evaluate_tasks(self.model(t), self.pool, [e.name for e in entries], cfg)
+        write_predictions(res, d / "predictions.jsonl")
+        return [float(res.accuracy[e.name]) for e in entries]
+
+    def _report(self, t, d, entry, entries):
+        from lifelong.evaluation.reporting import report_round
+
+        report_round(self, t, entries)
+        return {}
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from lifelong.evaluation.trackers import Tracker
+
+            self._tracker = Tracker(self.cfg.tracker, self.dir, self.cfg.name)
+        return self._tracker
+
+    def stage_info(self, t: int, name: str) -> dict:
+        p = self.dir / "rounds" / str(t) / name / "done"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def print_timings(self, n_rounds: int) -> None:
+        print(f"\nwall time per stage (s), run {self.cfg.name}:")
+        print("round " + " ".join(f"{s:>8}" for s in ROUND_STAGES))
+        total = self.stage_info(0, "setup").get("seconds", 0.0)
+        for t in range(1, n_rounds + 1):
+            secs = [self.stage_info(t, s).get("seconds", float("nan")) for s in ROUND_STAGES]
+            total += np.nansum(secs)
+            print(f"{t:>5} " + " ".join(f"{x:8.1f}" for x in secs))
+        print(f"total {total:.1f} s (setup and evaluation before training included)")
+
+
+def run(cfg: RunConfig, force: bool = False) -> Run:
+    r = Run(cfg, force)
+    try:
+        r.run()
+    finally:
+        if r._tracker is not None:
+            r._tracker.close()
+    return r

@@ -1,0 +1,210 @@
+"""The scoring pass: one forward(+backward) per batch gives sketches and every expert.
+
+Output is sharded: shard ``i`` holds samples ``[i*S, (i+1)*S)`` of the given
+order and is written atomically to ``shard_{i:05d}.safetensors`` followed by a
+``.done`` marker, so an interrupted pass resumes at the first missing shard and
+several processes can split the shards (``rank``/``world``) with identical
+results: the projection is a pure function of the seed.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lifelong.data.sample import Sample
+from lifelong.selection.experts import EXPERTS, PassOutputs, compute, per_sample_mean
+from lifelong.selection.projection import RademacherProjector, normalize_fp16
+from lifelong.selection.sketch import PerSampleGrads, SketchConfig, lora_linears, only_these_trainable
+
+
+@dataclass
+class ScoreConfig:
+    """The scoring stage: which experts, and the gradient sketch.
+
+    experts: names from the expert registry; ``clip`` is dropped with a message
+        when no CLIP model is configured.
+    shard_size: samples per output shard (the unit of resumption and of work
+        split across processes).
+    seed: seeds the ``random`` expert.
+    """
+
+    sketch: SketchConfig = field(default_factory=SketchConfig)
+    experts: list[str] = field(default_factory=lambda: ["ppl", "el2n", "entropy", "grand", "ig", "random"])
+    shard_size: int = 256
+    seed: int = 0
+
+
+@dataclass
+class ScoreResult:
+    ids: list[str]
+    sketches: np.ndarray  # (N, d) float16, unit rows (zero rows for samples with zero gradient)
+    scores: dict[str, np.ndarray]  # expert -> (N,) float64
+    # (N, H) float16 unit rows: mean-pooled last hidden state, for pruning. The
+    # scoring pass runs the model over the whole pool anyway, so these come free.
+    embeddings: np.ndarray
+
+
+def response_outputs(loaded, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward pass -> (hidden (B, T, H), logits (N, V), targets (N,), rows (N,)).
+
+    The LM head runs only at the N response positions (position t predicts
+    ``labels[:, t + 1]``), which is most of the saving for short answers.
+    """
+    h = loaded.hidden_states(batch)  # (B, T, H)
+    labels = batch["labels"].to(h.device)[:, 1:]
+    sel = labels != -100  # (B, T-1)
+    logits = loaded.backend.head(loaded.base)(h[:, :-1][sel]).float()  # (N, V)
+    return h, logits, labels[sel], sel.nonzero()[:, 0]
+
+
+def pooled_hidden(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H), (B, T) -> (B, H) unit-norm mean of hidden states over real tokens."""
+    m = attention_mask.to(h.device).unsqueeze(-1).float()
+    mean = (h.float() * m).sum(1) / m.sum(1).clamp(min=1)
+    return torch.nn.functional.normalize(mean, dim=-1)
+
+
+class Scorer:
+    """Holds the hooks and the projection for one model; ``score_batch`` does one batch."""
+
+    def __init__(self, loaded, cfg: ScoreConfig, image_loader):
+        self.loaded = loaded
+        self.cfg = cfg
+        self.image_loader = image_loader
+        unknown = [e for e in cfg.experts if e not in EXPERTS]
+        if unknown:
+            raise ValueError(f"unknown expert(s) {unknown}; registered: {sorted(EXPERTS)}")
+        self.experts = list(cfg.experts)
+        if "clip" in self.experts and getattr(loaded, "clip", None) is None:
+            print("note: expert 'clip' skipped: no CLIP model is configured (score.clip)")
+            self.experts.remove("clip")
+        self.needs = set().union(*(EXPERTS[e].needs for e in self.experts)) if self.experts else set()
+        n_layers = len(loaded.backend.decoder(loaded.base).layers)
+        layers = sorted({i % n_layers for i in cfg.sketch.layers})  # -1 = the last decoder layer
+        self.linears = lora_linears(loaded.lora_modules(layers))
+        if not self.linears:
+            raise ValueError(f"sketch layers {cfg.sketch.layers} have no LoRA modules (lora.layers: "
+                             f"{loaded.lora_layers})")
+        self.grads = PerSampleGrads(self.linears)
+        self.params = [m.weight for m in self.grads.modules.values()]
+        self.projector = RademacherProjector(self.grads.dim, cfg.sketch.out_dim, cfg.sketch.seed,
+                                             cfg.sketch.block_rows)
+
+    def close(self) -> None:
+        self.grads.remove()
+
+    def score_batch(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (sketches (B, d) fp16, embeddings (B, H) fp16, {expert: (B,) float64})."""
+        model = self.loaded.model
+        was_training = model.training
+        model.eval()  # no dropout: a sketch is a deterministic function of the sample
+        try:
+            batch = self.loaded.collate(samples, self.image_loader)
+            B = len(samples)
+            with only_these_trainable(model, self.params), torch.enable_grad():
+                h, logits, targets, rows = response_outputs(self.loaded, batch)
+                embed = pooled_hidden(h.detach(), batch["attention_mask"]).half().cpu()
+                nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # (N,)
+                per_sample_mean(nll, rows, B).sum().backward()
+            flat = self.grads.flat()  # (B, D)
+            for p in self.params:
+                p.grad = None
+            out = PassOutputs(logits=logits.detach(), targets=targets, rows=rows, batch_size=B,
+                              ids=[s.id for s in samples], seed=self.cfg.seed)
+            out.grad_norm = torch.linalg.vector_norm(flat, dim=1)
+            out.has_image = torch.tensor([bool(s.images) for s in samples])
+            if "blank" in self.needs:
+                out.blank_nll = self._blank_nll(samples, out)
+            if "clip" in self.needs:
+                out.clip_sim = self.loaded.clip.similarity(samples, self.image_loader)
+            scores = compute(self.experts, out)
+            sketch = normalize_fp16(self.projector.project(flat))
+        finally:
+            model.train(was_training)
+        return sketch.cpu(), embed, scores
+
+    @torch.no_grad()
+    def _blank_nll(self, samples: list[Sample], out: PassOutputs) -> torch.Tensor:
+        """Response NLL with every image blanked; text-only samples keep their own NLL."""
+        nll = out.token_stats()["nll"].clone()
+        idx = [i for i, s in enumerate(samples) if s.images]
+        if idx:
+            batch = self.loaded.collate([samples[i] for i in idx], self.image_loader, blank_images=True)
+            nll[idx] = self.loaded.per_sample_loss(batch).to(nll.dtype)
+        return nll
+
+
+def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig, out_dir: Path,
+                  rank: int = 0, world: int = 1, progress: bool = True) -> None:
+    """Write this rank's shards of the scoring pass under ``out_dir`` (resumable)."""
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    S = cfg.shard_size
+    shards = [i for i in range(-(-len(samples) // S)) if i % world == rank]
+    todo = [i for i in shards if not (out_dir / f"shard_{i:05d}.done").exists()]
+    if not todo:
+        return
+    scorer = Scorer(loaded, cfg, image_loader)
+    try:
+        bar = tqdm(total=sum(len(samples[i * S:(i + 1) * S]) for i in todo), desc="score+sketch", unit="sample",
+                   disable=not progress, leave=False)
+        for i in todo:
+            part = samples[i * S:(i + 1) * S]
+            sk, em, sc = [], [], {e: [] for e in scorer.experts}
+            for b in range(0, len(part), cfg.sketch.batch_size):
+                chunk = part[b:b + cfg.sketch.batch_size]
+                s, emb, scores = scorer.score_batch(chunk)
+                sk.append(s)
+                em.append(emb)
+                for e in scorer.experts:
+                    sc[e].append(scores[e])
+                bar.update(len(chunk))
+            tensors = {"sketch": torch.cat(sk).contiguous(), "embed": torch.cat(em).contiguous()}
+            tensors.update({f"score.{e}": torch.cat(v).contiguous() for e, v in sc.items()})
+            path = out_dir / f"shard_{i:05d}.safetensors"
+            tmp = path.with_suffix(".tmp")
+            save_file(tensors, tmp, metadata={"ids": json.dumps([s.id for s in part])})
+            os.replace(tmp, path)
+            (out_dir / f"shard_{i:05d}.done").touch()
+        bar.close()
+    finally:
+        scorer.close()
+
+
+def load_scores(out_dir: Path, n_samples: int, shard_size: int) -> ScoreResult:
+    """Gather all shards in order (every shard must be done)."""
+    from safetensors import safe_open
+
+    ids, sketches, embeds, scores = [], [], [], {}
+    for i in range(-(-n_samples // shard_size)):
+        path = out_dir / f"shard_{i:05d}.safetensors"
+        if not (out_dir / f"shard_{i:05d}.done").exists():
+            raise FileNotFoundError(f"scoring shard {i} is not done: {path}")
+        with safe_open(path, framework="pt") as f:
+            ids += json.loads(f.metadata()["ids"])
+            sketches.append(f.get_tensor("sketch").numpy())
+            embeds.append(f.get_tensor("embed").numpy())
+            for key in f.keys():
+                if key.startswith("score."):
+                    scores.setdefault(key[6:], []).append(f.get_tensor(key).numpy())
+    return ScoreResult(ids, np.concatenate(sketches), {k: np.concatenate(v) for k, v in scores.items()},
+                       np.concatenate(embeds))
+
+
+@torch.no_grad()
+def embed_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig, progress: bool = True) -> np.ndarray:
+    """(N, H) float32 unit rows: mean-pooled last hidden states, for pruning when no scoring pass ran."""
+    from tqdm import tqdm
+
+    out = []
+    for b in tqdm(range(0, len(samples), cfg.sketch.batch_size), desc="embed", disable=not progress, leave=False):
+        batch = loaded.collate(samples[b:b + cfg.sketch.batch_size], image_loader)
+        out.append(torch.nn.functional.normalize(loaded.embed(batch), dim=-1).cpu().numpy())
+    return np.concatenate(out).astype(np.float32)

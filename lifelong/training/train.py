@@ -1,0 +1,127 @@
+"""One LoRA training round on the selected samples, with accelerate.
+
+The same code runs on one CPU, one GPU or several processes (``accelerate
+launch``): accelerate places the model, wraps it for DDP and shards the data.
+The learning rate warms up and decays inside the round; every round starts its
+own schedule and optimizer, so resuming a round reproduces it exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from lifelong.data.sample import Sample
+
+
+@dataclass
+class TrainConfig:
+    """A training round.
+
+    epochs: passes over the selected samples.
+    batch_size: samples per micro-batch per process.
+    grad_accum: micro-batches per optimizer step.
+    lr: peak learning rate (LoRA and projector).
+    warmup_ratio: share of the round's steps spent warming up linearly.
+    schedule: decay after warm-up, within the round.
+    max_grad_norm: gradient clipping (0 = off).
+    mixed_precision: accelerate's setting; ``no`` on CPUs without bf16 support.
+    seed: shuffling and dropout; round t uses seed + t.
+    log_every: optimizer steps between loss records.
+    """
+
+    epochs: float = 1.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    seed: int = 0
+    log_every: int = 1
+    progress: bool = True
+
+
+def lr_lambda(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the peak lr at optimizer step ``step`` of ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    frac = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else max(0.0, 1 - frac)
+
+
+def batch_loss(loaded, batch) -> torch.Tensor:
+    """Mean cross-entropy over the response tokens of the batch."""
+    logits, targets, _ = loaded.response_logits(batch)  # (N, V), (N,) at the response tokens
+    return torch.nn.functional.cross_entropy(logits, targets)
+
+
+def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, round_: int,
+                accelerator=None, on_log=None) -> list[list[float]]:
+    """Train ``loaded.model`` in place on ``samples``; returns [[step, loss], ...].
+
+    Samples are shuffled with seed + round; the order is the same on every
+    process before accelerate shards it.
+    """
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    if not samples:
+        return []
+    accelerator = accelerator or Accelerator(gradient_accumulation_steps=cfg.grad_accum,
+                                             mixed_precision=cfg.mixed_precision)
+    seed = cfg.seed + round_
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        samples, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+        collate_fn=lambda b: loaded.collate(b, image_loader),
+    )
+    model = loaded.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(loader) / max(1, accelerator.num_processes) / cfg.grad_accum)
+    total = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    warmup = int(cfg.warmup_ratio * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, total, warmup, cfg.schedule))
+    wrapped, opt, loader, sched = accelerator.prepare(model, opt, loader, sched)
+    losses: list[list[float]] = []
+    model.train()
+    step, running, n_running = 0, 0.0, 0
+    bar = tqdm(total=total, desc=f"train round {round_}", unit="step", leave=False,
+               disable=not cfg.progress or not accelerator.is_local_main_process)
+    try:
+        while step < total:
+            for batch in loader:
+                with accelerator.accumulate(wrapped):
+                    loss = batch_loss(loaded, batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                running += accelerator.gather(loss.detach().reshape(1)).mean().item()
+                n_running += 1
+                if accelerator.sync_gradients:
+                    step += 1
+                    bar.update(1)
+                    if step % cfg.log_every == 0 or step == total:
+                        rec = [step, running / n_running]
+                        losses.append(rec)
+                        bar.set_postfix(loss=f"{rec[1]:.3f}")
+                        if on_log:
+                            on_log({"train/loss": rec[1], "train/lr": sched.get_last_lr()[0]}, step)
+                        running, n_running = 0.0, 0
+                    if step >= total:
+                        break
+    finally:
+        bar.close()
+        model.eval()
+    return losses
