@@ -258,8 +258,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_task_metrics(run_dir: str | Path, run_cfg) -> dict[str, str]:
+    """Answer metric per task of a run, as its rounds used them.
+
+    The built-in stream's manifest (``<run>/data/stream.json``) and the user's
+    datasets (``run_cfg.stream.datasets``) name each task's metric;
+    ``run_cfg.eval.task_metrics`` overrides both.
+    """
+    metrics: dict[str, str] = {}
+    if (Path(run_dir) / "data" / "stream.json").exists():
+        from lifelong.data.stream.prepare import read_manifest
+
+        metrics.update({info.name: info.metric for info in read_manifest(Path(run_dir) / "data")})
+    metrics.update({e.name: e.metric for e in run_cfg.stream.datasets})
+    metrics.update(run_cfg.eval.task_metrics)
+    return metrics
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    """``lifelong eval``: print the per-task table of round N's adapter; optionally write predictions."""
+    """``lifelong eval``: print the per-task table of round N's adapter; optionally write predictions.
+
+    Round N's adapter is ``<run>/adapters/round_<N>/``; round 0 without a
+    saved adapter is the base model with a fresh (identity) adapter.
+    """
     args = build_parser().parse_args(argv)
     from lifelong.data.pool import Pool
     from lifelong.evaluation.history import load_history
@@ -268,7 +289,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     run_dir: Path = args.run
     run_cfg = load_run_config(run_dir)
-    eval_cfg = run_cfg.eval
+    eval_cfg = dataclasses.replace(run_cfg.eval, task_metrics=run_task_metrics(run_dir, run_cfg))
     if args.max_samples is not None:
         eval_cfg = dataclasses.replace(eval_cfg, max_samples_per_task=args.max_samples)
     tasks = load_history(run_dir).tasks
@@ -278,12 +299,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise SystemExit(f"{run_dir}: no adapter for round {round_} (saved: {rounds or 'none'})")
 
     loaded = load_model(run_cfg.model)
-    if round_ != 0:
+    if round_ in rounds:
         loaded.load_adapter(run_dir / "adapters" / f"round_{round_}")
     with Pool(run_dir / "pool") as pool:
         result = evaluate_tasks(loaded, pool, tasks, eval_cfg, progress=not args.no_progress)
-    print(f"run {run_dir.name}, round {round_} ({'base model' if round_ == 0 else 'adapter round_' + str(round_)}),"
-          f" {result.seconds:.1f} s")
+    what = f"adapter round_{round_}" if round_ in rounds else "base model"
+    print(f"run {run_dir.name}, round {round_} ({what}), {result.seconds:.1f} s")
     print(result.table())
     if args.out is not None:
         out = write_predictions(result, args.out or predictions_path(run_dir, round_))
