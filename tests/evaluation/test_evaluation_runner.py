@@ -166,9 +166,11 @@ def test_predictions_file(pool, tmp_path):
     path = write_predictions(res, tmp_path / "out" / "predictions.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == 10
-    assert rows[4] == {"task": "color", "id": "shapes/test/c4", "prediction": "Black", "reference": "black", "correct": True,
+    assert rows[4] == {"task": "color", "id": "shapes/test/c4", "prediction": "Black", "reference": "black",
+                       "correct": True,
                        "score": 1.0, "metric": "exact_match"}
-    assert rows[8]["id"] == "shapes/test/p0" and rows[8]["correct"] is False and rows[8]["score"] == pytest.approx(2 / 3)
+    assert rows[8]["id"] == "shapes/test/p0" and rows[8]["correct"] is False
+    assert rows[8]["score"] == pytest.approx(2 / 3)
     assert [r["correct"] for r in rows] == [CORRECT[short(r["id"])] == 1 for r in rows]
 
 
@@ -203,8 +205,8 @@ def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
                             lora=LoraSettings(rank=4, alpha=8.0, dropout=0.0), max_length=96, device="cpu",
                             cache_dir=tmp_path / "cache")
     eval_cfg = EvalConfig(batch_size=4, max_new_tokens=3)
-    cfg = RunConfig(name="demo", runs_dir=tmp_path / "runs", model=model_cfg, eval=eval_cfg,
-                    stream=StreamSpec(builtin="none", datasets=[DatasetEntry("caption", train="unused", metric="token_f1")]))
+    stream = StreamSpec(builtin="none", datasets=[DatasetEntry("caption", train="unused", metric="token_f1")])
+    cfg = RunConfig(name="demo", runs_dir=tmp_path / "runs", model=model_cfg, eval=eval_cfg, stream=stream)
     (run_dir / "config.yaml").write_text(dump_run_config(cfg))
     save_history(RunHistory(run="demo", strategy="random", tasks=TASKS), run_dir)
 
