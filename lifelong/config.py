@@ -61,6 +61,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
         return from_dict(tp, value, prefix=key)
+    if tp in (dict, list):  # bare annotations: any contents
+        tp = dict[str, Any] if tp is dict else list[Any]
+        origin = get_origin(tp)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from lifelong.data.sample import Sample
+from lifelong.selection.clip_score import ClipConfig, ClipScorer
 from lifelong.selection.experts import EXPERTS, PassOutputs, compute, per_sample_mean
 from lifelong.selection.projection import RademacherProjector, normalize_fp16
 from lifelong.selection.sketch import PerSampleGrads, SketchConfig, lora_linears, only_these_trainable
@@ -27,13 +28,14 @@ class ScoreConfig:
     """The scoring stage: which experts, and the gradient sketch.
 
     experts: names from the expert registry; ``clip`` is dropped with a message
-        when no CLIP model is configured.
+        when no CLIP model is configured (``clip.model`` / ``clip.tiny``).
     shard_size: samples per output shard (the unit of resumption and of work
         split across processes).
     seed: seeds the ``random`` expert.
     """
 
     sketch: SketchConfig = field(default_factory=SketchConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
     experts: list[str] = field(default_factory=lambda: ["ppl", "el2n", "entropy", "grand", "ig", "random"])
     shard_size: int = 256
     seed: int = 0
@@ -80,8 +82,10 @@ class Scorer:
         if unknown:
             raise ValueError(f"unknown expert(s) {unknown}; registered: {sorted(EXPERTS)}")
         self.experts = list(cfg.experts)
-        if "clip" in self.experts and getattr(loaded, "clip", None) is None:
-            print("note: expert 'clip' skipped: no CLIP model is configured (score.clip)")
+        self.clip = ClipScorer.from_config(cfg.clip) if "clip" in self.experts else None
+        if "clip" in self.experts and self.clip is None:
+            print("note: expert 'clip' skipped: no CLIP model is configured (set score.clip.model and "
+                  "score.clip.pretrained to a local checkpoint)")
             self.experts.remove("clip")
         self.needs = set().union(*(EXPERTS[e].needs for e in self.experts)) if self.experts else set()
         n_layers = len(loaded.backend.decoder(loaded.base).layers)
@@ -121,7 +125,7 @@ class Scorer:
             if "blank" in self.needs:
                 out.blank_nll = self._blank_nll(samples, out)
             if "clip" in self.needs:
-                out.clip_sim = self.loaded.clip.similarity(samples, self.image_loader)
+                out.clip_sim = self.clip.similarity(samples, self.image_loader)
             scores = compute(self.experts, out)
             sketch = normalize_fp16(self.projector.project(flat))
         finally:
