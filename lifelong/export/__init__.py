@@ -1,0 +1,14 @@
+"""Out of a run: adapter export, model cards, lineage and per-round data cards.
+
+- :func:`export` / :func:`main`: ``lifelong export RUN [--round N] --out DIR [--merge]``.
+- :func:`load_exported`: load an export whose base exists only inside lifelong.
+- :func:`write_round_card`: ``<run>/data_cards/round_<t>.md`` (the loop's report stage).
+- :func:`build_lineage`: which data trained the adapter of a round.
+
+Importing this package does not import torch.
+"""
+from lifelong.export.adapter import ExportError, export, load_exported, main
+from lifelong.export.cards import write_round_card
+from lifelong.export.lineage import build_lineage
+
+__all__ = ["ExportError", "build_lineage", "export", "load_exported", "main", "write_round_card"]

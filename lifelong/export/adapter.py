@@ -1,0 +1,295 @@
+"""``lifelong export RUN [--round N] --out DIR [--merge]``: take an adapter out of a run.
+
+What an export directory holds:
+
+- default: ``adapter_config.json`` + ``adapter_model.safetensors`` (LoRA and the
+  projector, a ``modules_to_save`` copy), copied from ``adapters/round_<t>``.
+  For an HF base model it loads with plain ``peft``, no ``lifelong`` import::
+
+      base = AutoModelForImageTextToText.from_pretrained(BASE)
+      model = PeftModel.from_pretrained(base, DIR)
+
+  ``base_model_name_or_path`` in ``adapter_config.json`` names the base: the
+  HF path of the run's model (``model.hf.path``, absolute when it is a local
+  directory), or what ``base_model=`` says. Bases that exist only inside
+  ``lifelong`` get an identifier with a colon, which no hub accepts, so
+  ``AutoPeftModel`` fails at once instead of fetching something else:
+  ``lifelong-composed:<vision>+<lm>`` for the composed model and
+  ``lifelong-tiny-llava:seed=<seed>`` for the tiny random test LLaVA. Those load
+  with :func:`load_exported`, which rebuilds the base from ``lifelong_model.yaml``
+  and applies the same two files.
+- ``--merge``: the adapter merged into the base (peft ``merge_and_unload``).
+  HF family: ``save_pretrained`` safetensors + the processor, loadable with
+  ``AutoModelForImageTextToText.from_pretrained(DIR)``. Composed family: the
+  merged projector + LM as ``model.safetensors`` (module names of
+  ``ComposedVLM``) + the tokenizer; the frozen vision encoder is not saved (it is
+  rebuilt from the config); load with :func:`load_exported`.
+- always: ``lifelong_model.yaml`` (the run's model config), ``README.md`` (model
+  card), ``lineage.json`` (which data trained it; :mod:`lifelong.export.lineage`).
+
+Nothing is written unless every check passes: the export is assembled in a
+hidden temporary directory beside ``DIR`` and renamed into place at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from lifelong.config import from_dict, to_dict
+from lifelong.export.cards import model_card
+from lifelong.export.lineage import adapter_dir, adapter_rounds, build_lineage
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+MODEL_YAML = "lifelong_model.yaml"
+MERGED_COMPOSED_FILE = "model.safetensors"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made; nothing was written."""
+
+
+def base_model_id(model_cfg) -> str:
+    """``base_model_name_or_path`` for the run's model config (see the module docstring)."""
+    if model_cfg.family == "hf":
+        if model_cfg.hf.tiny:
+            return f"lifelong-tiny-llava:seed={model_cfg.seed}"
+        local = Path(model_cfg.hf.path).expanduser()
+        return str(local.resolve()) if local.is_dir() else model_cfg.hf.path
+    c = model_cfg.composed
+    return f"lifelong-composed:{c.vision}+{c.lm}"
+
+
+def card_base_model(model_cfg, base: str) -> str | None:
+    """A hub id for the card's ``base_model`` (the LM for the composed model), or None."""
+    if model_cfg.family == "composed":
+        return SMOLLM2_HUB_ID if model_cfg.composed.lm == "smollm2-135m" else None
+    if ":" in base or Path(base).expanduser().exists():
+        return None
+    return base
+
+
+def loader_snippet(model_cfg, base: str, merged: bool) -> str:
+    """Python that loads the export (for the card)."""
+    if model_cfg.family == "hf" and ":" not in base:
+        if merged:
+            return (
+                "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
+                'model = AutoModelForImageTextToText.from_pretrained("path/to/this/dir")\n'
+                'processor = AutoProcessor.from_pretrained("path/to/this/dir")'
+            )
+        return (
+            "from transformers import AutoModelForImageTextToText\n"
+            "from peft import PeftModel\n"
+            f'base = AutoModelForImageTextToText.from_pretrained("{base}")\n'
+            'model = PeftModel.from_pretrained(base, "path/to/this/dir")'
+        )
+    return (
+        "# The base model exists inside lifelong only: rebuild it from lifelong_model.yaml.\n"
+        "from lifelong.export import load_exported\n"
+        'loaded = load_exported("path/to/this/dir")  # a LoadedModel: .model, .generate(samples, image_loader)'
+    )
+
+
+def _check(run_dir: Path, out_dir: Path, t: int | None) -> int:
+    """The round to export, after every check that can fail before writing."""
+    if not (run_dir / "config.yaml").is_file():
+        raise ExportError(f"{run_dir} is not a run directory (no config.yaml)")
+    rounds = adapter_rounds(run_dir)
+    if not rounds:
+        raise ExportError(f"run {run_dir} has no saved adapter (adapters/round_<t>/ is empty)")
+    if t is None:
+        t = rounds[-1]
+    elif t not in rounds:
+        raise ExportError(
+            f"run {run_dir} has no adapter for round {t}; rounds with an adapter: "
+            + ", ".join(map(str, rounds))
+        )
+    missing = [f for f in ADAPTER_FILES if not (adapter_dir(run_dir, t) / f).is_file()]
+    if missing:
+        raise ExportError(f"{adapter_dir(run_dir, t)} lacks {', '.join(missing)}")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ExportError(f"output directory {out_dir} exists and is not empty; choose a new or empty directory")
+    return t
+
+
+def _metrics_rows(run_dir: Path, t: int) -> tuple[list[str], list[list], dict]:
+    """(tasks, accuracy rows 0..t, CL metrics of those rows); empty when nothing was evaluated."""
+    from lifelong.evaluation.history import load_history
+    from lifelong.evaluation.metrics import compute_all
+
+    try:
+        h = load_history(run_dir)
+    except FileNotFoundError:
+        return [], [], {}
+    a = h.accuracy_matrix()[: t + 1]
+    if a.shape[0] == 0:
+        return h.tasks, [], {}
+    metrics = {k: (float(v) if v == v else None) for k, v in compute_all(a).items()}
+    return h.tasks, [[None if x != x else float(x) for x in row] for row in a], metrics
+
+
+def _write_merged(run_cfg, t: int, run_dir: Path, dest: Path) -> None:
+    from lifelong.models import load_model
+
+    loaded = load_model(run_cfg.model)
+    loaded.load_adapter(adapter_dir(run_dir, t))
+    merged = loaded.model.merge_and_unload()
+    if run_cfg.model.family == "hf":
+        merged.save_pretrained(dest, safe_serialization=True)
+        loaded.backend.processor.save_pretrained(dest)
+    else:
+        from safetensors.torch import save_model
+
+        save_model(merged, str(dest / MERGED_COMPOSED_FILE))
+        loaded.tokenizer.save_pretrained(dest)
+
+
+def export(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    round: int | None = None,
+    merge: bool = False,
+    base_model: str | None = None,
+) -> Path:
+    """Export the adapter saved after ``round`` (None = latest) of ``run_dir`` into ``out_dir``.
+
+    See the module docstring for what is written. Raises :class:`ExportError`
+    (writing nothing) when the round has no adapter or ``out_dir`` is not empty.
+    Returns ``out_dir``.
+    """
+    from lifelong.run_config import load_run_config
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    t = _check(run_dir, out_dir, round)
+    run_cfg = load_run_config(run_dir)
+    base = base_model or base_model_id(run_cfg.model)
+    lineage = build_lineage(run_dir, t)
+    tasks, accuracy, metrics = _metrics_rows(run_dir, t)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.export-{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        if merge:
+            _write_merged(run_cfg, t, run_dir, tmp)
+        else:
+            src = adapter_dir(run_dir, t)
+            conf = json.loads((src / "adapter_config.json").read_text(encoding="utf-8"))
+            conf["base_model_name_or_path"] = base
+            (tmp / "adapter_config.json").write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
+            shutil.copyfile(src / "adapter_model.safetensors", tmp / "adapter_model.safetensors")
+        (tmp / MODEL_YAML).write_text(yaml.safe_dump(to_dict(run_cfg.model), sort_keys=False), encoding="utf-8")
+        (tmp / "lineage.json").write_text(json.dumps(lineage, indent=1) + "\n", encoding="utf-8")
+        strategy = next((r["strategy"] for r in lineage["rounds"] if r["strategy"]), None)
+        card = model_card(
+            run=run_dir.name, round_=t, base_model=base, card_base_model=card_base_model(run_cfg.model, base),
+            family=run_cfg.model.family, strategy=strategy, datasets=lineage["datasets"], metrics=metrics,
+            tasks=tasks, accuracy=accuracy, lineage_rounds=lineage["rounds"], merged=merge,
+            loader=loader_snippet(run_cfg.model, base, merge),
+        )
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above); rename needs the name free
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_exported(directory: str | Path, device: str | None = None):
+    """A ``LoadedModel`` from an export directory (either family, adapter or merged).
+
+    The base is rebuilt from ``lifelong_model.yaml`` (``device`` overrides its
+    device). Adapter exports: the adapter files are loaded into it. Merged HF
+    exports: the merged checkpoint is the base (with a fresh, zero-effect
+    LoRA). Merged composed exports: ``model.safetensors`` replaces the
+    projector and LM weights (the fresh LoRA has B = 0, so it adds nothing).
+    """
+    from lifelong.models import ModelConfig, load_model
+
+    directory = Path(directory)
+    if not (directory / MODEL_YAML).is_file():
+        raise ExportError(f"{directory} is not a lifelong export (no {MODEL_YAML})")
+    cfg = from_dict(ModelConfig, yaml.safe_load((directory / MODEL_YAML).read_text(encoding="utf-8")))
+    if device is not None:
+        cfg.device = device
+    if (directory / "adapter_config.json").is_file():
+        loaded = load_model(cfg)
+        loaded.load_adapter(directory)
+        return loaded
+    if cfg.family == "hf":
+        cfg.hf.path, cfg.hf.tiny = str(directory.resolve()), False
+        return load_model(cfg)
+    loaded = load_model(cfg)
+    _load_merged_composed(loaded, directory / MERGED_COMPOSED_FILE)
+    return loaded
+
+
+def _plain_name(name: str) -> str:
+    """A parameter name of the LoRA-wrapped base as it reads in the unwrapped model."""
+    parts = name.split(".")
+    out, i = [], 0
+    while i < len(parts):
+        if parts[i] in ("base_layer", "original_module"):
+            i += 1
+        elif parts[i] == "modules_to_save":
+            i += 2  # "modules_to_save.<adapter name>"
+        else:
+            out.append(parts[i])
+            i += 1
+    return ".".join(out)
+
+
+def _load_merged_composed(loaded, path: Path) -> None:
+    """Copy merged ``ComposedVLM`` weights into the (LoRA-wrapped) base of ``loaded``; LoRA stays zero."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path))
+    state = loaded.base.state_dict()
+    used, filled, missing = set(), set(), []
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if ".lora_" in name:
+                continue
+            plain = _plain_name(name)
+            if plain in weights:
+                tensor.copy_(weights[plain])
+                used.add(plain)
+                filled.add(tensor.data_ptr())
+            else:
+                missing.append((plain, tensor))
+    # Tied weights are saved once: a missing name must share storage with a filled one.
+    untied = [n for n, tensor in missing if tensor.data_ptr() not in filled]
+    if untied:
+        raise ExportError(f"{path}: no weights for {untied[:3]}")
+    left = [k for k in weights if k not in used]
+    if left:
+        raise ExportError(f"{path}: weights that fit nothing in the model built from the config: {left[:3]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lifelong export RUN [--round N] --out DIR [--merge] [--base-model ID]``."""
+    p = argparse.ArgumentParser(prog="lifelong export", description="Export a run's adapter with its model card and lineage.")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--round", type=int, default=None, help="round whose adapter to export (default: latest)")
+    p.add_argument("--out", type=Path, required=True, help="new or empty output directory")
+    p.add_argument("--merge", action="store_true", help="write merged full weights instead of the adapter")
+    p.add_argument("--base-model", default=None, help="base_model_name_or_path to record (default: from the run)")
+    args = p.parse_args(argv)
+    try:
+        out = export(args.run, args.out, round=args.round, merge=args.merge, base_model=args.base_model)
+    except ExportError as e:
+        print(f"lifelong export: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {'merged weights' if args.merge else 'adapter'} to {out}")
+    return 0

@@ -1,0 +1,108 @@
+"""Which data made an adapter: the per-round record behind ``lineage.json``.
+
+Read from the files the loop leaves in a run directory (nothing is recomputed):
+
+    rounds/<t>/ingest/ingest.json     dataset that arrived, added/unchanged/quarantined
+    rounds/<t>/select/selection.json  ids selected for training, clusters and routed experts
+    rounds/<t>/prune/pruned.json      ids removed from the pool for good after training
+
+The adapter saved after round ``t`` (``adapters/round_<t>``) was trained, in
+the default ``continue`` adapter policy, on the selections of rounds 1..t, so
+its lineage is the list of those rounds. A file the loop did not write (a
+skipped stage) appears as ``null``, never as an empty list, so "nothing was
+pruned" and "not recorded" stay distinguishable.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+LINEAGE_VERSION = 1
+
+
+def adapter_dir(run_dir: str | Path, t: int) -> Path:
+    return Path(run_dir) / "adapters" / f"round_{t}"
+
+
+def adapter_rounds(run_dir: str | Path) -> list[int]:
+    """Rounds with a saved adapter (``adapters/round_<t>/adapter_config.json``), ascending."""
+    root = Path(run_dir) / "adapters"
+    out = []
+    for p in root.glob("round_*") if root.is_dir() else []:
+        suffix = p.name[len("round_") :]
+        if suffix.isdigit() and (p / "adapter_config.json").is_file():
+            out.append(int(suffix))
+    return sorted(out)
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def round_files(run_dir: str | Path, t: int) -> dict:
+    """The raw stage records of round ``t``: ``{"ingest", "selection", "prune"}`` (None = absent)."""
+    d = Path(run_dir) / "rounds" / str(t)
+    return {
+        "ingest": _read_json(d / "ingest" / "ingest.json"),
+        "selection": _read_json(d / "select" / "selection.json"),
+        "prune": _read_json(d / "prune" / "pruned.json"),
+    }
+
+
+def round_lineage(run_dir: str | Path, t: int) -> dict:
+    """One round of the lineage: dataset, selected ids, clusters with routed experts, pruned ids."""
+    f = round_files(run_dir, t)
+    sel, prune, ing = f["selection"], f["prune"], f["ingest"]
+    dataset = (sel or {}).get("dataset") or (ing or {}).get("dataset")
+    return {
+        "round": t,
+        "dataset": dataset,
+        "ingest": None if ing is None else {k: ing.get(k) for k in ("added", "unchanged", "quarantined")},
+        "strategy": None if sel is None else sel.get("strategy"),
+        "pool_size": None if sel is None else sel.get("pool_size"),
+        "budget": None if sel is None else sel.get("budget"),
+        "selected": None if sel is None else list(sel["ids"]),
+        "clusters": None if sel is None else [
+            {"id": c["id"], "size": c["size"], "share": c.get("share"), "expert": c["expert"]}
+            for c in sel.get("clusters", [])
+        ],
+        "prune_cap": None if prune is None else prune.get("cap"),
+        "pruned": None if prune is None else [
+            {"id": r["id"], "cluster": r.get("cluster"), "max_sim": r.get("max_sim"), "reason": r.get("reason")}
+            for r in prune["records"]
+        ],
+    }
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_lineage(run_dir: str | Path, t: int) -> dict:
+    """``lineage.json`` of the adapter after round ``t``.
+
+    ``trained_on`` is the union, in first-selected order, of the ids selected
+    in rounds 1..t: every sample whose gradient reached this adapter.
+    ``adapter_sha256`` identifies the weights file the lineage belongs to.
+    """
+    run_dir = Path(run_dir)
+    rounds = [round_lineage(run_dir, r) for r in range(1, t + 1)]
+    trained: dict[str, None] = {}
+    for r in rounds:
+        for i in r["selected"] or []:
+            trained.setdefault(i, None)
+    weights = adapter_dir(run_dir, t) / "adapter_model.safetensors"
+    return {
+        "lineage_version": LINEAGE_VERSION,
+        "run": run_dir.name,
+        "round": t,
+        "adapter_sha256": sha256_file(weights) if weights.is_file() else None,
+        "datasets": [r["dataset"] for r in rounds if r["dataset"] is not None],
+        "trained_on": list(trained),
+        "rounds": rounds,
+    }
