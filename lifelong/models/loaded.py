@@ -1,0 +1,432 @@
+"""``load_model(cfg)``: one model API for both families.
+
+What differs between the composed model and an HF model sits in two small
+backends (how images become tokens and tensors, how hidden states and
+generations are computed); everything else (chat encoding, label masking,
+padding, losses, LoRA plumbing, adapters) is written once in ``LoadedModel``.
+
+Batches (``LoadedModel.collate``) are dicts of CPU tensors:
+
+- ``input_ids`` (B, T) long, right-padded; images expanded into image tokens.
+- ``attention_mask`` (B, T) long, 1 on real tokens.
+- ``labels`` (B, T) long, aligned with ``input_ids`` (HF convention): the
+  token id on response tokens (assistant turns incl. their end-of-turn token),
+  -100 everywhere else. The model predicts ``labels[:, t]`` from positions < t.
+- composed family: ``image_features`` (N, K, C) float32, the cached encoder
+  features of the N images of the batch in order (N may be 0).
+- HF family: the processor's image tensors (``pixel_values``, and e.g.
+  ``image_grid_thw``) concatenated over the batch's images; absent without images.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from lifelong.config import to_dict
+from lifelong.data.sample import IMAGE_TOKEN, Sample
+from lifelong.models.chat import IGNORE, ChatEncoder, Encoded, expand_images, sample_messages, structured_messages
+from lifelong.models.config import ModelConfig
+from lifelong.models.vision import BLANK_KEY, VisionFeatures, blank_image
+
+ImageLoader = Callable[[str], object]  # image content hash -> RGB PIL image (e.g. ``Pool.load_image``)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MODEL_CONFIG_FILE = "lifelong_model.json"
+
+
+# ---- family backends --------------------------------------------------------
+
+
+class ComposedBackend:
+    """Composed model: image -> K placeholder tokens + cached encoder features."""
+
+    def __init__(self, cfg: ModelConfig, device: torch.device, dtype: torch.dtype):
+        from lifelong.models.composed import build_composed
+
+        self.module, self.tokenizer, self.features = build_composed(cfg, device, dtype)
+        self.image_token_id = self.module.image_token_id
+        self.eos_id = self.tokenizer.eos_token_id
+        self.pad_id = self.tokenizer.pad_token_id
+        self.projector_names = ["projector"]
+        tok = self.tokenizer
+        self.chat = ChatEncoder(
+            tok,
+            lambda msgs, gen: tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen),
+            self.image_token_id,
+            self.eos_id,
+        )
+
+    def decoder(self, base):
+        return base.language_model.model
+
+    def head(self, base):
+        return base.language_model.get_output_embeddings()
+
+    def prepare_images(self, keys: list[str], load: ImageLoader, blank: bool):
+        """(token ids of each image, payload of each image for ``batch_images``)."""
+        k = self.features.grid**2
+        return [[self.image_token_id] * k for _ in keys], [BLANK_KEY if blank else key for key in keys]
+
+    def batch_images(self, payloads: list[str], load: ImageLoader) -> dict:
+        return {"image_features": self.features.features(payloads, load)}
+
+    def hidden(self, base, inputs: dict) -> torch.Tensor:
+        return base(**inputs).last_hidden_state
+
+    def generate(self, base, inputs: dict, **gen) -> torch.Tensor:
+        x = base.input_embeddings(inputs["input_ids"], inputs.get("image_features"))
+        # With inputs_embeds only, generate returns just the new tokens.
+        return base.language_model.generate(inputs_embeds=x, attention_mask=inputs["attention_mask"], **gen)
+
+
+class HFBackend:
+    """HF model: image -> the processor's image tokens + its pixel tensors."""
+
+    def __init__(self, cfg: ModelConfig, device: torch.device, dtype: torch.dtype):
+        from lifelong.models.hf import build_hf, projector_modules
+
+        self.module, self.processor = build_hf(cfg, device, dtype)
+        self.tokenizer = self.processor.tokenizer
+        self.image_text = getattr(self.processor, "image_token", IMAGE_TOKEN)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_text)
+        self.eos_id = self.tokenizer.eos_token_id
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
+        self.projector_names = projector_modules(self.module, cfg)
+        render_with = self.processor if getattr(self.processor, "chat_template", None) else self.tokenizer
+
+        def render(msgs: list[dict], gen: bool) -> str:
+            return render_with.apply_chat_template(structured_messages(msgs), tokenize=False, add_generation_prompt=gen)
+
+        self.chat = ChatEncoder(self.tokenizer, render, self.image_token_id, self.eos_id)
+
+    def decoder(self, base):
+        return base.get_decoder()
+
+    def head(self, base):
+        return base.get_output_embeddings()
+
+    def prepare_images(self, keys: list[str], load: ImageLoader, blank: bool):
+        expansions, payloads = [], []
+        for key in keys:
+            image = load(key).convert("RGB")
+            if blank:
+                image = blank_image(image.size)
+            out = self.processor(text=self.image_text, images=[image], return_tensors="pt", add_special_tokens=False)
+            ids = [i for i in out["input_ids"][0].tolist() if i != self.chat.bos_id]
+            expansions.append(ids)
+            payloads.append({k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")})
+        return expansions, payloads
+
+    def batch_images(self, payloads: list[dict], load: ImageLoader) -> dict:
+        if not payloads:
+            return {}
+        return {k: torch.cat([p[k] for p in payloads]) for k in payloads[0]}
+
+    def hidden(self, base, inputs: dict) -> torch.Tensor:
+        return base.model(**inputs).last_hidden_state
+
+    def generate(self, base, inputs: dict, **gen) -> torch.Tensor:
+        out = base.generate(**inputs, **gen)
+        return out[:, inputs["input_ids"].shape[1] :]
+
+
+BACKENDS = {"composed": ComposedBackend, "hf": HFBackend}
+
+
+# ---- the model API ------------------------------------------------------------
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class LoadedModel:
+    """A LoRA-wrapped multimodal model with batching, losses, generation and adapters.
+
+    ``model`` is the ``peft.PeftModel``; LoRA sits on the LM's decoder layers and
+    the projector is a ``modules_to_save`` copy (when ``lora.train_projector``),
+    so ``save_adapter`` writes everything that training changes.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        from peft import LoraConfig, get_peft_model
+
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
+        self.cfg = cfg
+        self.device = _device(cfg.device)
+        self.dtype = DTYPES[cfg.dtype]
+        self.backend = BACKENDS[cfg.family](cfg, self.device, self.dtype)
+        self.tokenizer = self.backend.tokenizer
+        base = self.backend.module
+        decoder = self.backend.decoder(base)
+        prefix = next(n for n, m in base.named_modules() if m is decoder)
+        self.layers_prefix = f"{prefix}.layers" if prefix else "layers"
+        n_layers = len(decoder.layers)
+        layers = cfg.lora.layers if cfg.lora.layers is not None else list(range(n_layers))
+        bad = [i for i in layers if not 0 <= i < n_layers]
+        if bad:
+            raise ValueError(f"lora.layers {bad} out of range: the LM has {n_layers} decoder layers")
+        self.lora_layers = sorted(set(layers))
+        # A regex, so that LoRA lands only on the LM's decoder layers (a vision
+        # tower has q_proj/v_proj too).
+        target = (
+            rf"{re.escape(self.layers_prefix)}\.({'|'.join(map(str, self.lora_layers))})\."
+            rf"(?:.*\.)?({'|'.join(map(re.escape, cfg.lora.target_modules))})"
+        )
+        lora = LoraConfig(
+            r=cfg.lora.rank,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=target,
+            modules_to_save=list(self.backend.projector_names) if cfg.lora.train_projector else None,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.model = get_peft_model(base, lora)
+        if not self.lora_modules():
+            raise ValueError(
+                f"lora.target_modules {cfg.lora.target_modules} match no module of the LM's decoder layers"
+            )
+        self.model.eval()
+
+    # -- batching --------------------------------------------------------------
+
+    @property
+    def base(self):
+        """The underlying model, LoRA layers injected (same modules as ``model``)."""
+        return self.model.get_base_model()
+
+    def _encode(self, sample: Sample, image_loader, blank: bool, generation: bool):
+        messages = sample_messages(sample, self.cfg.system_prompt)
+        if generation:
+            enc = self.backend.chat.encode_prompt(messages, sample.id)
+            keys = sample.images[: enc.ids.count(self.backend.image_token_id)]  # images of the prompt turns
+        else:
+            enc = self.backend.chat.encode(messages, len(sample.images), sample.id)
+            keys = list(sample.images)
+        expansions, payloads = self.backend.prepare_images(keys, image_loader, blank)
+        side = "left" if generation else "right"
+        enc, kept = expand_images(enc, self.backend.image_token_id, expansions, self.cfg.max_length, side, sample.id)
+        return enc, [payloads[i] for i in kept]
+
+    def _pad(self, encs: list[Encoded], side: str) -> dict[str, torch.Tensor]:
+        T = max(len(e.ids) for e in encs)
+        B = len(encs)
+        ids = torch.full((B, T), self.backend.pad_id, dtype=torch.long)
+        mask = torch.zeros((B, T), dtype=torch.long)
+        labels = torch.full((B, T), IGNORE, dtype=torch.long)
+        for b, e in enumerate(encs):
+            n = len(e.ids)
+            sl = slice(0, n) if side == "right" else slice(T - n, T)
+            ids[b, sl] = torch.tensor(e.ids, dtype=torch.long)
+            mask[b, sl] = 1
+            labels[b, sl] = torch.where(torch.tensor(e.labels), torch.tensor(e.ids), IGNORE)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def collate(self, samples: list[Sample], image_loader: ImageLoader, *, blank_images: bool = False) -> dict:
+        """Instruction-tuning batch of ``samples`` (see the module docstring for its keys).
+
+        ``blank_images=True`` replaces every image by a mid-gray one of the same
+        size: same tokens and labels, no visual content (the grounding score).
+        """
+        encs, payloads = [], []
+        for s in samples:
+            enc, p = self._encode(s, image_loader, blank_images, generation=False)
+            encs.append(enc)
+            payloads.extend(p)
+        batch = self._pad(encs, "right")
+        batch.update(self.backend.batch_images(payloads, image_loader))
+        return batch
+
+    def _inputs(self, batch: dict) -> dict:
+        """Model inputs on the model's device (float tensors in the model's dtype)."""
+        out = {}
+        for k, v in batch.items():
+            if k == "labels":
+                continue
+            v = v.to(self.device)
+            out[k] = v.to(self.dtype) if v.is_floating_point() else v
+        return out
+
+    # -- losses and logits ---------------------------------------------------------
+
+    def hidden_states(self, batch: dict) -> torch.Tensor:
+        """Last hidden states of the LM: (B, T, H)."""
+        return self.backend.hidden(self.base, self._inputs(batch))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Logits aligned with ``batch["labels"]``: (B, T, V), float32.
+
+        ``logits[:, t]`` is the model's prediction of the token at position t
+        (made from positions < t), so ``cross_entropy(logits[m], labels[m])``
+        over ``m = labels != -100`` is the loss. Position 0 has no prediction
+        and is zero.
+        """
+        h = self.hidden_states(batch)
+        logits = self.backend.head(self.base)(h).float()  # (B, T, V)
+        return torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
+
+    def response_logits(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits at response positions only, the cheap way (the LM head runs on those alone).
+
+        Returns ``(logits (N, V) float32, targets (N,), rows (N,))``: N response
+        tokens of the batch, their target ids, and the batch row of each.
+        """
+        h = self.hidden_states(batch)  # (B, T, H)
+        labels = batch["labels"].to(h.device)[:, 1:]  # target of position t is labels[t + 1]
+        sel = labels != IGNORE  # (B, T-1)
+        logits = self.backend.head(self.base)(h[:, :-1][sel]).float()  # (N, V)
+        rows = sel.nonzero()[:, 0]
+        return logits, labels[sel], rows
+
+    def per_sample_loss(self, batch: dict) -> torch.Tensor:
+        """Mean NLL over each sample's response tokens: (B,) float32, differentiable.
+
+        A sample with no response token (all cut by truncation) gets 0.
+        """
+        logits, targets, rows = self.response_logits(batch)
+        nll = F.cross_entropy(logits, targets, reduction="none")  # (N,)
+        B = batch["labels"].shape[0]
+        total = torch.zeros(B, device=nll.device, dtype=nll.dtype).index_add(0, rows, nll)
+        count = torch.zeros(B, device=nll.device, dtype=nll.dtype).index_add(0, rows, torch.ones_like(nll))
+        return total / count.clamp(min=1)
+
+    def token_logprobs(self, batch: dict) -> torch.Tensor:
+        """log p(labels[:, t]) at response positions, 0 elsewhere: (B, T) float32."""
+        logits, targets, rows = self.response_logits(batch)
+        lp = -F.cross_entropy(logits, targets, reduction="none")
+        out = torch.zeros(batch["labels"].shape, device=lp.device, dtype=lp.dtype)
+        sel = batch["labels"].to(lp.device) != IGNORE
+        sel[:, 0] = False
+        out[sel] = lp
+        return out
+
+    @torch.no_grad()
+    def embed(self, batch: dict) -> torch.Tensor:
+        """Mean of the last hidden state over real (non-pad) tokens: (B, H) float32."""
+        with self._eval():
+            h = self.hidden_states(batch).float()
+        m = batch["attention_mask"].to(h.device).unsqueeze(-1).float()
+        return (h * m).sum(1) / m.sum(1).clamp(min=1)
+
+    # -- generation ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _eval(self):
+        """Eval mode (no LoRA dropout) inside, the previous mode restored after."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was)
+
+    @torch.no_grad()
+    def generate(
+        self, samples: list[Sample], image_loader: ImageLoader, max_new_tokens: int = 32, batch_size: int = 8
+    ) -> list[str]:
+        """Greedy answers to each sample's prompt (its turns before the last assistant turn).
+
+        Prompts are left-padded and batched by similar length; the answers come
+        back in the order of ``samples``, special tokens removed, stripped.
+        """
+        encoded = [self._encode(s, image_loader, False, generation=True) for s in samples]
+        order = sorted(range(len(samples)), key=lambda i: len(encoded[i][0].ids))
+        answers: list[str] = [""] * len(samples)
+        with self._eval():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                batch = self._pad([encoded[i][0] for i in chunk], "left")
+                batch.update(self.backend.batch_images([p for i in chunk for p in encoded[i][1]], image_loader))
+                new = self.backend.generate(
+                    self.base,
+                    self._inputs(batch),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.backend.pad_id,
+                    eos_token_id=self.backend.eos_id,
+                )
+                texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                for i, text in zip(chunk, texts):
+                    answers[i] = text.strip()
+        return answers
+
+    # -- LoRA and adapters -------------------------------------------------------------
+
+    def lora_modules(self, layers: list[int] | None = None) -> dict:
+        """LoRA-wrapped Linear modules (``peft`` ``LoraLayer``) by name, of decoder ``layers`` (None = all).
+
+        Names are relative to ``base``. Each module's ``lora_A[adapter]`` /
+        ``lora_B[adapter]`` are plain ``nn.Linear``: hook those for per-sample
+        gradients (input activations x output gradients).
+        """
+        from peft.tuners.lora import LoraLayer
+
+        pat = re.compile(rf"{re.escape(self.layers_prefix)}\.(\d+)\.")
+        out = {}
+        for name, m in self.base.named_modules():
+            if not isinstance(m, LoraLayer):
+                continue
+            hit = pat.match(name)
+            if hit and (layers is None or int(hit.group(1)) in layers):
+                out[name] = m
+        return out
+
+    def lora_parameters(self, layers: list[int] | None = None) -> dict[str, torch.nn.Parameter]:
+        """LoRA A/B weights of decoder ``layers`` (None = all): ``{"<module>.lora_A.weight": param}``."""
+        adapter = self.model.active_adapter
+        out = {}
+        for name, m in self.lora_modules(layers).items():
+            out[f"{name}.lora_A.weight"] = m.lora_A[adapter].weight
+            out[f"{name}.lora_B.weight"] = m.lora_B[adapter].weight
+        return out
+
+    def trainable_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """Everything the optimiser updates: LoRA weights and the projector copy."""
+        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def save_adapter(self, directory: str | Path) -> Path:
+        """Write the PEFT adapter (``adapter_config.json``, ``adapter_model.safetensors``).
+
+        The model config goes beside it (``lifelong_model.json``) so the
+        directory says which base model it adapts.
+        """
+        directory = Path(directory)
+        self.model.save_pretrained(directory, safe_serialization=True)
+        (directory / MODEL_CONFIG_FILE).write_text(json.dumps(to_dict(self.cfg), indent=1))
+        return directory
+
+    def load_adapter(self, directory: str | Path) -> None:
+        """Load an adapter written by ``save_adapter`` into this model (same LoRA shape)."""
+        from peft import PeftConfig
+        from peft.utils import load_peft_weights, set_peft_model_state_dict
+
+        directory = Path(directory)
+        saved = PeftConfig.from_pretrained(directory)
+        mine = self.model.peft_config[self.model.active_adapter]
+        for field in ("r", "lora_alpha", "target_modules", "modules_to_save"):
+            a, b = getattr(saved, field), getattr(mine, field)
+            if (sorted(a) if isinstance(a, (list, set)) else a) != (sorted(b) if isinstance(b, (list, set)) else b):
+                raise ValueError(f"adapter {directory}: {field} is {a!r}, this model's is {b!r}")
+        weights = load_peft_weights(str(directory), device=str(self.device))
+        result = set_peft_model_state_dict(self.model, weights)
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        if unexpected:
+            raise ValueError(f"adapter {directory}: weights that fit nothing in this model: {unexpected[:3]}")
+        missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k or "modules_to_save" in k]
+        if missing:
+            raise ValueError(f"adapter {directory}: no weights for {missing[:3]}")
+
+
+def load_model(cfg: ModelConfig | None = None) -> LoadedModel:
+    """The model named by ``cfg`` (default: the offline composed model), LoRA attached."""
+    return LoadedModel(cfg or ModelConfig())
