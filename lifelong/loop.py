@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from lifelong.data.ingest import ingest, iter_dataset_files
 from lifelong.data.pool import Pool, PruneRecord
 from lifelong.run_config import DatasetEntry, RunConfig, check_same_config, dump_run_config
 
+# "<round>:<stage>": SIGKILL the process after that stage's work, before its marker.
+FAULT_ENV = "LIFELONG_FAULT"
 ROUND_STAGES = ("ingest", "score", "select", "train", "prune", "eval", "report")
 
 
@@ -82,6 +85,10 @@ class Run:
         start = time.perf_counter()
         info = fn(t, d, *args) or {}
         info["seconds"] = round(time.perf_counter() - start, 3)
+        if os.environ.get(FAULT_ENV) == f"{t}:{name}":
+            # Crash-recovery tests: die as hard as possible at the worst moment,
+            # with all of the stage's work done but its marker not yet written.
+            os.kill(os.getpid(), signal.SIGKILL)
         write_json(marker, info)
         return info
 

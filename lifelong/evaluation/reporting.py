@@ -9,6 +9,7 @@ import json
 
 from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history, save_metrics
 from lifelong.evaluation.metrics import per_round
+from lifelong.export.cards import write_round_card
 
 
 def build_history(run, t: int, entries) -> RunHistory:
@@ -51,8 +52,4 @@ def report_round(run, t: int, entries) -> None:
     values.update({f"time/{k}": v for k, v in rec.stage_seconds.items()})
     values.update({f"acc/{task}": a[t, i] for i, task in enumerate(h.tasks)})
     run.tracker.log({k: float(v) for k, v in values.items()}, step=t)
-    try:
-        from lifelong.export.cards import write_round_card
-    except ImportError:  # the export package is optional for a run
-        return
     write_round_card(run.dir, t)
