@@ -168,6 +168,8 @@ def _delegate(module: str):
 register("run", "run a lifelong stream: one round per dataset, resumable", _setup_run, cmd_run)
 register("round", "add one newly arrived dataset to an existing run and train its round", _setup_round, cmd_round)
 register("data", "built-in offline task stream", _setup_data, cmd_data)
+register("select", "score a pool with a model and select samples (writes ids, clusters, experts, scores)",
+         _passthrough, _delegate("lifelong.selection.command"))
 register("eval", "re-evaluate a saved adapter of a run on every task", _passthrough, _delegate("lifelong.evaluation.evaluate"))
 register("dashboard", "write the self-contained HTML dashboard of one or more runs", _passthrough,
          _delegate("lifelong.evaluation.dashboard"))

@@ -180,6 +180,7 @@ class Run:
         return load_scores(self.dir / "rounds" / str(t) / "score" / "shards", n, self.cfg.score.shard_size)
 
     def _select(self, t, d, entry, entries):
+        from lifelong.selection.outputs import write_selection
         from lifelong.selection.strategies import SelectionInput
 
         if self._skips_training(t, entries):
@@ -193,35 +194,9 @@ class Run:
                 raise RuntimeError(f"round {t}: scored samples differ from the active pool; delete {d.parent / 'score'}")
             inp.sketches, inp.scores = scores.sketches, scores.scores
         sel = self.strategy.fn(inp, self.cfg.select)
-        chosen = [ids[i] for i in sel.indices]
-        clusters = []
-        if sel.labels is not None and sel.entropy is not None:
-            sizes = np.bincount(sel.labels, minlength=len(sel.experts))
-            for k, e in enumerate(sel.experts):
-                clusters.append({"id": k, "size": int(sizes[k]), "share": int(sel.shares[k]), "expert": e,
-                                 "entropy": {n: float(h) for n, h in zip(sel.entropy_experts, sel.entropy[k])}})
-        write_json(d / "selection.json", {
-            "round": t, "dataset": entry.name, "strategy": self.cfg.select.strategy, "budget": len(chosen),
-            "pool_size": len(ids), "ids": chosen, "clusters": clusters})
-        if scores is not None:
-            self._write_scores_table(d / "scores.parquet", ids, scores, sel)
-        return {"selected": len(chosen), "pool_size": len(ids)}
-
-    @staticmethod
-    def _write_scores_table(path, ids, scores, sel):
-        """Per-sample scores, cluster and whether it was picked: why a sample was chosen."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        picked = np.zeros(len(ids), dtype=bool)
-        picked[sel.indices] = True
-        cols = {"id": ids, "selected": picked}
-        if sel.labels is not None:
-            cols["cluster"] = sel.labels
-            if sel.experts and len(sel.experts) > 1:
-                cols["routed_expert"] = [sel.experts[k] for k in sel.labels]
-        cols.update({f"score_{k}": v for k, v in scores.scores.items()})
-        pq.write_table(pa.table(cols), path)
+        write_selection(d, ids, sel, scores.scores if scores is not None else None,
+                        round=t, dataset=entry.name, strategy=self.cfg.select.strategy)
+        return {"selected": len(sel.indices), "pool_size": len(ids)}
 
     def _train(self, t, d, entry, entries):
         from lifelong.training.train import train_round

@@ -1,0 +1,58 @@
+"""``lifelong select``: score a pool with a model and select, outside a run.
+
+    lifelong select CONFIG --pool DIR --out DIR [--adapter DIR] [--new DATASET] [key=value ...]
+
+Writes into ``--out``: ``shards/`` (sketches, embeddings, every expert's
+scores), ``selection.json`` (ids, clusters, routed experts and entropies) and
+``scores.parquet`` (per-sample scores, cluster, selected). Resumable: scoring
+shards already written are kept.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lifelong select", description=__doc__.splitlines()[0])
+    p.add_argument("config", help="run config YAML (its model, score and select sections are used)")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    p.add_argument("--pool", required=True, help="pool directory")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--adapter", help="adapter directory to load (default: the fresh adapter)")
+    p.add_argument("--new", help="dataset that counts as newly arrived (for the sequential strategy)")
+    args = p.parse_args(argv)
+
+    from lifelong.data.pool import Pool
+    from lifelong.run_config import load_run_config
+    from lifelong.selection.outputs import write_selection
+    from lifelong.selection.score import load_scores, score_samples
+    from lifelong.selection.strategies import SelectionInput, get_strategy
+
+    cfg = load_run_config(args.config, args.overrides)
+    strategy = get_strategy(cfg.select.strategy)
+    with Pool(args.pool) as pool:
+        samples = pool.samples()
+        if not samples:
+            raise SystemExit(f"error: pool {args.pool} has no active training samples")
+        ids = [s.id for s in samples]
+        new = set(pool.ids(dataset=args.new)) if args.new else set()
+        inp = SelectionInput(ids, np.array([i in new for i in ids], dtype=bool))
+        scores = None
+        if strategy.needs_scores:
+            from lifelong.models import load_model
+
+            loaded = load_model(cfg.model)
+            if args.adapter:
+                loaded.load_adapter(args.adapter)
+            score_samples(loaded, samples, pool.load_image, cfg.score, args.out / "shards")
+            scores = load_scores(args.out / "shards", len(samples), cfg.score.shard_size)
+            inp.sketches, inp.scores = scores.sketches, scores.scores
+        sel = strategy.fn(inp, cfg.select)
+        rec = write_selection(args.out, ids, sel, scores.scores if scores else None, strategy=cfg.select.strategy)
+    print(f"selected {rec['budget']} of {rec['pool_size']} samples -> {args.out / 'selection.json'}")
+    for c in rec["clusters"]:
+        print(f"  cluster {c['id']:>3}: {c['size']:>6} samples, {c['share']:>5} selected, expert {c['expert']}")
+    return 0

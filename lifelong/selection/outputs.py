@@ -1,0 +1,55 @@
+"""What a selection writes, so users can see why each sample was picked.
+
+``selection.json``: the selected ids and, per pseudo-skill cluster, its size,
+its share of the budget, the routed expert and every expert's entropy.
+``scores.parquet``: one row per pool sample: id, selected, cluster, routed
+expert and every expert's score.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lifelong.selection.strategies import Selection
+
+
+def selection_record(ids: list[str], sel: Selection, **meta) -> dict:
+    clusters = []
+    if sel.labels is not None and sel.entropy is not None:
+        sizes = np.bincount(sel.labels, minlength=len(sel.experts))
+        for k, e in enumerate(sel.experts):
+            clusters.append({"id": k, "size": int(sizes[k]), "share": int(sel.shares[k]), "expert": e,
+                             "entropy": {n: float(h) for n, h in zip(sel.entropy_experts, sel.entropy[k])}})
+    chosen = [ids[i] for i in sel.indices]
+    return {**meta, "budget": len(chosen), "pool_size": len(ids), "ids": chosen, "clusters": clusters}
+
+
+def write_selection(out_dir: Path, ids: list[str], sel: Selection, scores: dict[str, np.ndarray] | None,
+                    **meta) -> dict:
+    """Write ``selection.json`` (atomically) and, when scores exist, ``scores.parquet``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec = selection_record(ids, sel, **meta)
+    if scores is not None:
+        write_scores_table(out_dir / "scores.parquet", ids, scores, sel)
+    tmp = out_dir / "selection.json.tmp"
+    tmp.write_text(json.dumps(rec, indent=1))
+    os.replace(tmp, out_dir / "selection.json")
+    return rec
+
+
+def write_scores_table(path: Path, ids: list[str], scores: dict[str, np.ndarray], sel: Selection) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    picked = np.zeros(len(ids), dtype=bool)
+    picked[sel.indices] = True
+    cols = {"id": ids, "selected": picked}
+    if sel.labels is not None:
+        cols["cluster"] = sel.labels
+        if sel.experts:
+            cols["routed_expert"] = [sel.experts[k] for k in sel.labels]
+    cols.update({f"score_{k}": v for k, v in scores.items()})
+    pq.write_table(pa.table(cols), path)
