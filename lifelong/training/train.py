@@ -4,6 +4,14 @@ The same code runs on one CPU, one GPU or several processes (``accelerate
 launch``): accelerate places the model, wraps it for DDP and shards the data.
 The learning rate warms up and decays inside the round; every round starts its
 own schedule and optimizer, so resuming a round reproduces it exactly.
+
+Several processes: ``batch_size`` is per process; accelerate hands process r
+micro-batches r, r + P, ... of the one shuffled order, so an optimizer step
+sees the same samples as one process with ``batch_size * P`` (the last,
+partial step excepted: accelerate pads it with samples from the start). The
+loss is normalised by the response tokens of ALL processes' micro-batches
+(:class:`ResponseLoss`), so the all-reduced gradient equals the single-process
+gradient of the mean loss over those tokens, not a mean of per-process means.
 """
 from __future__ import annotations
 
@@ -62,6 +70,28 @@ def batch_loss(loaded, batch) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits, targets)
 
 
+class ResponseLoss(torch.nn.Module):
+    """``forward(batch) -> (summed response-token NLL (), response tokens ())``.
+
+    ``LoadedModel`` computes its losses through the base model's submodules,
+    never through ``model.__call__``, so a DDP wrapper around the PeftModel
+    would see no forward and all-reduce no gradient. This module owns the
+    PeftModel (its parameters are DDP's) and its ``forward`` is the loss, so
+    wrapping it with ``accelerator.prepare`` puts DDP (and mixed-precision
+    autocast) on the path that training actually takes.
+    """
+
+    def __init__(self, loaded):
+        super().__init__()
+        self.model = loaded.model
+        self.loaded = loaded  # not a Module: a plain attribute
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, targets, _ = self.loaded.response_logits(batch)  # (N, V), (N,)
+        nll = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+        return nll, torch.tensor(float(targets.numel()), device=nll.device)
+
+
 def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, round_: int,
                 accelerator=None, on_log=None) -> list[list[float]]:
     """Train ``loaded.model`` in place on ``samples``; returns [[step, loss], ...].
@@ -74,8 +104,17 @@ def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, r
 
     if not samples:
         return []
-    accelerator = accelerator or Accelerator(gradient_accumulation_steps=cfg.grad_accum,
-                                             mixed_precision=cfg.mixed_precision)
+    from lifelong.distributed import ddp_ignore_frozen, state
+
+    state()  # joins the process group first when launched (see lifelong.distributed)
+    own_accelerator = accelerator is None
+    if own_accelerator:
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        # The projector gets no gradient from a text-only micro-batch.
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
+                                  kwargs_handlers=[ddp])
     seed = cfg.seed + round_
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -86,11 +125,16 @@ def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, r
     model = loaded.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(loader) / max(1, accelerator.num_processes) / cfg.grad_accum)
+    P = max(1, accelerator.num_processes)
+    steps_per_epoch = math.ceil(len(loader) / P / cfg.grad_accum)
     total = max(1, math.ceil(steps_per_epoch * cfg.epochs))
     warmup = int(cfg.warmup_ratio * total)
+    # Not prepared: accelerate's scheduler wrapper steps P times per optimizer
+    # step (it counts single-process steps); this one counts optimizer steps.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, total, warmup, cfg.schedule))
-    wrapped, opt, loader, sched = accelerator.prepare(model, opt, loader, sched)
+    loss_module = ResponseLoss(loaded)
+    ddp_ignore_frozen(loss_module)
+    wrapped, opt, loader = accelerator.prepare(loss_module, opt, loader)
     losses: list[list[float]] = []
     model.train()
     step, running, n_running = 0, 0.0, 0
@@ -100,14 +144,17 @@ def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, r
         while step < total:
             for batch in loader:
                 with accelerator.accumulate(wrapped):
-                    loss = batch_loss(loaded, batch)
-                    accelerator.backward(loss)
+                    nll, n_tok = wrapped(batch)
+                    n_all = accelerator.reduce(n_tok.detach(), "sum")  # response tokens of all processes
+                    # DDP averages gradients over P processes: scale so the sum is d(total NLL / n_all).
+                    accelerator.backward(nll * P / n_all.clamp(min=1))
                     if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                     opt.step()
-                    sched.step()
+                    if accelerator.sync_gradients and not opt.step_was_skipped:
+                        sched.step()
                     opt.zero_grad(set_to_none=True)
-                running += accelerator.gather(loss.detach().reshape(1)).mean().item()
+                running += (accelerator.reduce(nll.detach(), "sum") / n_all.clamp(min=1)).item()
                 n_running += 1
                 if accelerator.sync_gradients:
                     step += 1
@@ -116,7 +163,7 @@ def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, r
                         rec = [step, running / n_running]
                         losses.append(rec)
                         bar.set_postfix(loss=f"{rec[1]:.3f}")
-                        if on_log:
+                        if on_log and accelerator.is_main_process:
                             on_log({"train/loss": rec[1], "train/lr": sched.get_last_lr()[0]}, step)
                         running, n_running = 0.0, 0
                     if step >= total:
@@ -124,4 +171,9 @@ def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, r
     finally:
         bar.close()
         model.eval()
+        del wrapped
+        if own_accelerator:
+            # Drops the DDP wrapper, whose gradient hooks must not outlive the
+            # round (a later scoring backward would otherwise all-reduce).
+            accelerator.free_memory()
     return losses
