@@ -1,0 +1,84 @@
+"""configs/smoke.yaml end to end, and permanent pruning to the pool cap."""
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lifelong.cli import main
+from lifelong.data.pool import Pool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_config_runs_every_round(tmp_path, capsys):
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), f"runs_dir={tmp_path}", "tracker.log_with=[tensorboard]"]) == 0
+    out = capsys.readouterr().out
+    assert "wall time per stage" in out
+    run = tmp_path / "smoke"
+    hist = json.loads((run / "metrics/history.json").read_text())
+    tasks = ["vqa_shape", "vqa_color", "digits", "counting", "spatial", "text_reading", "text_only"]
+    assert hist["tasks"] == tasks
+    assert len(hist["accuracy"]) == 8  # row 0 + one per round
+    with Pool(run / "pool") as pool:
+        ingested = 0
+        for t, rec in enumerate(hist["rounds"], start=1):
+            ingested += 40
+            sel = json.loads((run / f"rounds/{t}/select/selection.json").read_text())
+            pool_before = min(ingested, 120 + 40)  # previous round left <= cap, plus 40 new
+            assert sel["pool_size"] <= pool_before
+            assert sel["budget"] == sel["pool_size"] // 2  # budget fraction 0.5
+            assert rec["pool_size"] <= 120  # the cap holds after every round
+            assert (run / f"adapters/round_{t}/adapter_model.safetensors").exists()
+            assert (run / f"data_cards/round_{t}.md").exists()
+            if sel["clusters"]:
+                assert sum(c["share"] for c in sel["clusters"]) == sel["budget"]
+        # The ledger accounts for every sample that left the pool.
+        assert pool.count() == 120
+        assert len(pool.ledger()) == 7 * 40 - 120
+        assert pool.check() == []
+    assert (run / "dashboard.html").stat().st_size > 10_000
+    assert list((run / "metrics/tb").rglob("events.out.tfevents*"))
+
+
+def _write_dataset(root: Path, n_distinct: int, n_dups: int) -> None:
+    """Distinct questions (one word each) and exact-content near-duplicates (1 px image shift)."""
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    recs = []
+    words = ["apple", "river", "cloud", "stone", "music", "table", "green", "horse", "paper", "light",
+             "sugar", "metal", "ocean", "tiger", "bread", "chair", "dream", "frost", "glass", "honey"]
+    for i in range(n_distinct):
+        arr = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "images" / f"{i}.png")
+        q = f"<image>\nTell me about {words[i % len(words)]} number {i * 7919 % 1000}."
+        recs.append({"id": f"d{i}", "image": f"images/{i}.png",
+                     "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": words[i % 20]}],
+                     "provenance": {"duplicate_of": None}})
+    for j in range(n_dups):
+        src = recs[j]
+        arr = np.array(Image.open(root / "images" / f"{j}.png"))
+        Image.fromarray(np.roll(arr, 1, axis=1)).save(root / "images" / f"dup{j}.png")
+        recs.append({**src, "id": f"dup{j}", "image": f"images/dup{j}.png", "provenance": {"duplicate_of": src["id"]}})
+    (root / "train.json").write_text(json.dumps(recs))
+
+
+def test_pruning_removes_near_duplicates_before_distinct_samples(tmp_path):
+    data = tmp_path / "qa"
+    _write_dataset(data, n_distinct=30, n_dups=8)
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), f"runs_dir={tmp_path}", "name=prune",
+                 "stream.builtin=none", f"stream.datasets=[{{name: qa, train: {data}}}]", "select.cluster.k=1",
+                 "prune.cap=30", "tracker.log_with=[]"]) == 0
+    with Pool(tmp_path / "prune/pool") as pool:
+        assert pool.count() == 30
+        ledger = pool.ledger()
+        assert len(ledger) == 8
+        removed = {r["sample_id"].split("/")[-1] for r in ledger}
+        # Each near-duplicate pair lost exactly one member; no distinct sample was touched.
+        for j in range(8):
+            assert len({f"d{j}", f"dup{j}"} & removed) == 1, removed
+        assert all(r["reason"] == "semdedup_count" and r["max_sim"] > 0.99 for r in ledger)
+        # Content of pruned samples is gone for good; their images too when nothing else uses them.
+        assert pool.check() == []
+        row = pool.db.execute("SELECT conversation FROM samples WHERE status='pruned'").fetchone()
+        assert row[0] is None
