@@ -91,3 +91,20 @@ def test_normalize_fp16():
 def test_from_config():
     p = RademacherProjector.from_config(10, ProjectionConfig(out_dim=8, seed=5, block_rows=3))
     assert (p.in_dim, p.out_dim, p.seed, p.block_rows) == (10, 8, 5, 3)
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_cached_blocks_bit_identical_to_regenerated(as_torch):
+    # 257 x 300 float32 = 308,400 bytes: cached under a 1 MB limit, regenerated under 0.
+    x = np.random.default_rng(3).normal(size=(6, 257)).astype(np.float32)
+    x = torch.from_numpy(x) if as_torch else x
+    cached = RademacherProjector(257, 300, seed=4, block_rows=64, cache_bytes=2**20)
+    fresh = RademacherProjector(257, 300, seed=4, block_rows=64, cache_bytes=0)
+    first, second, ref = cached.project(x), cached.project(x[:2]), fresh.project(x)
+    assert len(cached._cache) == 1 and len(next(iter(cached._cache.values()))) == 5  # ceil(257 / 64) blocks
+    assert not fresh._cache
+    to_np = (lambda t: t.numpy()) if as_torch else np.asarray
+    assert np.array_equal(to_np(first), to_np(ref))
+    assert np.array_equal(to_np(second), to_np(fresh.project(x[:2])))  # same batch shape: same kernels
+    too_small = RademacherProjector(257, 300, seed=4, block_rows=64, cache_bytes=257 * 300 * 4 - 1)
+    assert np.array_equal(to_np(too_small.project(x)), to_np(ref)) and not too_small._cache
