@@ -28,6 +28,11 @@ from lifelong.run_config import DatasetEntry, RunConfig, check_same_config, dump
 # "<round>:<stage>": SIGKILL the process after that stage's work, before its marker.
 FAULT_ENV = "LIFELONG_FAULT"
 ROUND_STAGES = ("ingest", "score", "select", "train", "prune", "eval", "report")
+# Under ``accelerate launch`` these stages run on every process over its share
+# (lifelong/distributed.py); the others run on the main process while the rest
+# wait. Only the main process writes a stage's files outside its shards, and
+# every done marker.
+SHARED_STAGES = ("setup", "score", "train", "eval")
 
 
 def write_json(path: Path, data) -> None:
@@ -41,14 +46,24 @@ class Run:
     """A run directory and the model that moves through it."""
 
     def __init__(self, cfg: RunConfig, force: bool = False):
+        from lifelong import distributed as dist
+
+        self.dist = dist
+        self.rank, self.world = dist.rank_world()  # joins the process group first when launched
+        self.main = self.rank == 0
         self.cfg = cfg
         self.dir = cfg.run_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         saved = self.dir / "config.yaml"
         if saved.exists():
             check_same_config(saved.read_text(), cfg, force)
-        saved.write_text(dump_run_config(cfg))
-        self.pool = Pool(self.dir / "pool")
+        dist.barrier()  # everyone has read the old config before it is replaced
+        if self.main:
+            saved.write_text(dump_run_config(cfg))
+            self.pool = Pool(self.dir / "pool")  # creates the manifest
+        dist.barrier()
+        if not self.main:
+            self.pool = Pool(self.dir / "pool")
         self._loaded = None
         self._adapter_round: int | None = None
         self._tracker = None
@@ -62,11 +77,12 @@ class Run:
             from lifelong.data.stream import prepare_stream, read_manifest
 
             data = self.dir / "data"
-            if not (data / "stream.json").exists():
+            if self.main and not (data / "stream.json").exists():
                 tmp = self.dir / "data.tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
                 prepare_stream(tmp, s.builtin, s.seed, cfg=s.builtin_config)
                 os.replace(tmp, data)
+            self.dist.barrier()
             for info in read_manifest(data):
                 out.append(DatasetEntry(info.name, str(data / info.train), str(data / info.test), info.metric))
         out.extend(s.datasets)
@@ -83,14 +99,19 @@ class Run:
             return json.loads(marker.read_text())
         d.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        info = fn(t, d, *args) or {}
+        info = {}
+        if self.main or name in SHARED_STAGES:
+            info = fn(t, d, *args) or {}
         info["seconds"] = round(time.perf_counter() - start, 3)
-        if os.environ.get(FAULT_ENV) == f"{t}:{name}":
-            # Crash-recovery tests: die as hard as possible at the worst moment,
-            # with all of the stage's work done but its marker not yet written.
-            os.kill(os.getpid(), signal.SIGKILL)
-        write_json(marker, info)
-        return info
+        self.dist.barrier()  # every process's part is done
+        if self.main:
+            if os.environ.get(FAULT_ENV) == f"{t}:{name}":
+                # Crash-recovery tests: die as hard as possible at the worst moment,
+                # with all of the stage's work done but its marker not yet written.
+                os.kill(os.getpid(), signal.SIGKILL)
+            write_json(marker, info)
+        self.dist.barrier()  # the marker is there for everyone
+        return json.loads(marker.read_text())
 
     def run(self) -> None:
         entries = self.entries()
@@ -98,7 +119,8 @@ class Run:
         for t, entry in enumerate(entries, start=1):
             for name in ROUND_STAGES:
                 self.stage(t, name, getattr(self, f"_{name}"), entry, entries)
-        self.print_timings(len(entries))
+        if self.main:
+            self.print_timings(len(entries))
 
     # ---- the model ----------------------------------------------------------------
     def model(self, adapter_round: int):
@@ -136,16 +158,18 @@ class Run:
 
     # ---- round 0 --------------------------------------------------------------------
     def _setup(self, t, d, entries):
-        for e in entries:
-            if e.test:
-                for f in iter_dataset_files(Path(e.test)):
-                    ingest(self.pool, f, dataset=e.name, split="test", fmt=e.format, round_added=0,
-                           cfg=self.cfg.ingest)
-        if not self.adapter_dir(0).exists():
-            from lifelong.models import load_model
+        if self.main:
+            for e in entries:
+                if e.test:
+                    for f in iter_dataset_files(Path(e.test)):
+                        ingest(self.pool, f, dataset=e.name, split="test", fmt=e.format, round_added=0,
+                               cfg=self.cfg.ingest)
+            if not self.adapter_dir(0).exists():
+                from lifelong.models import load_model
 
-            self._loaded = self._loaded or load_model(self.cfg.model)
-            self.save_adapter(0)
+                self._loaded = self._loaded or load_model(self.cfg.model)
+                self.save_adapter(0)
+        self.dist.barrier()  # test splits and the round-0 adapter are there
         return {"row": self._evaluate(0, d, entries)}
 
     # ---- round t ----------------------------------------------------------------------
@@ -168,7 +192,8 @@ class Run:
         from lifelong.selection.score import score_samples
 
         samples = self.pool.samples()
-        score_samples(self.model(t - 1), samples, self.pool.load_image, self.cfg.score, d / "shards")
+        score_samples(self.model(t - 1), samples, self.pool.load_image, self.cfg.score, d / "shards",
+                      rank=self.rank, world=self.world, progress=self.main)
         return {"n": len(samples)}
 
     def _scores(self, t):
@@ -207,8 +232,10 @@ class Run:
             ids = json.loads((d.parent / "select" / "selection.json").read_text())["ids"]
             losses = train_round(loaded, self.pool.get(ids), self.pool.load_image, self.cfg.train, t,
                                  on_log=lambda v, s: self.tracker.log(v, step=s + 10_000 * t))
-        write_json(d / "losses.json", losses)
-        self.save_adapter(t)
+        if self.main:
+            write_json(d / "losses.json", losses)
+            self.save_adapter(t)
+        self._adapter_round = t  # DDP leaves the same weights on every process
         return {"steps": len(losses), "final_loss": losses[-1][1] if losses else None}
 
     def _prune(self, t, d, entry, entries):
@@ -255,8 +282,10 @@ class Run:
 
         metrics = {e.name: e.metric for e in entries}
         cfg = dataclasses.replace(self.cfg.eval, task_metrics={**metrics, **self.cfg.eval.task_metrics})
-        res = evaluate_tasks(self.model(t), self.pool, [e.name for e in entries], cfg)
-        write_predictions(res, d / "predictions.jsonl")
+        res = evaluate_tasks(self.dist.ShardedGenerator(self.model(t)), self.pool, [e.name for e in entries], cfg,
+                             progress=self.main)
+        if self.main:
+            write_predictions(res, d / "predictions.jsonl")
         return [float(res.accuracy[e.name]) for e in entries]
 
     def _report(self, t, d, entry, entries):
