@@ -4,10 +4,11 @@ Run alone (one process) or under ``accelerate launch`` (several); every
 process builds the same tiny model and data. Writes under OUT:
 
 - ``shards/``: the scoring pass (each process its shards), read back with ``load_scores``;
+- ``answers_rank<r>.json``: greedy answers to every sample through ``ShardedGenerator``;
 - ``adapter_init/``: the adapter before training; ``adapter_rank<r>/``: after one round, from every process;
 - ``losses_rank<r>.json``: the logged losses.
 
-Usage: python dist_worker.py OUT CACHE_DIR [score] [train]
+Usage: python dist_worker.py OUT CACHE_DIR [score] [eval] [train]
 """
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def main(argv: list[str]) -> None:
     from lifelong.training.train import TrainConfig, train_round
 
     out, cache = Path(argv[0]), argv[1]
-    jobs = argv[2:] or ["score", "train"]
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = argv[2:] or ["score", "eval", "train"]
     rank, world = distributed.rank_world()
     torch.set_num_threads(1)
     loaded = model(cache)
@@ -82,6 +84,9 @@ def main(argv: list[str]) -> None:
         cfg = ScoreConfig(sketch=SketchConfig(out_dim=32, batch_size=3), shard_size=SHARD)
         score_samples(loaded, samples, load, cfg, out / "shards", rank=rank, world=world, progress=False)
         distributed.barrier()
+    if "eval" in jobs:
+        answers = distributed.ShardedGenerator(loaded).generate(samples, load, max_new_tokens=4, batch_size=8)
+        (out / f"answers_rank{rank}.json").write_text(json.dumps(answers))
     if "train" in jobs:
         if rank == 0:
             loaded.save_adapter(out / "adapter_init")

@@ -1,4 +1,4 @@
-"""Two CPU processes (gloo) against one: scoring is identical, a training round matches.
+"""Two CPU processes (gloo) against one: scoring and evaluation identical, a training round matches.
 
 Each side is a subprocess running ``dist_worker.py``: once alone, once under
 ``accelerate launch`` with two processes. accelerate's ``--cpu`` flag alone
@@ -83,3 +83,12 @@ def test_training_round_two_processes_matches_one(runs):
     l2 = json.loads((two / "losses_rank0.json").read_text())
     assert [s for s, _ in l1] == [s for s, _ in l2] == [1, 2]
     np.testing.assert_allclose([v for _, v in l1], [v for _, v in l2], rtol=1e-5)
+
+
+def test_sharded_generation_two_processes_identical_to_one(runs):
+    one, two = runs
+    single = json.loads((one / "answers_rank0.json").read_text())
+    assert len(single) == N_SAMPLES
+    # Every process returns all answers, in sample order, gathered from both halves.
+    for r in (0, 1):
+        assert json.loads((two / f"answers_rank{r}.json").read_text()) == single
