@@ -112,7 +112,10 @@ def cmd_run(args) -> int:
 
     cfg = load_run_config(args.config, args.overrides)
     r = run(cfg, force=args.force)
-    print(f"run directory: {r.dir}\ndashboard: {r.dir / 'dashboard.html'}")
+    from lifelong.distributed import is_main
+
+    if is_main():
+        print(f"run directory: {r.dir}\ndashboard: {r.dir / 'dashboard.html'}")
     return 0
 
 
@@ -170,6 +173,8 @@ register("round", "add one newly arrived dataset to an existing run and train it
 register("data", "built-in offline task stream", _setup_data, cmd_data)
 register("select", "score a pool with a model and select samples (writes ids, clusters, experts, scores)",
          _passthrough, _delegate("lifelong.selection.command"))
+register("train", "train one LoRA round on the samples of a selection (writes a PEFT adapter)",
+         _passthrough, _delegate("lifelong.training.command"))
 register("eval", "re-evaluate a saved adapter of a run on every task", _passthrough, _delegate("lifelong.evaluation.evaluate"))
 register("dashboard", "write the self-contained HTML dashboard of one or more runs", _passthrough,
          _delegate("lifelong.evaluation.dashboard"))

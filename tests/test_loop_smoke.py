@@ -82,3 +82,26 @@ def test_pruning_removes_near_duplicates_before_distinct_samples(tmp_path):
         assert pool.check() == []
         row = pool.db.execute("SELECT conversation FROM samples WHERE status='pruned'").fetchone()
         assert row[0] is None
+
+
+def test_select_then_train_outside_a_run(tmp_path, capsys):
+    """`lifelong select` and `lifelong train` on a plain pool, as a user would chain them."""
+    from lifelong.data.stream import prepare_stream
+
+    prepare_stream(tmp_path / "data", "small", datasets=["digits", "text_only"])
+    pool = tmp_path / "pool"
+    assert main(["ingest", str(tmp_path / "data/digits"), str(tmp_path / "data/text_only"), "--pool", str(pool)]) == 0
+    cfg = str(ROOT / "configs/smoke.yaml")
+    assert main(["select", cfg, "--pool", str(pool), "--out", str(tmp_path / "sel")]) == 0
+    sel = json.loads((tmp_path / "sel/selection.json").read_text())
+    assert sel["pool_size"] == 80 and sel["budget"] == 40 and len(set(sel["ids"])) == 40
+    assert sum(c["share"] for c in sel["clusters"]) == 40
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "sel/scores.parquet").to_pydict()
+    assert sorted(i for i, s in zip(table["id"], table["selected"]) if s) == sorted(sel["ids"])
+    assert main(["train", cfg, "--pool", str(pool), "--selection", str(tmp_path / "sel/selection.json"),
+                 "--out", str(tmp_path / "adapter")]) == 0
+    assert (tmp_path / "adapter/adapter_model.safetensors").exists()
+    losses = json.loads((tmp_path / "adapter/losses.json").read_text())
+    assert len(losses) == 5  # 40 samples / batch 8

@@ -1,0 +1,161 @@
+"""Adapt-∞ against the baselines on one stream, with the cost of selection.
+
+    python eval/compare.py                      # run every missing/unfinished run, then the table
+    python eval/compare.py --background         # the same, detached (log: <runs-dir>/compare.log)
+    python eval/compare.py --assemble-only      # only the table, from the runs that finished
+    python eval/compare.py --config configs/smoke.yaml --runs-dir /tmp/cmp   # a quick check
+
+Each strategy is a run of the same loop (`lifelong run`) with the same seeds
+and differs only in the overrides below, so every run is resumable on its own:
+re-running this script continues where it stopped. The table goes to
+``eval/results/compare.md`` (and ``.json``), the overlaid dashboard of all runs
+to ``eval/results/compare.html``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "eval" / "results"
+
+# name -> overrides of the base config. Budgets are the base config's (25% of
+# the pool per round unless the config says otherwise); only one run prunes.
+STRATEGIES: dict[str, list[str]] = {
+    "sequential": ["select.strategy=sequential", "prune.cap=null"],
+    "full": ["select.strategy=full", "prune.cap=null"],
+    "random": ["select.strategy=random", "prune.cap=null"],
+    "ppl": ["select.strategy=ppl", "prune.cap=null"],
+    "el2n": ["select.strategy=el2n", "prune.cap=null"],
+    "adapt_inf": ["select.strategy=adapt_inf", "prune.cap=null"],
+    "adapt_inf_prune": ["select.strategy=adapt_inf"],  # the base config's cap
+    "multitask": ["select.strategy=multitask", "prune.cap=null"],
+}
+
+
+def run_dir(runs_dir: Path, name: str) -> Path:
+    return runs_dir / f"cmp_{name}"
+
+
+def is_done(d: Path) -> bool:
+    hist = d / "metrics" / "history.json"
+    if not hist.exists():
+        return False
+    h = json.loads(hist.read_text())
+    return len(h.get("accuracy", [])) == len(h.get("tasks", [])) + 1
+
+
+def run_all(config: Path, runs_dir: Path, names: list[str], extra: list[str]) -> None:
+    for name in names:
+        d = run_dir(runs_dir, name)
+        if is_done(d):
+            print(f"[{name}] done already")
+            continue
+        cmd = [sys.executable, "-m", "lifelong.cli", "run", str(config), f"name=cmp_{name}",
+               f"runs_dir={runs_dir}", *STRATEGIES[name], *extra]
+        print(f"[{name}] {' '.join(cmd[3:])}", flush=True)
+        subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def summarize(d: Path, reference: np.ndarray | None) -> dict:
+    from lifelong.evaluation.history import load_history
+    from lifelong.evaluation.metrics import summary
+
+    h = load_history(d)
+    a = h.accuracy_matrix()
+    s = summary(a, reference)["final"]
+    rounds = h.rounds
+    sel_s = [r.stage_seconds.get("score", 0.0) + r.stage_seconds.get("select", 0.0) for r in rounds]
+    train_s = [r.stage_seconds.get("train", 0.0) for r in rounds]
+    trained = [r for r in rounds if r.stage_seconds.get("train", 0.0) > 0]
+    return {
+        "avg_acc": s.get("avg_acc"), "forgetting": s.get("forgetting"), "bwt": s.get("bwt"), "fwt": s.get("fwt"),
+        "relative_gain": s.get("relative_gain"),
+        "samples_trained": int(sum(r.selected for r in rounds)),
+        "selection_s_per_round": float(np.mean(sel_s)) if sel_s else None,
+        "train_s_per_round": float(np.mean([r.stage_seconds["train"] for r in trained])) if trained else None,
+        "selection_over_training": (float(np.sum(sel_s) / np.sum(train_s)) if np.sum(train_s) > 0 else None),
+        "final_pool": rounds[-1].pool_size if rounds else None,
+    }
+
+
+def assemble(runs_dir: Path, names: list[str], command: str) -> str:
+    from lifelong.evaluation.dashboard import write_dashboard
+    from lifelong.evaluation.history import load_history
+
+    done = [n for n in names if is_done(run_dir(runs_dir, n))]
+    ref = None
+    if "multitask" in done:
+        ref = load_history(run_dir(runs_dir, "multitask")).accuracy_matrix()[-1]
+    rows = {n: summarize(run_dir(runs_dir, n), ref) for n in done}
+
+    def f(x, fmt="{:.3f}"):
+        return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else fmt.format(x)
+
+    lines = [
+        "| strategy | final avg acc | forgetting | BWT | FWT | rel. gain vs multitask (%) | samples trained | "
+        "selection s/round | training s/round | selection / training |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, r in rows.items():
+        lines.append(f"| {n} | {f(r['avg_acc'])} | {f(r['forgetting'])} | {f(r['bwt'])} | {f(r['fwt'])} | "
+                     f"{f(r['relative_gain'], '{:.1f}')} | {r['samples_trained']} | "
+                     f"{f(r['selection_s_per_round'], '{:.1f}')} | {f(r['train_s_per_round'], '{:.1f}')} | "
+                     f"{f(r['selection_over_training'], '{:.2f}')} |")
+    missing = [n for n in names if n not in done]
+    hw = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}"
+    md = "\n".join([
+        "# Adapt-∞ against the baselines", "",
+        f"Command: `{command}`", f"Hardware: {hw}", "",
+        *lines, "",
+        "Selection time = scoring pass (sketches + experts) + clustering/routing/sampling; "
+        "forgetting/BWT/FWT as in DESIGN.md; relative gain = final accuracy / multitask's, per task, averaged.",
+        *( [f"", f"Not finished yet: {', '.join(missing)}"] if missing else []),
+    ]) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compare.md").write_text(md)
+    (RESULTS / "compare.json").write_text(json.dumps({"command": command, "hardware": hw, "runs": rows}, indent=1))
+    if done:
+        write_dashboard([run_dir(runs_dir, n) for n in done], RESULTS / "compare.html")
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml")
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "compare")
+    p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")
+    p.add_argument("--assemble-only", action="store_true")
+    p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/compare.log")
+    p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
+    args = p.parse_args(argv)
+    names = args.strategies.split(",")
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        p.error(f"unknown strategies {unknown}; known: {list(STRATEGIES)}")
+    command = "python eval/compare.py " + " ".join(
+        ([f"--config {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}"]
+         if args.config != ROOT / "configs" / "demo.yaml" else []) + args.overrides)
+    if args.background:
+        args.runs_dir.mkdir(parents=True, exist_ok=True)
+        log = open(args.runs_dir / "compare.log", "a")
+        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--background"]
+        proc = subprocess.Popen([sys.executable, __file__, *rest], stdout=log, stderr=subprocess.STDOUT,
+                                cwd=ROOT, start_new_session=True)
+        print(f"started in the background (pid {proc.pid}); log: {args.runs_dir / 'compare.log'}")
+        return 0
+    if not args.assemble_only:
+        run_all(args.config, args.runs_dir, names, args.overrides)
+    print(assemble(args.runs_dir, names, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
