@@ -12,7 +12,8 @@ Measured, in one process with ``num_threads`` torch threads (default 2):
 - generation tokens/s: greedy, 32 new tokens, batch 8 and batch 1.
 
 Run: ``python eval/bench_model.py [--threads 2] [--steps 10]``; prints a table
-and writes eval/results/bench_model.json.
+and writes eval/results/bench_model.json (with the machine's load average at the
+end: other processes on the 2 cores slow everything down, OpenMP threads most).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import platform
 import tempfile
 import time
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
         result["generate_batch1"] = bench_generate(m, samples, images, 1, args.max_new_tokens)
 
+    # Other processes on the machine slow every figure down: say how busy it was.
+    result["load_average_1_5_15min"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
