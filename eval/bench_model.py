@@ -5,11 +5,12 @@ Measured, in one process with ``num_threads`` torch threads (default 2):
 - load time, cold: an empty cache directory, so SmolLM2's GGUF is dequantised
   and written as safetensors; then warm: the same directory again (imports are
   already paid; their time is reported on its own);
-- training samples/s at batch 8: collate (vision features already cached) +
+- training samples/s at batch 8 (from the median step time): collate (vision features already cached) +
   forward + backward + AdamW step on LoRA + projector, short VQA-like samples
   (~30-45 tokens), once with the chat template's default system prompt and once
   with ``system_prompt=""``;
-- generation tokens/s: greedy, 32 new tokens, batch 8 and batch 1.
+- generation tokens/s: greedy, up to 32 new tokens for 8 prompts, batch 8 and
+  batch 1 (median of 3 runs).
 
 Run: ``python eval/bench_model.py [--threads 2] [--steps 10]``; prints a table
 and writes eval/results/bench_model.json (with the machine's load average at the
@@ -24,6 +25,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -89,26 +91,32 @@ def bench_train(m, samples, images, batch_size: int, steps: int) -> dict:
         return batch
 
     step(batches[0])  # warm-up
-    t0, tokens = time.perf_counter(), 0
+    times, tokens = [], 0
     for i in range(steps):
+        t0 = time.perf_counter()
         batch = step(batches[i % len(batches)])
+        times.append(time.perf_counter() - t0)
         tokens += int(batch["attention_mask"].sum())
-    dt = time.perf_counter() - t0
     m.model.eval()
+    median = statistics.median(times)
     return {
-        "samples_per_s": round(steps * batch_size / dt, 2),
+        "samples_per_s": round(batch_size / median, 2),  # from the median step: robust to a busy moment
+        "samples_per_s_mean": round(steps * batch_size / sum(times), 2),
         "tokens_per_sample": round(tokens / (steps * batch_size), 1),
-        "seconds_per_step": round(dt / steps, 3),
+        "seconds_per_step_median": round(median, 3),
     }
 
 
-def bench_generate(m, samples, images, batch_size: int, max_new_tokens: int) -> dict:
+def bench_generate(m, samples, images, batch_size: int, max_new_tokens: int, repeats: int = 3) -> dict:
     load = images.__getitem__
     prompts = samples[: max(batch_size, 8)]
     m.generate(prompts[:batch_size], load, max_new_tokens=4, batch_size=batch_size)  # warm-up
-    t0 = time.perf_counter()
-    answers = m.generate(prompts, load, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    dt = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        answers = m.generate(prompts, load, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)
     n_tokens = sum(len(m.tokenizer(a, add_special_tokens=False).input_ids) + 1 for a in answers)  # + end token
     return {
         "tokens_per_s": round(n_tokens / dt, 1),
