@@ -139,13 +139,14 @@ class RademacherProjector:
 
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         shifts = torch.arange(8, device=x.device, dtype=torch.uint8)
+        # the 8 entries of every possible byte, (1 - 2 * bit) * scale: unpacking is one gather
+        byte_bits = (torch.arange(256, device=x.device, dtype=torch.uint8).unsqueeze(-1) >> shifts) & 1  # (256, 8)
+        table = (1 - 2 * byte_bits.to(dtype)) * self._scale  # (256, 8), little-endian bit order
 
         def make(start: int, stop: int):
             # move packed bits (1/32 of the float block) and unpack on the device
             packed = torch.from_numpy(self.packed_bits(start, stop)).to(x.device)  # (rows, bytes)
-            bits = (packed.unsqueeze(-1) >> shifts) & 1  # (rows, bytes, 8), little-endian
-            bits = bits.reshape(stop - start, -1)[:, : self.out_dim]
-            return (1 - 2 * bits.to(dtype)) * self._scale  # (rows, d)
+            return table[packed.long()].reshape(stop - start, -1)[:, : self.out_dim]  # (rows, d)
 
         out = torch.zeros(x.shape[0], self.out_dim, device=x.device, dtype=dtype)  # (B, d)
         blocks = self._cached_blocks(("torch", str(x.device), str(dtype)), dtype.itemsize, make)
