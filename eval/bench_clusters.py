@@ -18,7 +18,7 @@ and projects them with its own seeded projector: exactly the sketch a scoring
 pass with that ``score.sketch.layers`` writes. The cost of each variant is
 timed separately with its own scoring pass (sketch only) on a few batches.
 
-Run: ``python eval/bench_clusters.py [--per-task 100] [--variants '[-1]' '[-1,-2]']``;
+Run: ``python eval/bench_clusters.py [--per-task 30] [--variants '[-1]' '[-1,-2]']``;
 prints a table and writes eval/results/bench_clusters.json.
 """
 from __future__ import annotations
@@ -172,7 +172,7 @@ def nmi_report(x, tasks: list[str], k: int, k_range: list[int], seeds: list[int]
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--per-task", type=int, default=100, help="samples per task (0 = every train sample)")
+    p.add_argument("--per-task", type=int, default=30, help="samples per task (0 = every train sample)")
     p.add_argument("--variants", nargs="+", default=["[-1]", "[-1,-2]", "[-1,-2,-3,-4]"],
                    help="sketch layer sets as '[i,j,...]' decoder indices, negative from the end (must have LoRA)")
     p.add_argument("--k-range", type=int, nargs="+", default=[3, 4, 5, 6, 7, 8, 10, 12, 16],

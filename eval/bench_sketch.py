@@ -22,7 +22,7 @@ timed. Throughput is reported per wall second and per CPU second of this
 process (the latter is less sensitive to other processes). The bs-1 sketches
 are checked against the batched ones.
 
-Run: ``python eval/bench_sketch.py [--samples 128] [--batch-size 16] [--threads 2]``;
+Run: ``python eval/bench_sketch.py [--samples 64] [--batch-size 16] [--threads 2]``;
 prints a table and the ratios, writes eval/results/bench_sketch.json.
 """
 from __future__ import annotations
@@ -242,7 +242,7 @@ def ratios(methods: dict, per_batch: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=128, help="timed samples per method (warm-up batch extra)")
+    p.add_argument("--samples", type=int, default=64, help="timed samples per method (warm-up batch extra)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the config's score.sketch.batch_size")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (0 = torch's default)")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="run config whose model/score/train are used")
