@@ -100,7 +100,7 @@ def sketch_variants(loaded, rc, samples, image_loader, variants: list[list[int]]
     sk = rc.score.sketch
     cfg = dataclasses.replace(rc.score, experts=["grand"], sketch=dataclasses.replace(sk, layers=union))
     scorer = Scorer(loaded, cfg, image_loader)
-    capture = _Capture(sk.out_dim)
+    capture = _Capture(sk.projection.out_dim)
     scorer.projector = capture
     names = list(scorer.grads.modules)
     dims = [m.weight.numel() for m in scorer.grads.modules.values()]
@@ -108,7 +108,7 @@ def sketch_variants(loaded, rc, samples, image_loader, variants: list[list[int]]
     for v in variants:
         key = ",".join(map(str, v))
         cols[key] = torch.tensor(variant_columns(names, dims, {i % n_layers for i in v}))
-        projectors[key] = RademacherProjector(len(cols[key]), sk.out_dim, sk.seed, sk.block_rows, cache_bytes)
+        projectors[key] = RademacherProjector(len(cols[key]), sk.projection.out_dim, sk.projection.seed, sk.projection.block_rows, cache_bytes)
     sketches = {k: [] for k in cols}
     embeds = []
     try:

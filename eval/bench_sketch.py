@@ -122,7 +122,7 @@ class Methods:
         probe.close()
         sk = rc.score.sketch
         # One projector shared by every method: its float blocks are built once (outside the timing).
-        self.projector = RademacherProjector(self.dim, sk.out_dim, sk.seed, sk.block_rows)
+        self.projector = RademacherProjector.from_config(self.dim, sk.projection)
         self.train_params = [p for p in loaded.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.train_params, lr=rc.train.lr, weight_decay=rc.train.weight_decay)
         self.initial = [q.detach().clone() for q in self.train_params]
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": str(args.config), "overrides": args.overrides,
         "model": {"family": rc.model.family, "lm": rc.model.composed.lm, "vision": rc.model.composed.vision,
                   "lora_layers": loaded.lora_layers, "max_length": rc.model.max_length},
-        "sketch": {"layers": rc.score.sketch.layers, "grad_dim": methods.dim, "out_dim": rc.score.sketch.out_dim,
+        "sketch": {"layers": rc.score.sketch.layers, "grad_dim": methods.dim, "out_dim": rc.score.sketch.projection.out_dim,
                    "modules": len(methods.sketch_names)},
         "experts": list(rc.score.experts),
         "batch_size": bs, "samples": len(timed), "tasks": tasks,

@@ -117,7 +117,7 @@ def assemble(runs_dir: Path, names: list[str], command: str) -> str:
         *lines, "",
         "Selection time = scoring pass (sketches + experts) + clustering/routing/sampling; "
         "forgetting/BWT/FWT as in DESIGN.md; relative gain = final accuracy / multitask's, per task, averaged.",
-        *( [f"", f"Not finished yet: {', '.join(missing)}"] if missing else []),
+        *( ["", f"Not finished yet: {', '.join(missing)}"] if missing else []),
     ]) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "compare.md").write_text(md)

@@ -26,7 +26,6 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 
 from lifelong.evaluation import metrics as M
 from lifelong.evaluation.history import RunHistory, load_history

@@ -106,3 +106,24 @@ class ModelConfig:
     num_threads: int | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
     feature_cache_items: int = 20000
+
+
+def tiny_model_config(cache_dir: Path | str, family: Literal["composed", "hf"] = "composed", **overrides) -> ModelConfig:
+    """A tiny random model of ``family`` (2-layer LM of width 64, 32x32 images, LoRA rank 4).
+
+    For tests and smoke runs: builds in about a second from configs, no
+    download. ``overrides`` replace top-level ``ModelConfig`` fields.
+    """
+    import dataclasses
+
+    cfg = ModelConfig(
+        family=family,
+        composed=ComposedConfig(vision="tiny", lm="tiny", image_size=32, image_tokens=4),
+        hf=HFConfig(tiny=True),
+        lora=LoraSettings(rank=4, alpha=8.0, dropout=0.0),
+        max_length=96,
+        device="cpu",
+        seed=0,
+        cache_dir=Path(cache_dir),
+    )
+    return dataclasses.replace(cfg, **overrides)

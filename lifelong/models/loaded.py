@@ -32,7 +32,7 @@ from lifelong.config import to_dict
 from lifelong.data.sample import IMAGE_TOKEN, Sample
 from lifelong.models.chat import IGNORE, ChatEncoder, Encoded, expand_images, sample_messages, structured_messages
 from lifelong.models.config import ModelConfig
-from lifelong.models.vision import BLANK_KEY, VisionFeatures, blank_image
+from lifelong.models.vision import BLANK_KEY, blank_image
 
 ImageLoader = Callable[[str], object]  # image content hash -> RGB PIL image (e.g. ``Pool.load_image``)
 

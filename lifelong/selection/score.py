@@ -96,8 +96,7 @@ class Scorer:
                              f"{loaded.lora_layers})")
         self.grads = PerSampleGrads(self.linears)
         self.params = [m.weight for m in self.grads.modules.values()]
-        self.projector = RademacherProjector(self.grads.dim, cfg.sketch.out_dim, cfg.sketch.seed,
-                                             cfg.sketch.block_rows)
+        self.projector = RademacherProjector.from_config(self.grads.dim, cfg.sketch.projection)
 
     def close(self) -> None:
         self.grads.remove()
@@ -143,6 +142,11 @@ class Scorer:
         return nll
 
 
+def _length_hint(sample: Sample) -> int:
+    """A cheap proxy of a sample's token count, for grouping samples into batches."""
+    return sum(len(t["content"]) for t in sample.conversation) + 16 * len(sample.images)
+
+
 def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig, out_dir: Path,
                   rank: int = 0, world: int = 1, progress: bool = True) -> None:
     """Write this rank's shards of the scoring pass under ``out_dir`` (resumable)."""
@@ -161,17 +165,20 @@ def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig,
                    disable=not progress, leave=False)
         for i in todo:
             part = samples[i * S:(i + 1) * S]
+            # Batch samples of similar length (less padding), then restore the shard's order.
+            order = sorted(range(len(part)), key=lambda j: _length_hint(part[j]))
             sk, em, sc = [], [], {e: [] for e in scorer.experts}
             for b in range(0, len(part), cfg.sketch.batch_size):
-                chunk = part[b:b + cfg.sketch.batch_size]
+                chunk = [part[j] for j in order[b:b + cfg.sketch.batch_size]]
                 s, emb, scores = scorer.score_batch(chunk)
                 sk.append(s)
                 em.append(emb)
                 for e in scorer.experts:
                     sc[e].append(scores[e])
                 bar.update(len(chunk))
-            tensors = {"sketch": torch.cat(sk).contiguous(), "embed": torch.cat(em).contiguous()}
-            tensors.update({f"score.{e}": torch.cat(v).contiguous() for e, v in sc.items()})
+            back = torch.argsort(torch.tensor(order))
+            tensors = {"sketch": torch.cat(sk)[back].contiguous(), "embed": torch.cat(em)[back].contiguous()}
+            tensors.update({f"score.{e}": torch.cat(v)[back].contiguous() for e, v in sc.items()})
             path = out_dir / f"shard_{i:05d}.safetensors"
             tmp = path.with_suffix(".tmp")
             save_file(tensors, tmp, metadata={"ids": json.dumps([s.id for s in part])})

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lifelong.selection.projection import ProjectionConfig
+
 
 @dataclass
 class SketchConfig:
@@ -25,14 +27,12 @@ class SketchConfig:
         counts from the end). The default, the last layer, keeps the backward
         pass to one decoder layer plus the LM head, so sketching costs about a
         forward pass; add layers for a richer (and slower) sketch.
-    out_dim / seed / block_rows: the Rademacher projection (see projection.py).
+    projection: the seeded Rademacher projection (see projection.py).
     batch_size: samples per scoring pass.
     """
 
     layers: list[int] = field(default_factory=lambda: [-1])
-    out_dim: int = 512
-    seed: int = 0
-    block_rows: int = 4096
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     batch_size: int = 16
 
 

@@ -12,7 +12,6 @@ Usage: python dist_worker.py OUT CACHE_DIR [score] [eval] [train]
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -51,11 +50,9 @@ def model(cache_dir: str):
     import torch
 
     from lifelong.models import load_model
-    from lifelong.models.config import ComposedConfig, LoraSettings, ModelConfig
+    from lifelong.models.config import tiny_model_config
 
-    cfg = ModelConfig(composed=ComposedConfig(vision="tiny", lm="tiny", image_size=32, image_tokens=4),
-                      lora=LoraSettings(rank=4, alpha=8.0, dropout=0.0), max_length=96, device="cpu",
-                      seed=0, cache_dir=Path(cache_dir))
+    cfg = tiny_model_config(cache_dir)
     m = load_model(cfg)
     # A fresh adapter has B = 0; perturb (seeded, the same on every process) so every gradient is non-zero.
     g = torch.Generator().manual_seed(0)
@@ -70,6 +67,7 @@ def main(argv: list[str]) -> None:
 
     from lifelong import distributed
     from lifelong.selection.score import ScoreConfig, score_samples
+    from lifelong.selection.projection import ProjectionConfig
     from lifelong.selection.sketch import SketchConfig
     from lifelong.training.train import TrainConfig, train_round
 
@@ -81,7 +79,7 @@ def main(argv: list[str]) -> None:
     loaded = model(cache)
     samples, load = data()
     if "score" in jobs:
-        cfg = ScoreConfig(sketch=SketchConfig(out_dim=32, batch_size=3), shard_size=SHARD)
+        cfg = ScoreConfig(sketch=SketchConfig(projection=ProjectionConfig(out_dim=32), batch_size=3), shard_size=SHARD)
         score_samples(loaded, samples, load, cfg, out / "shards", rank=rank, world=world, progress=False)
         distributed.barrier()
     if "eval" in jobs:

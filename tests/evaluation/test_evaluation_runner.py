@@ -188,7 +188,7 @@ def test_config_errors(pool):
 def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
     """``lifelong eval`` on a run dir with a tiny composed model: same answers as the in-memory model."""
     from lifelong.models import load_model
-    from lifelong.models.config import ComposedConfig, LoraSettings, ModelConfig
+    from lifelong.models.config import tiny_model_config
     from lifelong.config import ConfigError
     from lifelong.run_config import DatasetEntry, RunConfig, StreamSpec, dump_run_config, load_run_config
 
@@ -201,9 +201,7 @@ def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
 
     run_dir = tmp_path / "runs" / "demo"
     _make_pool(run_dir / "pool", tmp_path / "src").close()
-    model_cfg = ModelConfig(composed=ComposedConfig(vision="tiny", lm="tiny", image_size=32, image_tokens=4),
-                            lora=LoraSettings(rank=4, alpha=8.0, dropout=0.0), max_length=96, device="cpu",
-                            cache_dir=tmp_path / "cache")
+    model_cfg = tiny_model_config(tmp_path / "cache")
     eval_cfg = EvalConfig(batch_size=4, max_new_tokens=3)
     stream = StreamSpec(builtin="none", datasets=[DatasetEntry("caption", train="unused", metric="token_f1")])
     cfg = RunConfig(name="demo", runs_dir=tmp_path / "runs", model=model_cfg, eval=eval_cfg, stream=stream)

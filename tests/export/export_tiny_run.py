@@ -15,23 +15,16 @@ import numpy as np
 
 from lifelong.data.pool import Pool
 from lifelong.data.sample import Sample
-from lifelong.models import ComposedConfig, HFConfig, LoraSettings, ModelConfig
+from lifelong.models import LoraSettings, ModelConfig
+from lifelong.models.config import tiny_model_config as tiny_config
 
 RUN = "tinyrun"
 ACCURACY = [[0.1, 0.2], [0.6, 0.3], [0.5, 0.7]]  # rows: before training, after round 1, after round 2
 
 
 def tiny_model_config(cache_dir, family: str = "hf") -> ModelConfig:
-    """A tiny random model of ``family`` (2-layer width-64 LMs, 32x32 images); ``cache_dir`` per test session."""
-    return ModelConfig(
-        family=family,
-        composed=ComposedConfig(vision="tiny", lm="tiny", image_size=32, image_tokens=4),
-        hf=HFConfig(tiny=True),
-        lora=LoraSettings(rank=4, dropout=0.0),
-        device="cpu",
-        max_length=128,
-        cache_dir=cache_dir,
-    )
+    """The shared tiny model of ``family`` with this fixture's LoRA alpha and length (export logits depend on them)."""
+    return tiny_config(cache_dir, family, lora=LoraSettings(rank=4, dropout=0.0), max_length=128)
 
 
 def png(seed: int) -> bytes:

@@ -1,7 +1,6 @@
 """Tiny models of both families, built from configs (no download), and a few samples."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 
@@ -9,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lifelong.data.sample import Sample
-from lifelong.models.config import ComposedConfig, HFConfig, LoraSettings, ModelConfig
+from lifelong.models.config import ModelConfig, tiny_model_config
 
 FAMILIES = ["composed", "hf"]
 
@@ -22,17 +21,7 @@ def model_cache(tmp_path_factory):
 
 def tiny_config(family: str, cache_dir, **overrides) -> ModelConfig:
     """A tiny model of ``family``: random 2-layer LMs of width 64, 32x32 images."""
-    cfg = ModelConfig(
-        family=family,
-        composed=ComposedConfig(vision="tiny", lm="tiny", image_size=32, image_tokens=4),
-        hf=HFConfig(tiny=True),
-        lora=LoraSettings(rank=4, alpha=8.0, dropout=0.0),
-        max_length=96,
-        device="cpu",
-        seed=0,
-        cache_dir=cache_dir,
-    )
-    return dataclasses.replace(cfg, **overrides)
+    return tiny_model_config(cache_dir, family, **overrides)
 
 
 @pytest.fixture(params=FAMILIES)

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from lifelong.selection.budget import water_fill
 from lifelong.selection.ccs import CCSConfig, ccs_sample, select_per_cluster

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from lifelong.data.sample import Sample
-from lifelong.models.config import ComposedConfig, LoraSettings, ModelConfig
-from lifelong.selection.projection import RademacherProjector
+from lifelong.models.config import tiny_model_config
+from lifelong.selection.projection import ProjectionConfig, RademacherProjector
 from lifelong.selection.score import ScoreConfig, Scorer
 from lifelong.selection.sketch import SketchConfig
 
@@ -18,9 +18,7 @@ from lifelong.selection.sketch import SketchConfig
 def loaded(tmp_path_factory):
     from lifelong.models import load_model
 
-    cfg = ModelConfig(composed=ComposedConfig(vision="tiny", lm="tiny", image_size=32, image_tokens=4),
-                      lora=LoraSettings(rank=4, alpha=8.0, dropout=0.0), max_length=96, device="cpu",
-                      cache_dir=tmp_path_factory.mktemp("cache"))
+    cfg = tiny_model_config(tmp_path_factory.mktemp("cache"))
     m = load_model(cfg)
     # A fresh adapter has B = 0 (so A-gradients vanish); perturb it so both are tested.
     g = torch.Generator().manual_seed(0)
@@ -53,7 +51,7 @@ def data():
 def test_batched_per_sample_grads_equal_single_backward(loaded, data):
     """Hooks over one padded batch == torch.autograd.grad of each sample alone."""
     samples, load = data
-    scorer = Scorer(loaded, ScoreConfig(sketch=SketchConfig(layers=[-1], out_dim=32), experts=["ppl"]), load)
+    scorer = Scorer(loaded, ScoreConfig(sketch=SketchConfig(layers=[-1], projection=ProjectionConfig(out_dim=32)), experts=["ppl"]), load)
     try:
         batch = loaded.collate(samples, load)
         from lifelong.selection.score import per_sample_mean, response_outputs
@@ -82,7 +80,7 @@ def test_batched_per_sample_grads_equal_single_backward(loaded, data):
 
 def test_sketches_equal_one_at_a_time(loaded, data):
     samples, load = data
-    cfg = ScoreConfig(sketch=SketchConfig(layers=[-1], out_dim=64, seed=3), experts=["ppl", "el2n", "grand"])
+    cfg = ScoreConfig(sketch=SketchConfig(layers=[-1], projection=ProjectionConfig(out_dim=64, seed=3)), experts=["ppl", "el2n", "grand"])
     scorer = Scorer(loaded, cfg, load)
     try:
         sk, emb, scores = scorer.score_batch(samples)
@@ -103,7 +101,7 @@ def test_sketches_equal_one_at_a_time(loaded, data):
 def test_sketch_is_projection_of_gradient(loaded, data):
     """sketch = normalise(R^T g) with the seeded R: checked against a materialised R."""
     samples, load = data
-    cfg = ScoreConfig(sketch=SketchConfig(layers=[-1], out_dim=16, seed=5, block_rows=7), experts=["grand"])
+    cfg = ScoreConfig(sketch=SketchConfig(layers=[-1], projection=ProjectionConfig(out_dim=16, seed=5, block_rows=7, cache_bytes=0)), experts=["grand"])
     scorer = Scorer(loaded, cfg, load)
     try:
         sk, _, scores = scorer.score_batch(samples[:2])
