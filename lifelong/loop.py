@@ -66,6 +66,7 @@ class Run:
             self.pool = Pool(self.dir / "pool")
         self._loaded = None
         self._adapter_round: int | None = None
+        self._merged_through = 0  # merge policy: adapters of rounds 1.._merged_through are in the base
         self._tracker = None
 
     # ---- the stream ----------------------------------------------------------
@@ -124,11 +125,24 @@ class Run:
 
     # ---- the model ----------------------------------------------------------------
     def model(self, adapter_round: int):
-        """The model with the adapter saved after ``adapter_round`` loaded."""
-        if self._loaded is None:
-            from lifelong.models import load_model
+        """The model as it was after round ``adapter_round``.
 
+        ``continue`` policy: the base plus that round's adapter. ``merge``
+        policy: the base with rounds 1..t-1 folded in, plus round t's adapter;
+        merges are replayed from the saved adapters, so a resumed run rebuilds
+        exactly the state an uninterrupted one had.
+        """
+        from lifelong.models import load_model
+
+        merging = self.cfg.adapter_policy == "merge"
+        if self._loaded is None or (merging and self._merged_through > max(adapter_round - 1, 0)):
             self._loaded = load_model(self.cfg.model)
+            self._adapter_round, self._merged_through = None, 0
+        while merging and self._merged_through < adapter_round - 1:
+            self._loaded.load_adapter(self.adapter_dir(self._merged_through + 1))
+            self._loaded.merge_and_restart()
+            self._merged_through += 1
+            self._adapter_round = None
         if self._adapter_round != adapter_round:
             self._loaded.load_adapter(self.adapter_dir(adapter_round))
             self._adapter_round = adapter_round
@@ -227,6 +241,9 @@ class Run:
         from lifelong.training.train import train_round
 
         loaded = self.model(t - 1)
+        if self.cfg.adapter_policy == "merge" and t > 1:
+            loaded.merge_and_restart()  # round t-1 goes into the base; round t trains a fresh adapter
+            self._merged_through, self._adapter_round = t - 1, None
         losses = []
         if not self._skips_training(t, entries):
             ids = json.loads((d.parent / "select" / "selection.json").read_text())["ids"]

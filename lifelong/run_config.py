@@ -58,7 +58,10 @@ class StreamSpec:
 class RunConfig:
     """A lifelong run: a stream of datasets, one round per arrival.
 
-    adapter_policy: ``continue`` trains one adapter across rounds.
+    adapter_policy: ``continue`` trains one adapter across rounds; ``merge``
+        folds each round's adapter into the base weights and trains a fresh one
+        the next round (``adapters/round_<t>`` then holds round t's delta only;
+        the model after round t is the base with rounds 1..t-1 merged plus it).
     """
 
     name: str = "run"
@@ -73,7 +76,7 @@ class RunConfig:
     prune: PruneConfig = field(default_factory=PruneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    adapter_policy: Literal["continue"] = "continue"
+    adapter_policy: Literal["continue", "merge"] = "continue"
 
     @property
     def run_dir(self) -> Path:

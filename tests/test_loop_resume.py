@@ -106,3 +106,24 @@ def test_resume_with_a_different_config_is_refused(reference, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "different config" in r.stderr and "train.lr" in r.stderr
+
+
+def test_merge_adapter_policy_resumes_to_the_same_result(tmp_path):
+    """Merge policy: each round's adapter is folded into the base; a resume replays the merges."""
+    extra = ["adapter_policy=merge", "stream.builtin_config.order=[vqa_shape,digits]"]
+    ref = subprocess.run(_cmd(tmp_path, "m_ref", extra), env=_env(), cwd=ROOT, capture_output=True)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    r = subprocess.run(_cmd(tmp_path, "m_kill", extra), env=_env(LIFELONG_FAULT="2:train"), cwd=ROOT,
+                       capture_output=True)
+    assert r.returncode == -signal.SIGKILL
+    subprocess.run(_cmd(tmp_path, "m_kill", extra), check=True, env=_env(), cwd=ROOT, capture_output=True)
+    a, b = _adapter(tmp_path / "m_kill", 2), _adapter(tmp_path / "m_ref", 2)
+    assert all(abs(a[k] - b[k]).max() <= 1e-6 for k in a)
+    # Round 2 trained a fresh adapter on the merged base: it differs from round 1's.
+    one = _adapter(tmp_path / "m_ref", 1)
+    assert any(abs(one[k] - b[k]).max() > 1e-4 for k in b)
+    for name in ("m_ref", "m_kill"):
+        rows = json.loads((tmp_path / name / "metrics/history.json").read_text())["accuracy"]
+        assert len(rows) == 3
+    assert (json.loads((tmp_path / "m_ref/metrics/history.json").read_text())["accuracy"]
+            == json.loads((tmp_path / "m_kill/metrics/history.json").read_text())["accuracy"])

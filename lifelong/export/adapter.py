@@ -169,6 +169,11 @@ def export(
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     t = _check(run_dir, out_dir, round)
     run_cfg = load_run_config(run_dir)
+    if run_cfg.adapter_policy != "continue" and t > 1:
+        # Round t's adapter is only a delta on a base with rounds 1..t-1 merged in.
+        raise ExportError(f"run {run_dir} uses adapter_policy={run_cfg.adapter_policy!r}: round {t}'s adapter "
+                          "only makes sense on top of the earlier rounds merged into the base; exporting such "
+                          "runs is not supported yet (rounds 0 and 1 can be exported)")
     base = base_model or base_model_id(run_cfg.model)
     lineage = build_lineage(run_dir, t)
     tasks, accuracy, metrics = _metrics_rows(run_dir, t)

@@ -189,6 +189,7 @@ class LoadedModel:
             target_modules=target,
             modules_to_save=list(self.backend.projector_names) if cfg.lora.train_projector else None,
         )
+        self._lora_config = lora
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.model = get_peft_model(base, lora)
@@ -404,6 +405,18 @@ class LoadedModel:
         self.model.save_pretrained(directory, safe_serialization=True)
         (directory / MODEL_CONFIG_FILE).write_text(json.dumps(to_dict(self.cfg), indent=1))
         return directory
+
+    def merge_and_restart(self) -> None:
+        """Fold the current adapter (LoRA and projector) into the base weights and attach a
+        fresh adapter with the same config and the same seeded initialisation."""
+        from peft import get_peft_model
+
+        was = self.model.training
+        base = self.model.merge_and_unload()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            self.model = get_peft_model(base, self._lora_config)
+        self.model.train(was)
 
     def load_adapter(self, directory: str | Path) -> None:
         """Load an adapter written by ``save_adapter`` into this model (same LoRA shape)."""
