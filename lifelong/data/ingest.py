@@ -13,6 +13,7 @@ import json
 import os
 import re
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,10 @@ class IngestConfig:
     # Creating a file costs ~0.4 ms on some file systems; a few writer threads
     # overlap that with parsing (file creation releases the GIL).
     io_threads: int = 4
+    # Image files already validated in this ingest (by path, size and mtime):
+    # datasets often reuse one image in many records. Bounded, so memory stays
+    # flat in the number of distinct images.
+    remembered_images: int = 20_000
     progress: bool = True
 
 
@@ -161,12 +166,8 @@ def check_conversation(conv: list[dict], n_images: int, cfg: IngestConfig) -> No
         raise BadRecord(f"{n_images} images exceed the limit of {cfg.max_images}")
 
 
-def resolve_inside(root: Path, ref: str) -> Path:
-    """The real path of ``ref`` under ``root``; anything escaping it is refused.
-
-    Absolute paths, ``..`` components and symlinks whose target lies outside
-    the dataset root are all rejected.
-    """
+def check_relative(ref: str) -> Path:
+    """``ref`` as a relative path without ``..``; absolute or escaping paths are refused."""
     if not ref or "\x00" in ref:
         raise BadRecord(f"image path {ref!r} is empty or invalid")
     p = Path(ref)
@@ -174,11 +175,7 @@ def resolve_inside(root: Path, ref: str) -> Path:
         raise BadRecord(f"image path {ref!r} is absolute; paths must be relative to the dataset root")
     if ".." in p.parts:
         raise BadRecord(f"image path {ref!r} escapes the dataset root")
-    real_root = root.resolve()
-    real = (root / p).resolve()
-    if real != real_root and real_root not in real.parents:
-        raise BadRecord(f"image path {ref!r} resolves outside the dataset root (symlink?)")
-    return real
+    return p
 
 
 def check_image(data: bytes, ref: str, cfg: IngestConfig) -> None:
@@ -200,24 +197,67 @@ def check_image(data: bytes, ref: str, cfg: IngestConfig) -> None:
         raise BadRecord(f"image {ref!r} is unreadable or truncated ({type(e).__name__}: {e})") from None
 
 
-def read_image_ref(ref, root: Path, cfg: IngestConfig) -> tuple[bytes, str]:
-    """Bytes and a display name of an image given as a path or ``{"bytes", "path"}``."""
-    if isinstance(ref, dict) and ref.get("bytes") is not None:
-        data, name = ref["bytes"], ref.get("path") or "<embedded>"
-    else:
+class ImageStore:
+    """Resolves, validates and stores the images of one ingest.
+
+    A file referenced by several records is read and decoded once: its digest
+    is remembered with its size and mtime. Folder real paths are cached too, so
+    symlink checks cost one ``lstat`` per file instead of one per path component.
+    """
+
+    def __init__(self, root: Path, writes: "BlobWriter", cfg: IngestConfig):
+        self.root = root
+        self.real_root = root.resolve()
+        self.writes = writes
+        self.cfg = cfg
+        self._dirs: dict[str, Path] = {}
+        self._seen: OrderedDict[Path, tuple[int, int, str]] = OrderedDict()  # LRU, bounded
+
+    def _real_path(self, ref: str) -> Path:
+        p = check_relative(ref)
+        parent = str(p.parent)
+        real_dir = self._dirs.get(parent)
+        if real_dir is None:
+            real_dir = self._dirs[parent] = (self.root / p.parent).resolve()
+        real = real_dir / p.name
+        if real.is_symlink():
+            real = real.resolve()
+        if real != self.real_root and self.real_root not in real.parents:
+            raise BadRecord(f"image path {ref!r} resolves outside the dataset root (symlink?)")
+        return real
+
+    def digest(self, ref) -> str:
+        """Content hash of the image ``ref`` (a path or ``{"bytes", "path"}``), stored in the pool."""
+        if isinstance(ref, dict) and ref.get("bytes") is not None:
+            data = ref["bytes"]
+            check_image(data, ref.get("path") or "<embedded>", self.cfg)
+            return self._store(data)
         path_ref = ref.get("path") if isinstance(ref, dict) else ref
         if not isinstance(path_ref, str):
             raise BadRecord(f"image reference {ref!r:.60} is neither a path nor embedded bytes")
-        real = resolve_inside(root, path_ref)
+        real = self._real_path(path_ref)
         try:
+            st = real.stat()
+            seen = self._seen.get(real)
+            if seen is not None and seen[:2] == (st.st_size, st.st_mtime_ns):
+                self._seen.move_to_end(real)
+                return seen[2]
             data = real.read_bytes()
         except FileNotFoundError:
             raise BadRecord(f"image {path_ref!r} does not exist") from None
         except (IsADirectoryError, PermissionError, OSError) as e:
             raise BadRecord(f"image {path_ref!r} cannot be read ({e.strerror or e})") from None
-        name = path_ref
-    check_image(data, name, cfg)
-    return data, name
+        check_image(data, path_ref, self.cfg)
+        digest = self._store(data)
+        self._seen[real] = (st.st_size, st.st_mtime_ns, digest)
+        if len(self._seen) > self.cfg.remembered_images:
+            self._seen.popitem(last=False)
+        return digest
+
+    def _store(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        self.writes.put(data, digest)
+        return digest
 
 
 def ingest(
@@ -254,10 +294,11 @@ def ingest(
 
         records = tqdm(records, desc=f"ingest {dataset}/{split}", unit="rec", mininterval=1.0, leave=False)
     writes = BlobWriter(pool, cfg.io_threads)
+    images = ImageStore(root, writes, cfg)
     with pool.transaction():
         for raw in records:
             try:
-                sample = _to_sample(raw, fmt, dataset, split, root, writes, cfg, seen_ids)
+                sample = _to_sample(raw, fmt, dataset, split, images, cfg, seen_ids)
                 key = sample.content_key()
                 known = pool.lookup(sample.id)
                 if known is not None and known[0] != key:
@@ -303,7 +344,7 @@ class BlobWriter:
         self.executor.shutdown()
 
 
-def _to_sample(raw: RawRecord, fmt, dataset, split, root, writes: BlobWriter, cfg, seen_ids) -> Sample:
+def _to_sample(raw: RawRecord, fmt, dataset, split, images: ImageStore, cfg, seen_ids) -> Sample:
     if raw.data is None:
         raise BadRecord(raw.error or "unreadable record")
     rec = raw.data
@@ -319,12 +360,7 @@ def _to_sample(raw: RawRecord, fmt, dataset, split, root, writes: BlobWriter, cf
             raise BadRecord(f"duplicate id {rid!r} (first at record {seen_ids[rid]})")
         seen_ids[rid] = raw.index
     check_conversation(conv, len(image_refs), cfg)
-    hashes = []
-    for ref in image_refs:
-        data, _ = read_image_ref(ref, root, cfg)
-        digest = hashlib.sha256(data).hexdigest()
-        writes.put(data, digest)
-        hashes.append(digest)
+    hashes = [images.digest(ref) for ref in image_refs]
     task = extra.get("task", dataset)
     if not isinstance(task, str) or not task:
         raise BadRecord("'task' must be a non-empty string")
