@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown strategies {unknown}; known: {list(STRATEGIES)}")
     command = "python eval/compare.py " + " ".join(
         ([f"--config {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}"]
-         if args.config != ROOT / "configs" / "demo.yaml" else []) + args.overrides)
+         if args.config != ROOT / "configs" / "demo.yaml" else [])
+        + ([f"--strategies {args.strategies}"] if names != list(STRATEGIES) else [])
+        + [f"'{o}'" if "[" in o else o for o in args.overrides])
     if args.background:
         args.runs_dir.mkdir(parents=True, exist_ok=True)
         log = open(args.runs_dir / "compare.log", "a")
