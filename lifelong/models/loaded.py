@@ -40,6 +40,12 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 MODEL_CONFIG_FILE = "lifelong_model.json"
 
 
+def mean_pool(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H) hidden states, (B, T) mask -> (B, H) float32 mean over real (non-pad) tokens."""
+    m = attention_mask.to(h.device).unsqueeze(-1).float()
+    return (h.float() * m).sum(1) / m.sum(1).clamp(min=1)
+
+
 # ---- family backends --------------------------------------------------------
 
 
@@ -282,7 +288,10 @@ class LoadedModel:
         Returns ``(logits (N, V) float32, targets (N,), rows (N,))``: N response
         tokens of the batch, their target ids, and the batch row of each.
         """
-        h = self.hidden_states(batch)  # (B, T, H)
+        return self.head_at_responses(self.hidden_states(batch), batch)
+
+    def head_at_responses(self, h: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``response_logits`` from hidden states ``h`` (B, T, H) already computed for ``batch``."""
         labels = batch["labels"].to(h.device)[:, 1:]  # target of position t is labels[t + 1]
         sel = labels != IGNORE  # (B, T-1)
         logits = self.backend.head(self.base)(h[:, :-1][sel]).float()  # (N, V)
@@ -315,9 +324,7 @@ class LoadedModel:
     def embed(self, batch: dict) -> torch.Tensor:
         """Mean of the last hidden state over real (non-pad) tokens: (B, H) float32."""
         with self._eval():
-            h = self.hidden_states(batch).float()
-        m = batch["attention_mask"].to(h.device).unsqueeze(-1).float()
-        return (h * m).sum(1) / m.sum(1).clamp(min=1)
+            return mean_pool(self.hidden_states(batch), batch["attention_mask"])
 
     # -- generation ------------------------------------------------------------------
 

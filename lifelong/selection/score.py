@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from lifelong.data.sample import Sample
+from lifelong.models.loaded import mean_pool
 from lifelong.selection.clip_score import ClipConfig, ClipScorer
 from lifelong.selection.experts import EXPERTS, PassOutputs, compute, per_sample_mean
 from lifelong.selection.projection import RademacherProjector, normalize_fp16
@@ -49,26 +50,6 @@ class ScoreResult:
     # (N, H) float16 unit rows: mean-pooled last hidden state, for pruning. The
     # scoring pass runs the model over the whole pool anyway, so these come free.
     embeddings: np.ndarray
-
-
-def response_outputs(loaded, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward pass -> (hidden (B, T, H), logits (N, V), targets (N,), rows (N,)).
-
-    The LM head runs only at the N response positions (position t predicts
-    ``labels[:, t + 1]``), which is most of the saving for short answers.
-    """
-    h = loaded.hidden_states(batch)  # (B, T, H)
-    labels = batch["labels"].to(h.device)[:, 1:]
-    sel = labels != -100  # (B, T-1)
-    logits = loaded.backend.head(loaded.base)(h[:, :-1][sel]).float()  # (N, V)
-    return h, logits, labels[sel], sel.nonzero()[:, 0]
-
-
-def pooled_hidden(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, H), (B, T) -> (B, H) unit-norm mean of hidden states over real tokens."""
-    m = attention_mask.to(h.device).unsqueeze(-1).float()
-    mean = (h.float() * m).sum(1) / m.sum(1).clamp(min=1)
-    return torch.nn.functional.normalize(mean, dim=-1)
 
 
 class Scorer:
@@ -110,8 +91,10 @@ class Scorer:
             batch = self.loaded.collate(samples, self.image_loader)
             B = len(samples)
             with only_these_trainable(model, self.params), torch.enable_grad():
-                h, logits, targets, rows = response_outputs(self.loaded, batch)
-                embed = pooled_hidden(h.detach(), batch["attention_mask"]).half().cpu()
+                h = self.loaded.hidden_states(batch)  # (B, T, H): one forward for the loss and the embedding
+                logits, targets, rows = self.loaded.head_at_responses(h, batch)  # (N, V), (N,), (N,)
+                embed = torch.nn.functional.normalize(mean_pool(h.detach(), batch["attention_mask"]), dim=-1)
+                embed = embed.half().cpu()
                 nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # (N,)
                 per_sample_mean(nll, rows, B).sum().backward()
             flat = self.grads.flat()  # (B, D)

@@ -54,11 +54,11 @@ def test_batched_per_sample_grads_equal_single_backward(loaded, data):
     scorer = Scorer(loaded, ScoreConfig(sketch=SketchConfig(layers=[-1], projection=ProjectionConfig(out_dim=32)), experts=["ppl"]), load)
     try:
         batch = loaded.collate(samples, load)
-        from lifelong.selection.score import per_sample_mean, response_outputs
+        from lifelong.selection.experts import per_sample_mean
         from lifelong.selection.sketch import only_these_trainable
 
         with only_these_trainable(loaded.model, scorer.params), torch.enable_grad():
-            _, logits, targets, rows = response_outputs(loaded, batch)
+            logits, targets, rows = loaded.response_logits(batch)
             nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
             per_sample_mean(nll, rows, len(samples)).sum().backward()
         batched = scorer.grads.flat()  # (B, D)
