@@ -3,17 +3,25 @@
     python eval/compare.py                      # run every missing/unfinished run, then the table
     python eval/compare.py --background         # the same, detached (log: <runs-dir>/compare.log)
     python eval/compare.py --assemble-only      # only the table, from the runs that finished
-    python eval/compare.py --config configs/smoke.yaml --runs-dir /tmp/cmp   # a quick check
+    python eval/compare.py --config configs/smoke.yaml --runs-dir /tmp/cmp --results /tmp/cmp   # a quick check
 
 Each strategy is a run of the same loop (`lifelong run`) with the same seeds
 and differs only in the overrides below, so every run is resumable on its own:
 re-running this script continues where it stopped. The table goes to
 ``eval/results/compare.md`` (and ``.json``), the overlaid dashboard of all runs
-to ``eval/results/compare.html``.
+to ``eval/results/compare.html``. Each row carries a digest of the run's
+selections (every round's selected ids), so a re-run can be checked against it.
+
+The two ``adapt_inf_reuse*`` rows are not the paper's algorithm: they re-score
+only new samples each round (``score.refresh=0``) and reuse older samples'
+scores, the second also without the image-grounding expert (whose blank-image
+forward is about half of the scoring pass). They measure what the selection
+cost target costs in quality.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -37,6 +45,9 @@ STRATEGIES: dict[str, list[str]] = {
     "adapt_inf": ["select.strategy=adapt_inf", "prune.cap=null"],
     "adapt_inf_prune": ["select.strategy=adapt_inf"],  # the base config's cap
     "multitask": ["select.strategy=multitask", "prune.cap=null"],
+    "adapt_inf_reuse": ["select.strategy=adapt_inf", "prune.cap=null", "score.refresh=0"],
+    "adapt_inf_reuse_noig": ["select.strategy=adapt_inf", "prune.cap=null", "score.refresh=0",
+                             "score.experts=[ppl,el2n,entropy,grand,random]"],
 }
 
 
@@ -64,6 +75,16 @@ def run_all(config: Path, runs_dir: Path, names: list[str], extra: list[str]) ->
         subprocess.run(cmd, check=True, cwd=ROOT)
 
 
+def selection_digest(d: Path, n_rounds: int) -> str:
+    """sha256 (12 hex) of every round's selected ids, in round order: equal digests = equal selections."""
+    h = hashlib.sha256()
+    for t in range(1, n_rounds + 1):
+        path = d / "rounds" / str(t) / "select" / "selection.json"
+        ids = json.loads(path.read_text()).get("ids", []) if path.exists() else []
+        h.update(json.dumps([t, ids]).encode())
+    return h.hexdigest()[:12]
+
+
 def summarize(d: Path, reference: np.ndarray | None) -> dict:
     from lifelong.evaluation.history import load_history
     from lifelong.evaluation.metrics import summary
@@ -75,6 +96,10 @@ def summarize(d: Path, reference: np.ndarray | None) -> dict:
     sel_s = [r.stage_seconds.get("score", 0.0) + r.stage_seconds.get("select", 0.0) for r in rounds]
     train_s = [r.stage_seconds.get("train", 0.0) for r in rounds]
     trained = [r for r in rounds if r.stage_seconds.get("train", 0.0) > 0]
+    scored = []
+    for t in range(1, len(rounds) + 1):
+        done = d / "rounds" / str(t) / "score" / "done"
+        scored.append(int(json.loads(done.read_text()).get("n") or 0) if done.exists() else 0)
     return {
         "avg_acc": s.get("avg_acc"), "forgetting": s.get("forgetting"), "bwt": s.get("bwt"), "fwt": s.get("fwt"),
         "relative_gain": s.get("relative_gain"),
@@ -83,10 +108,15 @@ def summarize(d: Path, reference: np.ndarray | None) -> dict:
         "train_s_per_round": float(np.mean([r.stage_seconds["train"] for r in trained])) if trained else None,
         "selection_over_training": (float(np.sum(sel_s) / np.sum(train_s)) if np.sum(train_s) > 0 else None),
         "final_pool": rounds[-1].pool_size if rounds else None,
+        "samples_scored": int(sum(scored)),
+        "per_round": [{"round": t, "pool": r.pool_size, "selected": r.selected, "scored": n,
+                       "selection_s": round(a, 2), "train_s": round(r.stage_seconds.get("train", 0.0), 2)}
+                      for t, (r, n, a) in enumerate(zip(rounds, scored, sel_s), start=1)],
+        "selections_sha256": selection_digest(d, len(rounds)),
     }
 
 
-def assemble(runs_dir: Path, names: list[str], command: str) -> str:
+def assemble(runs_dir: Path, names: list[str], command: str, results: Path = RESULTS) -> str:
     from lifelong.evaluation.dashboard import write_dashboard
     from lifelong.evaluation.history import load_history
 
@@ -101,14 +131,21 @@ def assemble(runs_dir: Path, names: list[str], command: str) -> str:
 
     lines = [
         "| strategy | final avg acc | forgetting | BWT | FWT | rel. gain vs multitask (%) | samples trained | "
-        "selection s/round | training s/round | selection / training |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "samples scored | selection s/round | training s/round | selection / training | selections (sha256) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, r in rows.items():
         lines.append(f"| {n} | {f(r['avg_acc'])} | {f(r['forgetting'])} | {f(r['bwt'])} | {f(r['fwt'])} | "
-                     f"{f(r['relative_gain'], '{:.1f}')} | {r['samples_trained']} | "
+                     f"{f(r['relative_gain'], '{:.1f}')} | {r['samples_trained']} | {r['samples_scored']} | "
                      f"{f(r['selection_s_per_round'], '{:.1f}')} | {f(r['train_s_per_round'], '{:.1f}')} | "
-                     f"{f(r['selection_over_training'], '{:.2f}')} |")
+                     f"{f(r['selection_over_training'], '{:.2f}')} | `{r['selections_sha256']}` |")
+    per_round = []
+    for n, r in rows.items():
+        if not r["samples_scored"]:
+            continue
+        per_round += [f"**{n}**: " + ", ".join(
+            f"r{x['round']} {x['selection_s']:.0f}/{x['train_s']:.0f} s ({x['scored']} scored, {x['selected']} trained)"
+            for x in r["per_round"]), ""]
     missing = [n for n in names if n not in done]
     hw = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}"
     md = "\n".join([
@@ -116,14 +153,16 @@ def assemble(runs_dir: Path, names: list[str], command: str) -> str:
         f"Command: `{command}`", f"Hardware: {hw}", "",
         *lines, "",
         "Selection time = scoring pass (sketches + experts) + clustering/routing/sampling; "
-        "forgetting/BWT/FWT as in DESIGN.md; relative gain = final accuracy / multitask's, per task, averaged.",
+        "forgetting/BWT/FWT as in DESIGN.md; relative gain = final accuracy / multitask's, per task, averaged. "
+        "Selection / training = total selection seconds over total training seconds of the run.",
+        *(["", "Selection / training seconds per round:", "", *per_round] if per_round else []),
         *( ["", f"Not finished yet: {', '.join(missing)}"] if missing else []),
     ]) + "\n"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compare.md").write_text(md)
-    (RESULTS / "compare.json").write_text(json.dumps({"command": command, "hardware": hw, "runs": rows}, indent=1))
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "compare.md").write_text(md)
+    (results / "compare.json").write_text(json.dumps({"command": command, "hardware": hw, "runs": rows}, indent=1))
     if done:
-        write_dashboard([run_dir(runs_dir, n) for n in done], RESULTS / "compare.html")
+        write_dashboard([run_dir(runs_dir, n) for n in done], results / "compare.html")
     return md
 
 
@@ -132,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "compare")
     p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where compare.md/.json/.html go")
     p.add_argument("--assemble-only", action="store_true")
     p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/compare.log")
     p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
@@ -155,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.assemble_only:
         run_all(args.config, args.runs_dir, names, args.overrides)
-    print(assemble(args.runs_dir, names, command.strip()))
+    print(assemble(args.runs_dir, names, command.strip(), args.results))
     return 0
 
 

@@ -203,20 +203,51 @@ class Run:
     def _score(self, t, d, entry, entries):
         if not self.strategy.needs_scores or self._skips_training(t, entries):
             return {"skipped": True}
-        from lifelong.selection.score import score_samples
+        from lifelong.selection.score import plan_rescoring, score_samples
 
         samples = self.pool.samples()
-        score_samples(self.model(t - 1), samples, self.pool.load_image, self.cfg.score, d / "shards",
-                      rank=self.rank, world=self.world, progress=self.main)
-        return {"n": len(samples)}
+        if self.cfg.score.refresh >= 1.0:
+            score_samples(self.model(t - 1), samples, self.pool.load_image, self.cfg.score, d / "shards",
+                          rank=self.rank, world=self.world, progress=self.main)
+            return {"n": len(samples)}
+        # Partial refresh: score new samples and the stalest share of the old
+        # ones; the rest keep the scores of the round that last scored them.
+        ids = [s.id for s in samples]
+        todo, sources = plan_rescoring(ids, self._score_sources(t - 1), t, self.cfg.score.refresh)
+        score_samples(self.model(t - 1), [samples[i] for i in todo], self.pool.load_image, self.cfg.score,
+                      d / "shards", rank=self.rank, world=self.world, progress=self.main)
+        if self.main:
+            write_json(d / "sources.json", sources)
+        return {"n": len(todo), "pool_size": len(ids), "rescored": sum(1 for r in sources.values() if r == t)}
 
-    def _scores(self, t):
+    def _score_sources(self, t) -> dict[str, int]:
+        """Sample id -> the round holding its scores, as of round ``t``'s scoring pass (latest one at or before t)."""
+        for r in range(t, 0, -1):
+            path = self.dir / "rounds" / str(r) / "score" / "sources.json"
+            if path.exists():
+                return json.loads(path.read_text())
+            info = self.stage_info(r, "score")
+            if info.get("n") is not None:  # a whole-pool pass (refresh was 1 then): no older scores are reused
+                return {}
+        return {}
+
+    def _round_scores(self, t):
         from lifelong.selection.score import load_scores
 
         n = json.loads((self.dir / "rounds" / str(t) / "score" / "done").read_text()).get("n")
         if n is None:
             return None
         return load_scores(self.dir / "rounds" / str(t) / "score" / "shards", n, self.cfg.score.shard_size)
+
+    def _scores(self, t):
+        """Round ``t``'s scores for its active pool (gathered across rounds under a partial refresh)."""
+        from lifelong.selection.score import gather_scores
+
+        d = self.dir / "rounds" / str(t) / "score"
+        if not (d / "sources.json").exists():
+            return self._round_scores(t)
+        sources = json.loads((d / "sources.json").read_text())
+        return gather_scores(list(sources), sources, self._round_scores)
 
     def _select(self, t, d, entry, entries):
         from lifelong.selection.outputs import write_selection

@@ -33,6 +33,13 @@ class ScoreConfig:
     shard_size: samples per output shard (the unit of resumption and of work
         split across processes).
     seed: seeds the ``random`` expert.
+    refresh: in a run, the fraction of the samples scored in an earlier round
+        that are scored again with the current model, stalest first; the others
+        keep the sketches, scores and embeddings of the round that last scored
+        them. New samples are always scored. 1.0 (the default) is the exact
+        algorithm: the whole pool, every round. Below 1 the scoring pass costs
+        about (new + refresh x old) / pool of it, and selection works on scores
+        from up to ~1/refresh rounds back (a trade, not the paper's method).
     """
 
     sketch: SketchConfig = field(default_factory=SketchConfig)
@@ -40,6 +47,13 @@ class ScoreConfig:
     experts: list[str] = field(default_factory=lambda: ["ppl", "el2n", "entropy", "grand", "ig", "random"])
     shard_size: int = 256
     seed: int = 0
+    refresh: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= float(self.refresh) <= 1.0:
+            raise ValueError(f"score.refresh must be in [0, 1], got {self.refresh}")
+        if self.shard_size < 1:
+            raise ValueError(f"score.shard_size must be >= 1, got {self.shard_size}")
 
 
 @dataclass
@@ -202,3 +216,56 @@ def embed_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig,
         batch = loaded.collate(samples[b:b + cfg.sketch.batch_size], image_loader)
         out.append(torch.nn.functional.normalize(loaded.embed(batch), dim=-1).cpu().numpy())
     return np.concatenate(out).astype(np.float32)
+
+
+def plan_rescoring(ids: list[str], previous: dict[str, int], t: int, refresh: float) -> tuple[list[int], dict[str, int]]:
+    """Which of the pool's samples round ``t`` scores, and where every sample's scores then live.
+
+    ids: the active pool, in order; previous: sample id -> the round whose
+    scoring pass holds its current scores (empty before the first pass).
+    Returns (positions in ``ids`` to score now, in pool order; id -> round for
+    every id). Unscored samples are always scored; of the others,
+    ceil(refresh x count) are re-scored, stalest first (ties: pool order). A
+    pure function, so every process and every resumed attempt plans the same.
+    """
+    old = [i for i, x in enumerate(ids) if x in previous]
+    fresh = [i for i, x in enumerate(ids) if x not in previous]
+    k = int(np.ceil(refresh * len(old) - 1e-9))
+    again = sorted(old, key=lambda i: (previous[ids[i]], i))[:k]
+    todo = sorted(fresh + again)
+    sources = {x: previous[x] for x in ids if x in previous}
+    for i in todo:
+        sources[ids[i]] = t
+    return todo, {x: sources[x] for x in ids}
+
+
+def gather_scores(ids: list[str], sources: dict[str, int], load_round) -> ScoreResult:
+    """Assemble one ScoreResult for ``ids`` from several rounds' scoring passes.
+
+    load_round(r) -> that round's ScoreResult. Experts missing from an older
+    pass (a changed expert list) are dropped from the result, with a message.
+    """
+    by_round: dict[int, ScoreResult] = {}
+    for r in sorted(set(sources[x] for x in ids)):
+        by_round[r] = load_round(r)
+    rows = {r: {x: j for j, x in enumerate(res.ids)} for r, res in by_round.items()}
+    first = next(iter(by_round.values()))
+    experts = [e for e in first.scores if all(e in res.scores for res in by_round.values())]
+    dropped = sorted(set().union(*(res.scores for res in by_round.values())) - set(experts))
+    if dropped:
+        print(f"note: experts {dropped} are missing from some rounds' scoring passes and are not used")
+    n = len(ids)
+    sketches = np.zeros((n, first.sketches.shape[1]), dtype=first.sketches.dtype)
+    embeds = np.zeros((n, first.embeddings.shape[1]), dtype=first.embeddings.dtype)
+    scores = {e: np.zeros(n, dtype=np.float64) for e in experts}
+    for r, res in by_round.items():
+        mine = [i for i, x in enumerate(ids) if sources[x] == r]
+        try:
+            src = [rows[r][ids[i]] for i in mine]
+        except KeyError as exc:
+            raise RuntimeError(f"round {r}'s scoring pass has no scores for sample {exc.args[0]}") from None
+        sketches[mine] = res.sketches[src]
+        embeds[mine] = res.embeddings[src]
+        for e in experts:
+            scores[e][mine] = res.scores[e][src]
+    return ScoreResult(list(ids), sketches, scores, embeds)

@@ -1,0 +1,118 @@
+"""score.refresh < 1: a round scores new samples and the stalest share of the old ones, and reuses the rest."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lifelong.config import ConfigError
+from lifelong.run_config import load_run_config
+from lifelong.selection.score import ScoreResult, gather_scores, load_scores, plan_rescoring
+
+ROOT = Path(__file__).resolve().parents[2]
+SHORT = ["stream.builtin_config.order=[vqa_shape,digits,text_only]", "prune.cap=80", "score.shard_size=16",
+         "eval.max_samples_per_task=4", "score.refresh=0.5"]
+
+
+def test_plan_scores_new_samples_and_the_stalest_old_ones():
+    ids = ["a", "b", "c", "d", "e", "f"]
+    prev = {"a": 1, "b": 2, "c": 1, "d": 3, "z": 1}  # z left the pool
+    todo, src = plan_rescoring(ids, prev, 4, 0.5)
+    # 4 old samples, ceil(0.5 * 4) = 2 re-scored: a and c (round 1) before b (2) and d (3); e, f are new.
+    assert todo == [0, 2, 4, 5]
+    assert src == {"a": 4, "b": 2, "c": 4, "d": 3, "e": 4, "f": 4}
+    assert list(src) == ids  # pool order
+    assert plan_rescoring(ids, prev, 4, 0.0)[0] == [4, 5]
+    assert plan_rescoring(ids, prev, 4, 1.0)[0] == [0, 1, 2, 3, 4, 5]
+    # ceil: 0.3 of 4 old samples is 1.2 -> 2; ties in age go by pool order.
+    assert plan_rescoring(ids, {x: 1 for x in "abcd"}, 2, 0.3)[0] == [0, 1, 4, 5]
+    assert plan_rescoring(ids, {}, 1, 0.0)[0] == list(range(6))  # nothing scored yet: everything
+
+
+def _res(ids, base):
+    n = len(ids)
+    return ScoreResult(list(ids), np.full((n, 3), base, np.float16) + np.arange(n, dtype=np.float16)[:, None],
+                       {"ppl": base + np.arange(n, dtype=np.float64), "el2n": -base - np.arange(n, dtype=np.float64)},
+                       np.full((n, 2), -base, np.float16))
+
+
+def test_gather_takes_each_sample_from_the_round_that_scored_it():
+    rounds = {1: _res(["a", "b", "c"], 10.0), 3: _res(["c", "d"], 30.0)}
+    out = gather_scores(["d", "a", "c"], {"d": 3, "a": 1, "c": 3}, rounds.__getitem__)
+    assert out.ids == ["d", "a", "c"]
+    np.testing.assert_array_equal(out.scores["ppl"], [31.0, 10.0, 30.0])
+    np.testing.assert_array_equal(out.scores["el2n"], [-31.0, -10.0, -30.0])
+    np.testing.assert_array_equal(out.sketches[:, 0], np.array([31, 10, 30], np.float16))
+    np.testing.assert_array_equal(out.embeddings[:, 0], np.array([-30, -10, -30], np.float16))
+    with pytest.raises(RuntimeError, match="round 1's scoring pass has no scores for sample d"):
+        gather_scores(["d"], {"d": 1}, rounds.__getitem__)
+
+
+def test_refresh_outside_zero_one_is_refused():
+    with pytest.raises((ConfigError, ValueError), match="score.refresh must be in"):
+        load_run_config(ROOT / "configs" / "smoke.yaml", ["score.refresh=1.5"])
+
+
+def _cmd(runs_dir, name):
+    return [sys.executable, "-m", "lifelong.cli", "run", str(ROOT / "configs" / "smoke.yaml"),
+            f"runs_dir={runs_dir}", f"name={name}", *SHORT]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    subprocess.run(_cmd(runs, "ref"), check=True, capture_output=True, cwd=ROOT)
+    return runs / "ref"
+
+
+def test_a_run_rescores_half_of_the_old_pool_per_round(run):
+    def info(t):
+        return json.loads((run / f"rounds/{t}/score/done").read_text())
+
+    def sources(t):
+        return json.loads((run / f"rounds/{t}/score/sources.json").read_text())
+
+    # Round 1: 40 new samples. Round 2: 40 new + 20 of the 40 old. Round 3: 40 new + 40 of the 80 old.
+    assert [info(t)["n"] for t in (1, 2, 3)] == [40, 60, 80]
+    s2, s3 = sources(2), sources(3)
+    assert len(s2) == 80 and sorted(s2.values()).count(1) == 20
+    # Stalest first: every sample still holding round-1 scores after round 2 is re-scored in round 3.
+    assert all(s3[x] == 3 for x, r in s2.items() if r == 1)
+    assert len(s3) == 120 and sum(r == 3 for r in s3.values()) == 80
+    # Selection worked on the whole pool, with reused rows bit-identical to the round that scored them.
+    sel = json.loads((run / "rounds/2/select/selection.json").read_text())
+    assert sel["pool_size"] == 80 and sel["budget"] == 40
+    one = load_scores(run / "rounds/1/score/shards", 40, 16)
+    two = load_scores(run / "rounds/2/score/shards", 60, 16)
+    kept = [x for x, r in s2.items() if r == 1]
+    assert kept and all(x not in two.ids for x in kept)
+    row = {x: i for i, x in enumerate(one.ids)}
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(run / "rounds/2/select/scores.parquet").to_pydict()
+    ppl = dict(zip(table["id"], table["score_ppl"]))
+    assert len(ppl) == 80
+    assert all(ppl[x] == one.scores["ppl"][row[x]] for x in kept)
+
+
+def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
+    proc = subprocess.Popen(_cmd(tmp_path, "k"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if (tmp_path / "k/rounds/3/score/shards/shard_00001.done").exists():
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert not (tmp_path / "k/rounds/3/score/done").exists()
+    subprocess.run(_cmd(tmp_path, "k"), check=True, capture_output=True, cwd=ROOT)
+    for t in (1, 2, 3):
+        a = json.loads((tmp_path / f"k/rounds/{t}/select/selection.json").read_text())["ids"]
+        b = json.loads((run / f"rounds/{t}/select/selection.json").read_text())["ids"]
+        assert a == b, t
+    assert (json.loads((tmp_path / "k/rounds/3/score/sources.json").read_text())
+            == json.loads((run / "rounds/3/score/sources.json").read_text()))
