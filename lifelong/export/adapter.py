@@ -24,6 +24,10 @@ What an export directory holds:
   merged projector + LM as ``model.safetensors`` (module names of
   ``ComposedVLM``) + the tokenizer; the frozen vision encoder is not saved (it is
   rebuilt from the config); load with :func:`load_exported`.
+- runs with ``adapter_policy: merge``: round t's model is the base with every
+  round's delta merged in, so the adapter export stacks rounds 1..t's LoRA into
+  one of rank r*t (:mod:`lifelong.export.stack`; plain ``peft`` loads it), and
+  ``--merge`` replays the run's merges.
 - always: ``lifelong_model.yaml`` (the run's model config), ``README.md`` (model
   card), ``lineage.json`` (which data trained it; :mod:`lifelong.export.lineage`).
 
@@ -33,6 +37,7 @@ hidden temporary directory beside ``DIR`` and renamed into place at the end.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -44,6 +49,7 @@ import yaml
 from lifelong.config import from_dict, to_dict
 from lifelong.export.cards import model_card
 from lifelong.export.lineage import adapter_dir, adapter_rounds, build_lineage
+from lifelong.export.stack import StackError, stack_adapters
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MODEL_YAML = "lifelong_model.yaml"
@@ -139,6 +145,10 @@ def _write_merged(run_cfg, t: int, run_dir: Path, dest: Path) -> None:
     from lifelong.models import load_model
 
     loaded = load_model(run_cfg.model)
+    if run_cfg.adapter_policy == "merge":
+        for i in range(1, t):  # replay the run's merges, as its loop did
+            loaded.load_adapter(adapter_dir(run_dir, i))
+            loaded.merge_and_restart()
     loaded.load_adapter(adapter_dir(run_dir, t))
     merged = loaded.model.merge_and_unload()
     if run_cfg.model.family == "hf":
@@ -169,11 +179,14 @@ def export(
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     t = _check(run_dir, out_dir, round)
     run_cfg = load_run_config(run_dir)
-    if run_cfg.adapter_policy != "continue" and t > 1:
-        # Round t's adapter is only a delta on a base with rounds 1..t-1 merged in.
-        raise ExportError(f"run {run_dir} uses adapter_policy={run_cfg.adapter_policy!r}: round {t}'s adapter "
-                          "only makes sense on top of the earlier rounds merged into the base; exporting such "
-                          "runs is not supported yet (rounds 0 and 1 can be exported)")
+    # Merge policy: round t's adapter is only a delta on a base with rounds
+    # 1..t-1 merged in, so the export carries every round's delta.
+    stacked = run_cfg.adapter_policy == "merge" and t > 1
+    if stacked:
+        missing = [i for i in range(1, t) if not (adapter_dir(run_dir, i) / ADAPTER_FILES[1]).is_file()]
+        if missing:
+            raise ExportError(f"run {run_dir} uses adapter_policy='merge': round {t}'s model needs the adapters "
+                              f"of rounds 1..{t}, and rounds {missing} have none")
     base = base_model or base_model_id(run_cfg.model)
     lineage = build_lineage(run_dir, t)
     tasks, accuracy, metrics = _metrics_rows(run_dir, t)
@@ -183,15 +196,24 @@ def export(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
+        model_cfg = copy.deepcopy(run_cfg.model)
         if merge:
             _write_merged(run_cfg, t, run_dir, tmp)
+        elif stacked:
+            try:
+                conf = stack_adapters([adapter_dir(run_dir, i) for i in range(1, t + 1)], tmp)
+            except StackError as e:
+                raise ExportError(str(e)) from None
+            conf["base_model_name_or_path"] = base
+            (tmp / "adapter_config.json").write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
+            model_cfg.lora.rank, model_cfg.lora.alpha = conf["r"], conf["lora_alpha"]
         else:
             src = adapter_dir(run_dir, t)
             conf = json.loads((src / "adapter_config.json").read_text(encoding="utf-8"))
             conf["base_model_name_or_path"] = base
             (tmp / "adapter_config.json").write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
             shutil.copyfile(src / "adapter_model.safetensors", tmp / "adapter_model.safetensors")
-        (tmp / MODEL_YAML).write_text(yaml.safe_dump(to_dict(run_cfg.model), sort_keys=False), encoding="utf-8")
+        (tmp / MODEL_YAML).write_text(yaml.safe_dump(to_dict(model_cfg), sort_keys=False), encoding="utf-8")
         (tmp / "lineage.json").write_text(json.dumps(lineage, indent=1) + "\n", encoding="utf-8")
         strategy = next((r["strategy"] for r in lineage["rounds"] if r["strategy"]), None)
         card = model_card(
@@ -200,6 +222,12 @@ def export(
             tasks=tasks, accuracy=accuracy, lineage_rounds=lineage["rounds"], merged=merge,
             loader=loader_snippet(run_cfg.model, base, merge),
         )
+        if stacked:
+            how = ("These weights replay those merges" if merge
+                   else f"This adapter stacks the LoRA of rounds 1-{t} into one LoRA of rank {conf['r']}")
+            card += (f"\n## Adapter policy\n\nThis run used `adapter_policy: merge` (each round's adapter merged "
+                     f"into the base before the next). {how}, so it gives the model after round {t} (up to the "
+                     "base dtype's rounding of the merges).\n")
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); rename needs the name free
