@@ -116,6 +116,64 @@ def summarize(d: Path, reference: np.ndarray | None) -> dict:
     }
 
 
+BOOTSTRAP = 1000
+
+
+def _ci(x) -> str:
+    from lifelong.evaluation.bootstrap import interval
+
+    lo, hi = interval(x)
+    return "—" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def uncertainty_sections(runs_dir: Path, done: list[str], rows: dict) -> tuple[list[str], list[str]]:
+    """Markdown: 95% intervals per run and the issue's targets, from a paired bootstrap over the questions."""
+    from lifelong.evaluation.bootstrap import interval, paired_bootstrap
+
+    if not done:
+        return [], []
+    draws = paired_bootstrap({n: run_dir(runs_dir, n) for n in done}, n=BOOTSTRAP, seed=0)
+    for n in done:
+        rows[n]["avg_acc_ci95"] = interval(draws[n]["avg_acc"])
+        rows[n]["forgetting_ci95"] = interval(draws[n]["forgetting"])
+    unc = ["", f"95% intervals: paired bootstrap over the held-out questions ({BOOTSTRAP} resamples, the same "
+           "for every run).", "", "| strategy | final avg acc | 95% CI | forgetting | 95% CI |", "|---|---|---|---|---|"]
+    for n in done:
+        r = rows[n]
+        fa = "—" if r["avg_acc"] is None else f"{r['avg_acc']:.3f}"
+        ff = "—" if r["forgetting"] is None else f"{r['forgetting']:.3f}"
+        unc.append(f"| {n} | {fa} | {_ci(draws[n]['avg_acc'])} | {ff} | {_ci(draws[n]['forgetting'])} |")
+
+    def verdict(diff: np.ndarray) -> str:
+        lo, hi = interval(diff)
+        point = float(np.nanmean(diff))
+        if lo != lo:
+            return "—"
+        if lo > 0:
+            return f"**met** ({point:+.3f}, 95% CI {_ci(diff)})"
+        if point > 0:
+            return f"met on the point estimate but within noise ({point:+.3f}, 95% CI {_ci(diff)})"
+        return f"**not met** ({point:+.3f}, 95% CI {_ci(diff)})"
+
+    tg = ["", "Targets (difference > 0 means the target holds):", ""]
+    if "adapt_inf" in done and "sequential" in done:
+        d = draws["sequential"]["forgetting"] - draws["adapt_inf"]["forgetting"]
+        tg.append(f"- forgetting of sequential − forgetting of adapt_inf: {verdict(d)}")
+        rows["adapt_inf"]["target_forgetting_vs_sequential_ci95"] = interval(d)
+    if "adapt_inf" in done and "random" in done:
+        d = draws["adapt_inf"]["avg_acc"] - draws["random"]["avg_acc"]
+        tg.append(f"- final avg acc of adapt_inf − that of random at the same budget: {verdict(d)}")
+        rows["adapt_inf"]["target_acc_vs_random_ci95"] = interval(d)
+    for n in [x for x in done if x.startswith("adapt_inf")]:
+        r = rows[n]
+        ratios = [x["selection_s"] / x["train_s"] for x in r["per_round"] if x["train_s"] > 0]
+        if ratios and r["selection_over_training"] is not None:
+            ok = "**met**" if max(ratios) <= 0.5 else "**not met**"
+            tg.append(f"- {n}: selection / training time ≤ 0.5 in every round: {ok} (whole run "
+                      f"{r['selection_over_training']:.2f}, per round {min(ratios):.2f}–{max(ratios):.2f})")
+    return unc, (tg if len(tg) > 3 else [])
+
+
 def assemble(runs_dir: Path, names: list[str], command: str, results: Path = RESULTS) -> str:
     from lifelong.evaluation.dashboard import write_dashboard
     from lifelong.evaluation.history import load_history
@@ -146,6 +204,7 @@ def assemble(runs_dir: Path, names: list[str], command: str, results: Path = RES
         per_round += [f"**{n}**: " + ", ".join(
             f"r{x['round']} {x['selection_s']:.0f}/{x['train_s']:.0f} s ({x['scored']} scored, {x['selected']} trained)"
             for x in r["per_round"]), ""]
+    uncertainty, targets = uncertainty_sections(runs_dir, done, rows)
     missing = [n for n in names if n not in done]
     hw = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}"
     md = "\n".join([
@@ -156,6 +215,7 @@ def assemble(runs_dir: Path, names: list[str], command: str, results: Path = RES
         "forgetting/BWT/FWT as in DESIGN.md; relative gain = final accuracy / multitask's, per task, averaged. "
         "Selection / training = total selection seconds over total training seconds of the run.",
         *(["", "Selection / training seconds per round:", "", *per_round] if per_round else []),
+        *uncertainty, *targets,
         *( ["", f"Not finished yet: {', '.join(missing)}"] if missing else []),
     ]) + "\n"
     results.mkdir(parents=True, exist_ok=True)

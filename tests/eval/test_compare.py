@@ -37,5 +37,9 @@ def test_table_matches_the_runs_and_a_rerun_selects_the_same(tmp_path):
     assert [r["selected"] for r in out["runs"]["adapt_inf"]["per_round"]] == [20, 40, 60]
     assert out["runs"]["adapt_inf"]["samples_scored"] == 40 + 80 + 120
     assert out["runs"]["sequential"]["selections_sha256"] != out["runs"]["adapt_inf"]["selections_sha256"]
+    for name in ("sequential", "adapt_inf"):
+        lo, hi = out["runs"][name]["avg_acc_ci95"]
+        assert lo <= out["runs"][name]["avg_acc"] <= hi
+    assert "forgetting of sequential − forgetting of adapt_inf" in md
     again = _compare(tmp_path / "b", "adapt_inf")
     assert again["runs"]["adapt_inf"]["selections_sha256"] == out["runs"]["adapt_inf"]["selections_sha256"]

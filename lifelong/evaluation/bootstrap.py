@@ -1,0 +1,96 @@
+"""How sure are the numbers: a paired bootstrap over the held-out questions.
+
+A run's accuracy matrix comes from a few dozen questions per task, so its
+metrics carry sampling noise. Resampling each task's questions with
+replacement (the same draw for every round and every run, as every run answers
+the same questions) and recomputing the metrics from the per-question scores
+in ``predictions.jsonl`` gives a distribution per run and, paired, for the
+difference between two runs.
+
+    runs = {"adapt_inf": Path(...), "random": Path(...)}
+    draws = paired_bootstrap(runs, n=1000, seed=0)      # name -> {metric: (n,) array}
+    interval(draws["adapt_inf"]["avg_acc"])             # (2.5%, 97.5%)
+    interval(draws["adapt_inf"]["avg_acc"] - draws["random"]["avg_acc"])
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lifelong.evaluation.metrics import METRICS
+
+
+def _predictions(run_dir: Path, t: int) -> Path:
+    return run_dir / "rounds" / "0" / "setup" / "predictions.jsonl" if t == 0 else \
+        run_dir / "rounds" / str(t) / "eval" / "predictions.jsonl"
+
+
+def question_scores(run_dir: Path, tasks: list[str], n_rounds: int) -> dict[str, tuple[list[str], np.ndarray]]:
+    """task -> (question ids, sorted; (n_rounds + 1, n_questions) scores, NaN rows for rounds not evaluated)."""
+    rows: list[dict[str, dict[str, float]]] = []
+    for t in range(n_rounds + 1):
+        path = _predictions(run_dir, t)
+        per_task: dict[str, dict[str, float]] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    p = json.loads(line)
+                    per_task.setdefault(p["task"], {})[p["id"]] = float(p["score"])
+        rows.append(per_task)
+    out = {}
+    for task in tasks:
+        ids = next((sorted(r[task]) for r in rows if task in r), [])
+        m = np.full((n_rounds + 1, len(ids)), np.nan)
+        for t, r in enumerate(rows):
+            if task in r:
+                if sorted(r[task]) != ids:
+                    raise ValueError(f"{run_dir}: round {t} answered other {task} questions than earlier rounds")
+                m[t] = [r[task][q] for q in ids]
+        out[task] = (ids, m)
+    return out
+
+
+def paired_bootstrap(runs: dict[str, Path], n: int = 1000, seed: int = 0,
+                     metrics: tuple[str, ...] = ("avg_acc", "forgetting", "bwt", "fwt")) -> dict[str, dict[str, np.ndarray]]:
+    """Every run's metrics on ``n`` resamples of the questions (the same resamples for all runs).
+
+    Runs must cover the same tasks and rounds and have answered the same
+    questions (same stream, same ``eval`` settings); otherwise ValueError.
+    """
+    from lifelong.evaluation.history import load_history
+
+    hists = {name: load_history(d) for name, d in runs.items()}
+    first = next(iter(hists.values()))
+    tasks, n_rounds = first.tasks, first.accuracy_matrix().shape[0] - 1
+    for name, h in hists.items():
+        if h.tasks != tasks or h.accuracy_matrix().shape[0] - 1 != n_rounds:
+            raise ValueError(f"run {name} covers other tasks or rounds than {next(iter(hists))}; cannot pair them")
+    scores = {name: question_scores(d, tasks, n_rounds) for name, d in runs.items()}
+    ref = scores[next(iter(scores))]
+    for name, s in scores.items():
+        for task in tasks:
+            if s[task][0] != ref[task][0]:
+                raise ValueError(f"run {name} answered other {task} questions than {next(iter(scores))}")
+    rng = np.random.default_rng(seed)
+    draws = {task: rng.integers(0, max(len(ref[task][0]), 1), size=(n, len(ref[task][0]))) for task in tasks}
+    out = {}
+    for name, s in scores.items():
+        a = np.full((n, n_rounds + 1, len(tasks)), np.nan)  # (resample, round, task)
+        for i, task in enumerate(tasks):
+            m = s[task][1]
+            if m.shape[1]:
+                a[:, :, i] = m[:, draws[task]].mean(axis=2).T  # (rounds+1, n, q) -> (n, rounds+1)
+        out[name] = {k: np.array([METRICS[k].fn(a[b]) for b in range(n)]) for k in metrics}
+    return out
+
+
+def interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite draws (NaN, NaN when none)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
