@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_model(cfg.model)
             if args.adapter:
                 loaded.load_adapter(args.adapter)
-            score_samples(loaded, samples, pool.load_image, cfg.score, args.out / "shards")
+            score_samples(loaded, samples, pool.load_image, strategy.score_config(cfg.score), args.out / "shards",
+                          sketch=strategy.sketches)
             scores = load_scores(args.out / "shards", len(samples), cfg.score.shard_size)
             inp.sketches, inp.scores = scores.sketches, scores.scores
         sel = strategy.fn(inp, cfg.select)

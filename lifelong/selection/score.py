@@ -8,6 +8,7 @@ results: the projection is a pure function of the seed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class ScoreConfig:
 @dataclass
 class ScoreResult:
     ids: list[str]
-    sketches: np.ndarray  # (N, d) float16, unit rows (zero rows for samples with zero gradient)
+    sketches: np.ndarray | None  # (N, d) float16, unit rows (zero rows for samples with zero gradient); None: not computed
     scores: dict[str, np.ndarray]  # expert -> (N,) float64
     # (N, H) float16 unit rows: mean-pooled last hidden state, for pruning. The
     # scoring pass runs the model over the whole pool anyway, so these come free.
@@ -67,9 +68,14 @@ class ScoreResult:
 
 
 class Scorer:
-    """Holds the hooks and the projection for one model; ``score_batch`` does one batch."""
+    """Holds the hooks and the projection for one model; ``score_batch`` does one batch.
 
-    def __init__(self, loaded, cfg: ScoreConfig, image_loader):
+    sketch=False (a strategy that does not cluster): no sketches; unless an
+    expert needs the gradient (``grand``), no backward either, and the forward
+    runs without autograd.
+    """
+
+    def __init__(self, loaded, cfg: ScoreConfig, image_loader, sketch: bool = True):
         self.loaded = loaded
         self.cfg = cfg
         self.image_loader = image_loader
@@ -83,6 +89,10 @@ class Scorer:
                   "score.clip.pretrained to a local checkpoint)")
             self.experts.remove("clip")
         self.needs = set().union(*(EXPERTS[e].needs for e in self.experts)) if self.experts else set()
+        self.sketch = sketch
+        self.grads = None
+        if not (sketch or "grad" in self.needs):
+            return
         n_layers = len(loaded.backend.decoder(loaded.base).layers)
         layers = sorted({i % n_layers for i in cfg.sketch.layers})  # -1 = the last decoder layer
         self.linears = lora_linears(loaded.lora_modules(layers))
@@ -94,39 +104,45 @@ class Scorer:
         self.projector = RademacherProjector.from_config(self.grads.dim, cfg.sketch.projection)
 
     def close(self) -> None:
-        self.grads.remove()
+        if self.grads is not None:
+            self.grads.remove()
 
-    def score_batch(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """-> (sketches (B, d) fp16, embeddings (B, H) fp16, {expert: (B,) float64})."""
+    def score_batch(self, samples: list[Sample]) -> tuple[torch.Tensor | None, torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (sketches (B, d) fp16 or None, embeddings (B, H) fp16, {expert: (B,) float64})."""
         model = self.loaded.model
         was_training = model.training
         model.eval()  # no dropout: a sketch is a deterministic function of the sample
+        grad = self.grads is not None
         try:
             batch = self.loaded.collate(samples, self.image_loader)
             B = len(samples)
-            with only_these_trainable(model, self.params), torch.enable_grad():
+            trainable = only_these_trainable(model, self.params) if grad else contextlib.nullcontext()
+            with trainable, torch.set_grad_enabled(grad):
                 h = self.loaded.hidden_states(batch)  # (B, T, H): one forward for the loss and the embedding
                 logits, targets, rows = self.loaded.head_at_responses(h, batch)  # (N, V), (N,), (N,)
                 embed = torch.nn.functional.normalize(mean_pool(h.detach(), batch["attention_mask"]), dim=-1)
                 embed = embed.half().cpu()
-                nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # (N,)
-                per_sample_mean(nll, rows, B).sum().backward()
-            flat = self.grads.flat()  # (B, D)
-            for p in self.params:
-                p.grad = None
+                if grad:
+                    nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # (N,)
+                    per_sample_mean(nll, rows, B).sum().backward()
             out = PassOutputs(logits=logits.detach(), targets=targets, rows=rows, batch_size=B,
                               ids=[s.id for s in samples], seed=self.cfg.seed)
-            out.grad_norm = torch.linalg.vector_norm(flat, dim=1)
+            flat = None
+            if grad:
+                flat = self.grads.flat()  # (B, D)
+                for p in self.params:
+                    p.grad = None
+                out.grad_norm = torch.linalg.vector_norm(flat, dim=1)
             out.has_image = torch.tensor([bool(s.images) for s in samples])
             if "blank" in self.needs:
                 out.blank_nll = self._blank_nll(samples, out)
             if "clip" in self.needs:
                 out.clip_sim = self.clip.similarity(samples, self.image_loader)
             scores = compute(self.experts, out)
-            sketch = normalize_fp16(self.projector.project(flat))
+            sketch = normalize_fp16(self.projector.project(flat)).cpu() if self.sketch else None
         finally:
             model.train(was_training)
-        return sketch.cpu(), embed, scores
+        return sketch, embed, scores
 
     @torch.no_grad()
     def _blank_nll(self, samples: list[Sample], out: PassOutputs) -> torch.Tensor:
@@ -145,8 +161,8 @@ def _length_hint(sample: Sample) -> int:
 
 
 def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig, out_dir: Path,
-                  rank: int = 0, world: int = 1, progress: bool = True) -> None:
-    """Write this rank's shards of the scoring pass under ``out_dir`` (resumable)."""
+                  rank: int = 0, world: int = 1, progress: bool = True, sketch: bool = True) -> None:
+    """Write this rank's shards of the scoring pass under ``out_dir`` (resumable); sketch=False: no sketches."""
     from safetensors.torch import save_file
     from tqdm import tqdm
 
@@ -156,7 +172,7 @@ def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig,
     todo = [i for i in shards if not (out_dir / f"shard_{i:05d}.done").exists()]
     if not todo:
         return
-    scorer = Scorer(loaded, cfg, image_loader)
+    scorer = Scorer(loaded, cfg, image_loader, sketch=sketch)
     try:
         bar = tqdm(total=sum(len(samples[i * S:(i + 1) * S]) for i in todo), desc="score+sketch", unit="sample",
                    disable=not progress, leave=False)
@@ -168,13 +184,16 @@ def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig,
             for b in range(0, len(part), cfg.sketch.batch_size):
                 chunk = [part[j] for j in order[b:b + cfg.sketch.batch_size]]
                 s, emb, scores = scorer.score_batch(chunk)
-                sk.append(s)
+                if s is not None:
+                    sk.append(s)
                 em.append(emb)
                 for e in scorer.experts:
                     sc[e].append(scores[e])
                 bar.update(len(chunk))
             back = torch.argsort(torch.tensor(order))
-            tensors = {"sketch": torch.cat(sk)[back].contiguous(), "embed": torch.cat(em)[back].contiguous()}
+            tensors = {"embed": torch.cat(em)[back].contiguous()}
+            if sk:
+                tensors["sketch"] = torch.cat(sk)[back].contiguous()
             tensors.update({f"score.{e}": torch.cat(v)[back].contiguous() for e, v in sc.items()})
             path = out_dir / f"shard_{i:05d}.safetensors"
             tmp = path.with_suffix(".tmp")
@@ -197,13 +216,16 @@ def load_scores(out_dir: Path, n_samples: int, shard_size: int) -> ScoreResult:
             raise FileNotFoundError(f"scoring shard {i} is not done: {path}")
         with safe_open(path, framework="pt") as f:
             ids += json.loads(f.metadata()["ids"])
-            sketches.append(f.get_tensor("sketch").numpy())
+            if "sketch" in f.keys():
+                sketches.append(f.get_tensor("sketch").numpy())
             embeds.append(f.get_tensor("embed").numpy())
             for key in f.keys():
                 if key.startswith("score."):
                     scores.setdefault(key[6:], []).append(f.get_tensor(key).numpy())
-    return ScoreResult(ids, np.concatenate(sketches), {k: np.concatenate(v) for k, v in scores.items()},
-                       np.concatenate(embeds))
+    if sketches and len(sketches) != len(embeds):
+        raise ValueError(f"{out_dir}: some scoring shards have sketches and others not; delete the folder")
+    return ScoreResult(ids, np.concatenate(sketches) if sketches else None,
+                       {k: np.concatenate(v) for k, v in scores.items()}, np.concatenate(embeds))
 
 
 @torch.no_grad()
@@ -255,7 +277,8 @@ def gather_scores(ids: list[str], sources: dict[str, int], load_round) -> ScoreR
     if dropped:
         print(f"note: experts {dropped} are missing from some rounds' scoring passes and are not used")
     n = len(ids)
-    sketches = np.zeros((n, first.sketches.shape[1]), dtype=first.sketches.dtype)
+    has_sketch = all(res.sketches is not None for res in by_round.values())
+    sketches = np.zeros((n, first.sketches.shape[1]), dtype=first.sketches.dtype) if has_sketch else None
     embeds = np.zeros((n, first.embeddings.shape[1]), dtype=first.embeddings.dtype)
     scores = {e: np.zeros(n, dtype=np.float64) for e in experts}
     for r, res in by_round.items():
@@ -264,7 +287,8 @@ def gather_scores(ids: list[str], sources: dict[str, int], load_round) -> ScoreR
             src = [rows[r][ids[i]] for i in mine]
         except KeyError as exc:
             raise RuntimeError(f"round {r}'s scoring pass has no scores for sample {exc.args[0]}") from None
-        sketches[mine] = res.sketches[src]
+        if has_sketch:
+            sketches[mine] = res.sketches[src]
         embeds[mine] = res.embeddings[src]
         for e in experts:
             scores[e][mine] = res.scores[e][src]

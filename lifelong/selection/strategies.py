@@ -63,18 +63,33 @@ class Selection:
 
 @dataclass(frozen=True)
 class Strategy:
+    """A selection strategy and what its scoring pass must compute.
+
+    needs_scores: whether the round runs a scoring pass at all; sketches:
+    whether it needs gradient sketches (clustering); experts: the experts it
+    reads (None = every configured one). The pass computes no more than this.
+    """
+
     name: str
     fn: Callable[[SelectionInput, SelectConfig], Selection]
     needs_scores: bool
     doc: str
+    sketches: bool = False
+    experts: tuple[str, ...] | None = None
+
+    def score_config(self, cfg):
+        """The run's ScoreConfig cut down to the experts this strategy reads."""
+        import dataclasses
+
+        return cfg if self.experts is None else dataclasses.replace(cfg, experts=list(self.experts))
 
 
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def strategy(name: str, needs_scores: bool = False):
+def strategy(name: str, needs_scores: bool = False, sketches: bool = False):
     def deco(fn):
-        STRATEGIES[name] = Strategy(name, fn, needs_scores, (fn.__doc__ or "").strip())
+        STRATEGIES[name] = Strategy(name, fn, needs_scores, (fn.__doc__ or "").strip(), sketches=sketches)
         return fn
 
     return deco
@@ -85,11 +100,11 @@ def get_strategy(name: str) -> Strategy:
         return STRATEGIES[name]
     if name in EXPERTS:
         return Strategy(name, lambda inp, cfg: single_expert(inp, cfg, name), True,
-                        f"CCS over the whole pool with the {name!r} expert")
+                        f"CCS over the whole pool with the {name!r} expert", sketches=False, experts=(name,))
     raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)} or an expert {sorted(EXPERTS)}")
 
 
-@strategy("adapt_inf", needs_scores=True)
+@strategy("adapt_inf", needs_scores=True, sketches=True)
 def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Pseudo-skill clusters on sketches, max-entropy expert per cluster, water-filled CCS."""
     res = cluster(inp.sketches, cfg.cluster)
