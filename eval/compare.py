@@ -126,55 +126,106 @@ def _ci(x) -> str:
     return "—" if lo != lo else f"[{lo:+.3f}, {hi:+.3f}]"
 
 
-def uncertainty_sections(runs_dir: Path, done: list[str], rows: dict) -> tuple[list[str], list[str]]:
-    """Markdown: 95% intervals per run and the issue's targets, from a paired bootstrap over the questions."""
-    from lifelong.evaluation.bootstrap import interval, paired_bootstrap
+def uncertainty_sections(runs_dir: Path, done: list[str], rows: dict, where=None, key: str = "",
+                         title: str = "") -> tuple[list[str], list[str]]:
+    """Markdown: 95% intervals per run and the quality targets, from a paired bootstrap over the questions.
+
+    where(run_dir, t): the predictions file of round t (default: the run's own); key: suffix of the
+    JSON fields written into ``rows`` (so a re-evaluation does not overwrite the run's own figures).
+    """
+    from lifelong.evaluation.bootstrap import (accuracy_matrix, interval, paired_bootstrap, question_scores,
+                                               run_predictions)
+    from lifelong.evaluation.history import load_history
+    from lifelong.evaluation.metrics import compute_all
 
     if not done:
         return [], []
-    draws = paired_bootstrap({n: run_dir(runs_dir, n) for n in done}, n=BOOTSTRAP, seed=0)
+    where = where or run_predictions
+    dirs = {n: run_dir(runs_dir, n) for n in done}
+    draws = paired_bootstrap(dirs, n=BOOTSTRAP, seed=0, where=where)
+    h = load_history(dirs[done[0]])
+    n_rounds = h.accuracy_matrix().shape[0] - 1
+    point = {n: compute_all(accuracy_matrix(question_scores(d, h.tasks, n_rounds, where), h.tasks))
+             for n, d in dirs.items()}
+    n_q = {t: len(v[0]) for t, v in question_scores(dirs[done[0]], h.tasks, n_rounds, where).items()}
+    unc = ["", title or f"95% intervals: paired bootstrap over the held-out questions ({BOOTSTRAP} resamples, "
+           "the same for every run).",
+           "", f"Questions per task: {', '.join(f'{t} {k}' for t, k in n_q.items())}.", "",
+           "| strategy | final avg acc | 95% CI | forgetting | 95% CI |", "|---|---|---|---|---|"]
     for n in done:
-        rows[n]["avg_acc_ci95"] = interval(draws[n]["avg_acc"])
-        rows[n]["forgetting_ci95"] = interval(draws[n]["forgetting"])
-    unc = ["", f"95% intervals: paired bootstrap over the held-out questions ({BOOTSTRAP} resamples, the same "
-           "for every run).", "", "| strategy | final avg acc | 95% CI | forgetting | 95% CI |", "|---|---|---|---|---|"]
-    for n in done:
-        r = rows[n]
-        fa = "—" if r["avg_acc"] is None else f"{r['avg_acc']:.3f}"
-        ff = "—" if r["forgetting"] is None else f"{r['forgetting']:.3f}"
+        pa, pf = point[n]["avg_acc"], point[n]["forgetting"]
+        rows[n][f"avg_acc{key}"], rows[n][f"forgetting{key}"] = (None if pa != pa else pa), (None if pf != pf else pf)
+        rows[n][f"avg_acc{key}_ci95"] = interval(draws[n]["avg_acc"])
+        rows[n][f"forgetting{key}_ci95"] = interval(draws[n]["forgetting"])
+        fa = "—" if pa != pa else f"{pa:.3f}"
+        ff = "—" if pf != pf else f"{pf:.3f}"
         unc.append(f"| {n} | {fa} | {_ci(draws[n]['avg_acc'])} | {ff} | {_ci(draws[n]['forgetting'])} |")
 
-    def verdict(diff: np.ndarray) -> str:
+    def verdict(diff: np.ndarray, est: float) -> str:
         lo, hi = interval(diff)
-        point = float(np.nanmean(diff))
         if lo != lo:
             return "—"
         if lo > 0:
-            return f"**met** ({point:+.3f}, 95% CI {_ci(diff)})"
-        if point > 0:
-            return f"met on the point estimate but within noise ({point:+.3f}, 95% CI {_ci(diff)})"
-        return f"**not met** ({point:+.3f}, 95% CI {_ci(diff)})"
+            return f"**met** ({est:+.3f}, 95% CI {_ci(diff)})"
+        if est > 0:
+            return f"met on the point estimate but within noise ({est:+.3f}, 95% CI {_ci(diff)})"
+        return f"**not met** ({est:+.3f}, 95% CI {_ci(diff)})"
 
     tg = ["", "Targets (difference > 0 means the target holds):", ""]
-    if "adapt_inf" in done and "sequential" in done:
-        d = draws["sequential"]["forgetting"] - draws["adapt_inf"]["forgetting"]
-        tg.append(f"- forgetting of sequential − forgetting of adapt_inf: {verdict(d)}")
-        rows["adapt_inf"]["target_forgetting_vs_sequential_ci95"] = interval(d)
-    if "adapt_inf" in done and "random" in done:
-        d = draws["adapt_inf"]["avg_acc"] - draws["random"]["avg_acc"]
-        tg.append(f"- final avg acc of adapt_inf − that of random at the same budget: {verdict(d)}")
-        rows["adapt_inf"]["target_acc_vs_random_ci95"] = interval(d)
+    for name in [x for x in done if x.startswith("adapt_inf")]:
+        if "sequential" in done:
+            d = draws["sequential"]["forgetting"] - draws[name]["forgetting"]
+            est = point["sequential"]["forgetting"] - point[name]["forgetting"]
+            tg.append(f"- forgetting of sequential − forgetting of {name}: {verdict(d, est)}")
+            rows[name][f"target_forgetting_vs_sequential{key}_ci95"] = interval(d)
+        if "random" in done:
+            d = draws[name]["avg_acc"] - draws["random"]["avg_acc"]
+            est = point[name]["avg_acc"] - point["random"]["avg_acc"]
+            tg.append(f"- final avg acc of {name} − that of random at the same budget: {verdict(d, est)}")
+            rows[name][f"target_acc_vs_random{key}_ci95"] = interval(d)
+    return unc, (tg if len(tg) > 3 else [])
+
+
+def time_targets(done: list[str], rows: dict) -> list[str]:
+    out = []
     for n in [x for x in done if x.startswith("adapt_inf")]:
         r = rows[n]
         ratios = [x["selection_s"] / x["train_s"] for x in r["per_round"] if x["train_s"] > 0]
         if ratios and r["selection_over_training"] is not None:
             ok = "**met**" if max(ratios) <= 0.5 else "**not met**"
-            tg.append(f"- {n}: selection / training time ≤ 0.5 in every round: {ok} (whole run "
-                      f"{r['selection_over_training']:.2f}, per round {min(ratios):.2f}–{max(ratios):.2f})")
-    return unc, (tg if len(tg) > 3 else [])
+            out.append(f"- {n}: selection / training time ≤ 0.5 in every round: {ok} (whole run "
+                       f"{r['selection_over_training']:.2f}, per round {min(ratios):.2f}–{max(ratios):.2f})")
+    return ["", "Selection cost target:", "", *out] if out else []
 
 
-def assemble(runs_dir: Path, names: list[str], command: str, results: Path = RESULTS) -> str:
+def reevaluate(runs_dir: Path, names: list[str], questions: int) -> None:
+    """Every evaluated round of these runs again, on ``questions`` held-out questions per task (resumable)."""
+    import numpy as np
+
+    from lifelong.evaluation.history import load_history
+
+    for n in names:
+        d = run_dir(runs_dir, n)
+        a = load_history(d).accuracy_matrix()
+        for t in range(a.shape[0]):
+            out = reeval_path(d, t, questions)
+            if out.exists() or not np.isfinite(a[t]).any():
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp")
+            print(f"[{n}] round {t}: {questions} questions per task", flush=True)
+            subprocess.run([sys.executable, "-m", "lifelong.cli", "eval", "--run", str(d), "--round", str(t),
+                            "--max-samples", str(questions), "--out", str(tmp), "--no-progress"],
+                           check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+            os.replace(tmp, out)
+
+
+def reeval_path(d: Path, t: int, questions: int) -> Path:
+    return d / f"reeval_q{questions}" / f"round_{t}.jsonl"
+
+
+def assemble(runs_dir: Path, names: list[str], command: str, results: Path = RESULTS, questions: int = 0,
+             questions_for: list[str] | None = None) -> str:
     from lifelong.evaluation.dashboard import write_dashboard
     from lifelong.evaluation.history import load_history
 
@@ -205,6 +256,14 @@ def assemble(runs_dir: Path, names: list[str], command: str, results: Path = RES
             f"r{x['round']} {x['selection_s']:.0f}/{x['train_s']:.0f} s ({x['scored']} scored, {x['selected']} trained)"
             for x in r["per_round"]), ""]
     uncertainty, targets = uncertainty_sections(runs_dir, done, rows)
+    targets += time_targets(done, rows)
+    if questions:
+        more = [n for n in (questions_for or done) if n in done]
+        u2, t2 = uncertainty_sections(
+            runs_dir, more, rows, where=lambda d, t: reeval_path(d, t, questions), key=f"_q{questions}",
+            title=f"Re-evaluated: every round's adapter of {', '.join(more)} on {questions} held-out questions "
+                  f"per task (`--questions {questions}`), same paired bootstrap.")
+        targets += u2 + t2
     missing = [n for n in names if n not in done]
     hw = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}"
     md = "\n".join([
@@ -232,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "compare")
     p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")
     p.add_argument("--results", type=Path, default=RESULTS, help="where compare.md/.json/.html go")
+    p.add_argument("--questions", type=int, default=0,
+                   help="also re-evaluate every round's adapter on this many questions per task (tighter intervals)")
+    p.add_argument("--questions-for", default="", help="comma-separated runs to re-evaluate (default: all)")
     p.add_argument("--assemble-only", action="store_true")
     p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/compare.log")
     p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
@@ -244,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         ([f"--config {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}"]
          if args.config != ROOT / "configs" / "demo.yaml" else [])
         + ([f"--strategies {args.strategies}"] if names != list(STRATEGIES) else [])
+        + ([f"--questions {args.questions}"] if args.questions else [])
+        + ([f"--questions-for {args.questions_for}"] if args.questions_for else [])
         + [f"'{o}'" if "[" in o else o for o in args.overrides])
     if args.background:
         args.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -253,9 +317,13 @@ def main(argv: list[str] | None = None) -> int:
                                 cwd=ROOT, start_new_session=True)
         print(f"started in the background (pid {proc.pid}); log: {args.runs_dir / 'compare.log'}")
         return 0
+    qfor = [n for n in args.questions_for.split(",") if n] or None
     if not args.assemble_only:
         run_all(args.config, args.runs_dir, names, args.overrides)
-    print(assemble(args.runs_dir, names, command.strip(), args.results))
+        if args.questions:
+            reevaluate(args.runs_dir, [n for n in (qfor or names) if is_done(run_dir(args.runs_dir, n))],
+                       args.questions)
+    print(assemble(args.runs_dir, names, command.strip(), args.results, args.questions, qfor))
     return 0
 
 

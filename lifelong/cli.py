@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS and COMMANDS[argv[0]][1] is _passthrough:
+        # The subcommand parses its own arguments: argparse's REMAINDER would
+        # refuse ones that start with an option (``lifelong eval --run DIR``).
+        return COMMANDS[argv[0]][2](argparse.Namespace(command=argv[0], rest=argv[1:])) or 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

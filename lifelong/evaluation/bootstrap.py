@@ -22,16 +22,21 @@ import numpy as np
 from lifelong.evaluation.metrics import METRICS
 
 
-def _predictions(run_dir: Path, t: int) -> Path:
+def run_predictions(run_dir: Path, t: int) -> Path:
+    """Where a run's loop wrote round ``t``'s per-question predictions."""
     return run_dir / "rounds" / "0" / "setup" / "predictions.jsonl" if t == 0 else \
         run_dir / "rounds" / str(t) / "eval" / "predictions.jsonl"
 
 
-def question_scores(run_dir: Path, tasks: list[str], n_rounds: int) -> dict[str, tuple[list[str], np.ndarray]]:
-    """task -> (question ids, sorted; (n_rounds + 1, n_questions) scores, NaN rows for rounds not evaluated)."""
+def question_scores(run_dir: Path, tasks: list[str], n_rounds: int,
+                    where=run_predictions) -> dict[str, tuple[list[str], np.ndarray]]:
+    """task -> (question ids, sorted; (n_rounds + 1, n_questions) scores, NaN rows for rounds not evaluated).
+
+    where(run_dir, t) -> the predictions file of round t (default: the run's own).
+    """
     rows: list[dict[str, dict[str, float]]] = []
     for t in range(n_rounds + 1):
-        path = _predictions(run_dir, t)
+        path = where(run_dir, t)
         per_task: dict[str, dict[str, float]] = {}
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -52,12 +57,21 @@ def question_scores(run_dir: Path, tasks: list[str], n_rounds: int) -> dict[str,
     return out
 
 
+def accuracy_matrix(scores: dict[str, tuple[list[str], np.ndarray]], tasks: list[str]) -> np.ndarray:
+    """(rounds + 1, tasks) mean score per task from :func:`question_scores` (NaN where not evaluated)."""
+    cols = [scores[t][1].mean(axis=1) if scores[t][1].shape[1] else np.full(scores[t][1].shape[0], np.nan)
+            for t in tasks]
+    return np.stack(cols, axis=1)
+
+
 def paired_bootstrap(runs: dict[str, Path], n: int = 1000, seed: int = 0,
-                     metrics: tuple[str, ...] = ("avg_acc", "forgetting", "bwt", "fwt")) -> dict[str, dict[str, np.ndarray]]:
+                     metrics: tuple[str, ...] = ("avg_acc", "forgetting", "bwt", "fwt"),
+                     where=run_predictions) -> dict[str, dict[str, np.ndarray]]:
     """Every run's metrics on ``n`` resamples of the questions (the same resamples for all runs).
 
     Runs must cover the same tasks and rounds and have answered the same
     questions (same stream, same ``eval`` settings); otherwise ValueError.
+    ``where`` as in :func:`question_scores`.
     """
     from lifelong.evaluation.history import load_history
 
@@ -67,7 +81,7 @@ def paired_bootstrap(runs: dict[str, Path], n: int = 1000, seed: int = 0,
     for name, h in hists.items():
         if h.tasks != tasks or h.accuracy_matrix().shape[0] - 1 != n_rounds:
             raise ValueError(f"run {name} covers other tasks or rounds than {next(iter(hists))}; cannot pair them")
-    scores = {name: question_scores(d, tasks, n_rounds) for name, d in runs.items()}
+    scores = {name: question_scores(d, tasks, n_rounds, where) for name, d in runs.items()}
     ref = scores[next(iter(scores))]
     for name, s in scores.items():
         for task in tasks:
