@@ -167,7 +167,7 @@ def uncertainty_sections(runs_dir: Path, done: list[str], rows: dict, where=None
             return "—"
         if lo > 0:
             return f"**met** ({est:+.3f}, 95% CI {_ci(diff)})"
-        if est > 0:
+        if est > 1e-9:
             return f"met on the point estimate but within noise ({est:+.3f}, 95% CI {_ci(diff)})"
         return f"**not met** ({est:+.3f}, 95% CI {_ci(diff)})"
 
