@@ -145,9 +145,9 @@ def uncertainty_sections(runs_dir: Path, done: list[str], rows: dict, where=None
     draws = paired_bootstrap(dirs, n=BOOTSTRAP, seed=0, where=where)
     h = load_history(dirs[done[0]])
     n_rounds = h.accuracy_matrix().shape[0] - 1
-    point = {n: compute_all(accuracy_matrix(question_scores(d, h.tasks, n_rounds, where), h.tasks))
-             for n, d in dirs.items()}
-    n_q = {t: len(v[0]) for t, v in question_scores(dirs[done[0]], h.tasks, n_rounds, where).items()}
+    qs = {n: question_scores(d, h.tasks, n_rounds, where) for n, d in dirs.items()}
+    point = {n: compute_all(accuracy_matrix(q, h.tasks)) for n, q in qs.items()}
+    n_q = {t: len(v[0]) for t, v in qs[done[0]].items()}
     unc = ["", title or f"95% intervals: paired bootstrap over the held-out questions ({BOOTSTRAP} resamples, "
            "the same for every run).",
            "", f"Questions per task: {', '.join(f'{t} {k}' for t, k in n_q.items())}.", "",
@@ -200,8 +200,6 @@ def time_targets(done: list[str], rows: dict) -> list[str]:
 
 def reevaluate(runs_dir: Path, names: list[str], questions: int) -> None:
     """Every evaluated round of these runs again, on ``questions`` held-out questions per task (resumable)."""
-    import numpy as np
-
     from lifelong.evaluation.history import load_history
 
     for n in names:
