@@ -206,20 +206,19 @@ class Run:
         from lifelong.selection.score import plan_rescoring, score_samples
 
         samples = self.pool.samples()
-        cfg, sketch = self.strategy.score_config(self.cfg.score), self.strategy.sketches
-        if cfg.refresh >= 1.0:
-            score_samples(self.model(t - 1), samples, self.pool.load_image, cfg, d / "shards",
-                          rank=self.rank, world=self.world, progress=self.main, sketch=sketch)
+        cfg = self.strategy.score_config(self.cfg.score)
+        todo, sources = range(len(samples)), None
+        if cfg.refresh < 1.0:
+            # Partial refresh: score new samples and the stalest share of the old
+            # ones; the rest keep the scores of the round that last scored them.
+            todo, sources = plan_rescoring([s.id for s in samples], self._score_sources(t - 1), t, cfg.refresh)
+        score_samples(self.model(t - 1), [samples[i] for i in todo], self.pool.load_image, cfg, d / "shards",
+                      rank=self.rank, world=self.world, progress=self.main, sketch=self.strategy.sketches)
+        if sources is None:
             return {"n": len(samples)}
-        # Partial refresh: score new samples and the stalest share of the old
-        # ones; the rest keep the scores of the round that last scored them.
-        ids = [s.id for s in samples]
-        todo, sources = plan_rescoring(ids, self._score_sources(t - 1), t, self.cfg.score.refresh)
-        score_samples(self.model(t - 1), [samples[i] for i in todo], self.pool.load_image, cfg,
-                      d / "shards", rank=self.rank, world=self.world, progress=self.main, sketch=sketch)
         if self.main:
             write_json(d / "sources.json", sources)
-        return {"n": len(todo), "pool_size": len(ids), "rescored": sum(1 for r in sources.values() if r == t)}
+        return {"n": len(todo), "pool_size": len(samples)}
 
     def _score_sources(self, t) -> dict[str, int]:
         """Sample id -> the round holding its scores, as of round ``t``'s scoring pass (latest one at or before t)."""

@@ -251,14 +251,11 @@ def plan_rescoring(ids: list[str], previous: dict[str, int], t: int, refresh: fl
     pure function, so every process and every resumed attempt plans the same.
     """
     old = [i for i, x in enumerate(ids) if x in previous]
-    fresh = [i for i, x in enumerate(ids) if x not in previous]
     k = int(np.ceil(refresh * len(old) - 1e-9))
-    again = sorted(old, key=lambda i: (previous[ids[i]], i))[:k]
-    todo = sorted(fresh + again)
-    sources = {x: previous[x] for x in ids if x in previous}
-    for i in todo:
-        sources[ids[i]] = t
-    return todo, {x: sources[x] for x in ids}
+    again = set(sorted(old, key=lambda i: (previous[ids[i]], i))[:k])
+    todo = [i for i, x in enumerate(ids) if x not in previous or i in again]
+    scored = set(todo)
+    return todo, {x: t if i in scored else previous[x] for i, x in enumerate(ids)}
 
 
 def gather_scores(ids: list[str], sources: dict[str, int], load_round) -> ScoreResult:
@@ -267,9 +264,10 @@ def gather_scores(ids: list[str], sources: dict[str, int], load_round) -> ScoreR
     load_round(r) -> that round's ScoreResult. Experts missing from an older
     pass (a changed expert list) are dropped from the result, with a message.
     """
-    by_round: dict[int, ScoreResult] = {}
-    for r in sorted(set(sources[x] for x in ids)):
-        by_round[r] = load_round(r)
+    positions: dict[int, list[int]] = {}  # round -> positions in ids whose scores it holds
+    for i, x in enumerate(ids):
+        positions.setdefault(sources[x], []).append(i)
+    by_round = {r: load_round(r) for r in sorted(positions)}
     rows = {r: {x: j for j, x in enumerate(res.ids)} for r, res in by_round.items()}
     first = next(iter(by_round.values()))
     experts = [e for e in first.scores if all(e in res.scores for res in by_round.values())]
@@ -282,7 +280,7 @@ def gather_scores(ids: list[str], sources: dict[str, int], load_round) -> ScoreR
     embeds = np.zeros((n, first.embeddings.shape[1]), dtype=first.embeddings.dtype)
     scores = {e: np.zeros(n, dtype=np.float64) for e in experts}
     for r, res in by_round.items():
-        mine = [i for i, x in enumerate(ids) if sources[x] == r]
+        mine = positions[r]
         try:
             src = [rows[r][ids[i]] for i in mine]
         except KeyError as exc:
