@@ -120,27 +120,55 @@ def cmd_run(args) -> int:
 
 
 def _setup_round(p):
-    p.add_argument("--dataset", required=True, help="the newly arrived dataset (train file/folder)")
+    p.add_argument("--dataset", required=True,
+                   help="the newly arrived dataset: a folder (train/test files, a dataset.yaml or a save_to_disk "
+                        "dataset) or a training file")
     p.add_argument("--run", required=True, help="existing run directory")
-    p.add_argument("--name", help="dataset name (default: folder name or file stem)")
-    p.add_argument("--test", default="", help="its held-out split, if any")
-    p.add_argument("--metric", default="exact_match")
+    p.add_argument("--name", help="dataset name (default: from dataset.yaml, else the folder name or file stem)")
+    p.add_argument("--test", default=None, help="its held-out split (default: the folder's test file, if any)")
+    p.add_argument("--metric", default=None, help="answer metric of its task (default: exact_match)")
 
 
 def cmd_round(args) -> int:
+    from lifelong.arrivals import ArrivalError, append_entry, check, resolve
     from lifelong.loop import run
-    from lifelong.run_config import DatasetEntry, dump_run_config, load_run_config
+    from lifelong.run_config import load_run_config
+    from lifelong.runlock import run_lock
 
     run_dir = Path(args.run)
-    cfg = load_run_config(run_dir)
-    path = Path(args.dataset)
-    name = args.name or (path.name if path.is_dir() else path.stem)
-    if any(e.name == name for e in cfg.stream.datasets):
-        raise SystemExit(f"error: dataset {name!r} is already part of run {run_dir}")
-    cfg.stream.datasets.append(DatasetEntry(name, str(path.resolve()), str(Path(args.test).resolve()) if args.test else "",
-                                            args.metric))
-    (run_dir / "config.yaml").write_text(dump_run_config(cfg))
-    run(cfg)
+    if not (run_dir / "config.yaml").exists():
+        raise SystemExit(f"error: {run_dir} is not a run directory (no config.yaml); start one with 'lifelong run'")
+    with run_lock(run_dir):
+        cfg = load_run_config(run_dir)
+        try:
+            entry = resolve(args.dataset, args.name)
+            if args.test is not None:
+                entry.test = str(Path(args.test).absolute()) if args.test else ""
+            entry.metric = args.metric or entry.metric
+            check(entry, cfg)
+        except ArrivalError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        append_entry(cfg, entry)
+        run(cfg)
+    return 0
+
+
+def _setup_watch(p):
+    p.add_argument("--run", required=True, help="run directory (created from --config when new)")
+    p.add_argument("--inbox", help="folder to watch for arriving datasets (default: RUN/inbox)")
+    p.add_argument("--config", help="run config YAML, to start a new run directory")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides of --config")
+    p.add_argument("--poll", type=float, default=5.0, help="seconds between looks into the inbox")
+    p.add_argument("--stable-after", type=float, default=None,
+                   help="also take a folder without a READY file once its files are unchanged this many seconds")
+    p.add_argument("--once", action="store_true", help="take what is ready, train it, and exit when the inbox is empty")
+
+
+def cmd_watch(args) -> int:
+    from lifelong.arrivals import watch
+
+    watch(args.run, args.inbox, args.config, args.overrides, args.poll, args.stable_after, args.once)
     return 0
 
 
@@ -170,6 +198,8 @@ def _delegate(module: str):
 
 register("run", "run a lifelong stream: one round per dataset, resumable", _setup_run, cmd_run)
 register("round", "add one newly arrived dataset to an existing run and train its round", _setup_round, cmd_round)
+register("watch", "task-stream manager: turn dataset folders dropped into an inbox into rounds of a live run",
+         _setup_watch, cmd_watch)
 register("data", "built-in offline task stream", _setup_data, cmd_data)
 register("select", "score a pool with a model and select samples (writes ids, clusters, experts, scores)",
          _passthrough, _delegate("lifelong.selection.command"))
@@ -198,13 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in COMMANDS and COMMANDS[argv[0]][1] is _passthrough:
         # The subcommand parses its own arguments: argparse's REMAINDER would
         # refuse ones that start with an option (``lifelong eval --run DIR``).
-        return COMMANDS[argv[0]][2](argparse.Namespace(command=argv[0], rest=argv[1:])) or 0
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+        args = argparse.Namespace(command=argv[0], rest=argv[1:])
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
     from lifelong.config import ConfigError
+    from lifelong.runlock import EXIT_LOCKED, RunLocked
 
     _, _, fn = COMMANDS[args.command]
     try:
@@ -212,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    except RunLocked as e:
+        print(f"lifelong {args.command}: {e}", file=sys.stderr)
+        return EXIT_LOCKED
 
 
 if __name__ == "__main__":

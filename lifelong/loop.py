@@ -3,6 +3,12 @@
     setup (round 0): test splits of every task in, evaluation before training
     round t:  ingest → score → select → train → prune → eval → report
 
+A dataset may also arrive after the run started (``lifelong round``, ``lifelong
+watch``): it is appended to the run's stream and becomes the next round. Its
+test split comes in with its train split, and the eval stage back-fills the
+earlier rows of the accuracy matrix for it by evaluating the saved adapters of
+earlier rounds (``eval.backfill``), so forward transfer is defined for it too.
+
 Every stage writes its outputs under ``rounds/<t>/<stage>/`` and then a
 ``done`` marker (with its wall time); a stage reads what earlier stages wrote,
 never in-memory leftovers, so a run killed anywhere resumes at the first stage
@@ -42,10 +48,18 @@ def write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-class Run:
-    """A run directory and the model that moves through it."""
+class StopRequested(Exception):
+    """A graceful stop (SIGTERM) was asked for; raised between stages, after a stage's marker."""
 
-    def __init__(self, cfg: RunConfig, force: bool = False):
+
+class Run:
+    """A run directory and the model that moves through it.
+
+    ``should_stop``: polled after every stage; when it returns true the run
+    stops there (raising :class:`StopRequested`), every finished stage kept.
+    """
+
+    def __init__(self, cfg: RunConfig, force: bool = False, should_stop=None):
         from lifelong import distributed as dist
 
         self.dist = dist
@@ -68,6 +82,7 @@ class Run:
         self._adapter_round: int | None = None
         self._merged_through = 0  # merge policy: adapters of rounds 1.._merged_through are in the base
         self._tracker = None
+        self._should_stop = should_stop or (lambda: False)
 
     # ---- the stream ----------------------------------------------------------
     def entries(self) -> list[DatasetEntry]:
@@ -101,6 +116,8 @@ class Run:
         d.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         info = {}
+        if self.main:
+            print(f"[{self.cfg.name}] round {t}: {name} ...", flush=True)
         if self.main or name in SHARED_STAGES:
             info = fn(t, d, *args) or {}
         info["seconds"] = round(time.perf_counter() - start, 3)
@@ -112,6 +129,8 @@ class Run:
                 os.kill(os.getpid(), signal.SIGKILL)
             write_json(marker, info)
         self.dist.barrier()  # the marker is there for everyone
+        if self.dist.broadcast_object(bool(self._should_stop())):
+            raise StopRequested(f"stopped after round {t}, stage {name}")
         return json.loads(marker.read_text())
 
     def run(self) -> None:
@@ -174,22 +193,21 @@ class Run:
     def _setup(self, t, d, entries):
         if self.main:
             for e in entries:
-                if e.test:
-                    for f in iter_dataset_files(Path(e.test)):
-                        ingest(self.pool, f, dataset=e.name, split="test", fmt=e.format, round_added=0,
-                               cfg=self.cfg.ingest)
+                self._ingest_test(e, 0)
             if not self.adapter_dir(0).exists():
                 from lifelong.models import load_model
 
                 self._loaded = self._loaded or load_model(self.cfg.model)
                 self.save_adapter(0)
         self.dist.barrier()  # test splits and the round-0 adapter are there
-        return {"row": self._evaluate(0, d, entries)}
+        names = [e.name for e in entries]
+        row = self._evaluate(0, d / "predictions.jsonl", entries, names)
+        return {"row": [row[n] for n in names], "tasks": names}
 
     # ---- round t ----------------------------------------------------------------------
     def _ingest(self, t, d, entry, entries):
         reports = []
-        for f in iter_dataset_files(Path(entry.train)):
+        for f in iter_dataset_files(Path(entry.train), split="train"):
             rep = ingest(self.pool, f, dataset=entry.name, split="train", fmt=entry.format, round_added=t,
                          cfg=self.cfg.ingest)
             print(rep.summary())
@@ -197,8 +215,23 @@ class Run:
         info = {"dataset": entry.name, "added": sum(r.added for r in reports),
                 "unchanged": sum(r.unchanged for r in reports),
                 "quarantined": sum(len(r.quarantined) for r in reports)}
+        if info["added"] + info["unchanged"] == 0:
+            raise ValueError(f"round {t}: dataset {entry.name!r} ({entry.train}) has no valid training sample "
+                             f"({info['quarantined']} quarantined, see {self.pool.root / 'quarantine'})")
+        if self.pool.count(status=None, split=self.cfg.eval.split, dataset=entry.name) == 0:
+            info["test_added"] = self._ingest_test(entry, t)  # it arrived after setup
         write_json(d / "ingest.json", info)
         return info
+
+    def _ingest_test(self, entry: DatasetEntry, t: int) -> int:
+        """Ingest ``entry``'s held-out split (if it has one) as of round ``t``; returns the samples added."""
+        added = 0
+        for f in iter_dataset_files(Path(entry.test), split="test") if entry.test else ():
+            rep = ingest(self.pool, f, dataset=entry.name, split=self.cfg.eval.split, fmt=entry.format,
+                         round_added=t, cfg=self.cfg.ingest)
+            print(rep.summary())
+            added += rep.added
+        return added
 
     def _score(self, t, d, entry, entries):
         if not self.strategy.needs_scores or self._skips_training(t, entries):
@@ -319,22 +352,49 @@ class Run:
         return embed_samples(self.model(t), self.pool.get(ids), self.pool.load_image, self.cfg.score)
 
     def _eval(self, t, d, entry, entries):
+        names = [e.name for e in entries]
+        backfill = {str(r): self._evaluate(r, d / "backfill" / f"round_{r}.jsonl", entries, tasks)
+                    for r, tasks in self._missing_cells(t, entries).items()}
         if self._skips_training(t, entries):
-            return {"row": [float("nan")] * len(entries), "skipped": True}
-        return {"row": self._evaluate(t, d, entries)}
+            return {"row": [float("nan")] * len(entries), "tasks": names, "skipped": True, "backfill": backfill}
+        row = self._evaluate(t, d / "predictions.jsonl", entries, names)
+        return {"row": [row[n] for n in names], "tasks": names, "backfill": backfill}
 
-    def _evaluate(self, t, d, entries) -> list[float]:
+    def _missing_cells(self, t, entries) -> dict[int, list[str]]:
+        """Earlier rounds -> tasks with a held-out split but no accuracy in that round's row.
+
+        These are datasets that arrived after those rounds were evaluated.
+        ``eval.backfill``: ``all`` evaluates every earlier saved adapter on
+        them, ``fwt`` only the base (row 0) and round t-1, the two cells
+        forward transfer needs; rounds whose evaluation was skipped stay empty.
+        """
+        from lifelong.evaluation.reporting import accuracy_cells
+
+        held_out = set(self.pool.datasets(split=self.cfg.eval.split))
+        cells = accuracy_cells(self, t - 1, entries)
+        rounds = range(t) if self.cfg.eval.backfill == "all" else sorted({0, t - 1})
+        out = {}
+        for r in rounds:
+            if r > 0 and self.stage_info(r, "eval").get("skipped"):
+                continue
+            todo = [e.name for e in entries if e.name in held_out and e.name not in cells[r]]
+            if todo:
+                out[r] = todo
+        return out
+
+    def _evaluate(self, t, predictions: Path, entries, tasks) -> dict[str, float]:
+        """Accuracy of the model after round ``t`` on ``tasks``; per-question predictions to ``predictions``."""
         from lifelong.evaluation.evaluate import evaluate_tasks, write_predictions
 
         import dataclasses
 
         metrics = {e.name: e.metric for e in entries}
         cfg = dataclasses.replace(self.cfg.eval, task_metrics={**metrics, **self.cfg.eval.task_metrics})
-        res = evaluate_tasks(self.dist.ShardedGenerator(self.model(t)), self.pool, [e.name for e in entries], cfg,
-                             progress=self.main)
+        res = evaluate_tasks(self.dist.ShardedGenerator(self.model(t)), self.pool, tasks, cfg, progress=self.main)
         if self.main:
-            write_predictions(res, d / "predictions.jsonl")
-        return [float(res.accuracy[e.name]) for e in entries]
+            predictions.parent.mkdir(parents=True, exist_ok=True)
+            write_predictions(res, predictions)
+        return {name: float(res.accuracy[name]) for name in tasks}
 
     def _report(self, t, d, entry, entries):
         from lifelong.evaluation.reporting import report_round
@@ -365,11 +425,32 @@ class Run:
         print(f"total {total:.1f} s (setup and evaluation before training included)")
 
 
-def run(cfg: RunConfig, force: bool = False) -> Run:
-    r = Run(cfg, force)
-    try:
-        r.run()
-    finally:
-        if r._tracker is not None:
-            r._tracker.close()
+def run(cfg: RunConfig, force: bool = False, should_stop=None) -> Run:
+    """Run (or resume) every round of ``cfg``'s stream, holding the run directory's writer lock.
+
+    Raises :class:`lifelong.runlock.RunLocked` at once, before writing
+    anything, when another process is writing the run; :class:`StopRequested`
+    when ``should_stop()`` turned true (checked after every stage).
+    """
+    from contextlib import ExitStack
+
+    from lifelong import distributed as dist
+    from lifelong.runlock import RunLocked, run_lock
+
+    with ExitStack() as held:
+        refused: dict | None = None
+        if dist.rank_world()[0] == 0:  # one lock per run, held by the main process
+            try:
+                held.enter_context(run_lock(cfg.run_dir))
+            except RunLocked as e:
+                refused = e.holder
+        refused = dist.broadcast_object(refused)
+        if refused is not None:
+            raise RunLocked(cfg.run_dir, refused)
+        r = Run(cfg, force, should_stop)
+        try:
+            r.run()
+        finally:
+            if r._tracker is not None:
+                r._tracker.close()
     return r

@@ -22,6 +22,9 @@ from lifelong.data.pool import Pool
 from lifelong.data.readers import BAD_BYTES, RawRecord, detect_format, read_records
 from lifelong.data.sample import IMAGE_TOKEN, ROLES, Sample
 
+# File stems (and DatasetDict keys) that name a split.
+SPLIT_NAMES = ("train", "val", "validation", "test")
+
 
 @dataclass
 class IngestConfig:
@@ -278,13 +281,7 @@ def ingest(
     ``image_root`` (default: the file's folder) and may not escape it.
     """
     cfg = cfg or IngestConfig()
-    source = Path(source)
-    fmt = fmt or detect_format(source)
-    stem = source.stem.lower()
-    split = split or (stem if stem in ("train", "test", "val", "validation") else "train")
-    if dataset is None:
-        dataset = source.parent.name if stem in ("train", "test", "val", "validation") else source.stem
-    root = Path(image_root) if image_root is not None else (source if source.is_dir() else source.parent)
+    source, dataset, split, fmt, root = _source(source, dataset, split, fmt, image_root)
     report = IngestReport(dataset, split, str(source), fmt)
     ingest_id = pool.new_ingest(str(source), fmt, dataset, split, round_added)
     seen_ids: dict[str, int] = {}
@@ -317,6 +314,46 @@ def ingest(
         pool.finish_ingest(ingest_id, report.added, report.unchanged, len(report.quarantined))
     report.quarantine_path = write_quarantine(pool, report)
     return report
+
+
+def _source(source, dataset, split, fmt, image_root) -> tuple[Path, str, str, str, Path]:
+    """(source, dataset, split, format, image root) with :func:`ingest`'s defaults filled in."""
+    source = Path(source)
+    fmt = fmt or detect_format(source)
+    stem = source.stem.lower()
+    split = split or (stem if stem in SPLIT_NAMES else "train")
+    if dataset is None:
+        dataset = source.parent.name if stem in SPLIT_NAMES else source.stem
+    root = Path(image_root) if image_root is not None else (source if source.is_dir() else source.parent)
+    return source, dataset, split, fmt, root
+
+
+def check_records(source: str | Path, dataset: str | None = None, split: str | None = None, fmt: str | None = None,
+                  image_root: str | Path | None = None, cfg: IngestConfig | None = None) -> IngestReport:
+    """A dry run of :func:`ingest`: every record validated, nothing stored.
+
+    The report's ``added`` counts the records that would enter an empty pool,
+    ``quarantined`` the bad ones with their reasons.
+    """
+    cfg = cfg or IngestConfig()
+    source, dataset, split, fmt, root = _source(source, dataset, split, fmt, image_root)
+    report = IngestReport(dataset, split, str(source), fmt)
+    images = ImageStore(root, _DiscardWrites(), cfg)
+    seen_ids: dict[str, int] = {}
+    for raw in read_records(source, fmt, split):
+        try:
+            _to_sample(raw, fmt, dataset, split, images, cfg, seen_ids)
+            report.added += 1
+        except BadRecord as e:
+            report.quarantined.append({"index": raw.index, "line": raw.line, "id": None, "reason": str(e)})
+    return report
+
+
+class _DiscardWrites:
+    """Blob writer of a dry run: validated images are not stored."""
+
+    def put(self, data: bytes, digest: str) -> None:
+        pass
 
 
 class BlobWriter:
@@ -388,11 +425,15 @@ def write_quarantine(pool: Pool, report: IngestReport) -> Path:
     return path
 
 
-def iter_dataset_files(path: Path) -> Iterator[Path]:
-    """A LLaVA dataset folder ``<name>/{train,test}.json`` yields each split file."""
+def iter_dataset_files(path: Path, split: str | None = None) -> Iterator[Path]:
+    """A LLaVA dataset folder ``<name>/{train,test}.json`` yields each split file (only ``split``'s if given).
+
+    A file or a ``save_to_disk`` folder is yielded as it is (a saved
+    ``DatasetDict`` holds its splits inside).
+    """
     path = Path(path)
     if path.is_dir() and detect_format_safe(path) != "hf":
-        for name in ("train", "val", "validation", "test"):
+        for name in SPLIT_NAMES if split is None else (split,):
             for ext in (".json", ".jsonl", ".parquet"):
                 if (path / f"{name}{ext}").exists():
                     yield path / f"{name}{ext}"

@@ -29,7 +29,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 
@@ -60,6 +60,7 @@ class EvalConfig:
     default_metric: str = "exact_match"
     task_metrics: dict[str, str] = field(default_factory=dict)
     split: str = "test"
+    backfill: Literal["all", "fwt"] = "all"
 
     def metric_for(self, task: str) -> str:
         return self.task_metrics.get(task, self.default_metric)
@@ -282,6 +283,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     saved adapter is the base model with a fresh (identity) adapter.
     """
     args = build_parser().parse_args(argv)
+    from lifelong.runlock import run_lock
+
+    if not (args.run / "config.yaml").exists():
+        raise SystemExit(f"{args.run} is not a run directory (no config.yaml)")
+    with run_lock(args.run):  # it writes predictions into the run
+        return _reevaluate(args)
+
+
+def _reevaluate(args) -> int:
     from lifelong.data.pool import Pool
     from lifelong.evaluation.history import load_history
     from lifelong.models import load_model

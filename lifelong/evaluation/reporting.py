@@ -6,19 +6,42 @@ so a resumed run reports exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import math
 
 from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history, save_metrics
 from lifelong.evaluation.metrics import per_round
 from lifelong.export.cards import write_round_card
 
 
+def accuracy_cells(run, t: int, entries) -> list[dict[str, float]]:
+    """Rows 0..t of the accuracy matrix as ``{task: accuracy}`` dicts, from the stage markers.
+
+    A row is what the round's own evaluation measured (over the tasks known
+    then) plus the cells later rounds back-filled for datasets that arrived
+    afterwards. Markers written before rows named their tasks hold a list in
+    the order of ``entries``. NaN cells (not evaluated) are left out.
+    """
+    names = [e.name for e in entries]
+    rows: list[dict[str, float]] = []
+    for r in range(t + 1):
+        info = run.stage_info(r, "setup" if r == 0 else "eval")
+        row = info.get("row", [])
+        rows.append({k: float(v) for k, v in zip(info.get("tasks", names), row)
+                     if v is not None and math.isfinite(float(v))})
+    for r in range(1, t + 1):
+        for earlier, cells in run.stage_info(r, "eval").get("backfill", {}).items():
+            rows[int(earlier)].update({k: float(v) for k, v in cells.items() if math.isfinite(float(v))})
+    return rows
+
+
 def build_history(run, t: int, entries) -> RunHistory:
     """History of rounds 0..t of ``run`` (a ``lifelong.loop.Run``) from its stage files."""
-    h = RunHistory(run=run.cfg.name, strategy=run.cfg.select.strategy, tasks=[e.name for e in entries])
-    h.set_accuracy_row(0, run.stage_info(0, "setup")["row"])
+    names = [e.name for e in entries]
+    h = RunHistory(run=run.cfg.name, strategy=run.cfg.select.strategy, tasks=names)
+    for r, cells in enumerate(accuracy_cells(run, t, entries)):
+        h.set_accuracy_row(r, [cells.get(n, float("nan")) for n in names])
     for r in range(1, t + 1):
         rdir = run.dir / "rounds" / str(r)
-        h.set_accuracy_row(r, run.stage_info(r, "eval")["row"])
         sel_path = rdir / "select" / "selection.json"
         sel = json.loads(sel_path.read_text()) if sel_path.exists() else {}
         losses_path = rdir / "train" / "losses.json"

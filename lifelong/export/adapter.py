@@ -319,8 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge", action="store_true", help="write merged full weights instead of the adapter")
     p.add_argument("--base-model", default=None, help="base_model_name_or_path to record (default: from the run)")
     args = p.parse_args(argv)
+    from contextlib import nullcontext
+
+    from lifelong.runlock import run_lock
+
     try:
-        out = export(args.run, args.out, round=args.round, merge=args.merge, base_model=args.base_model)
+        with run_lock(args.run) if args.merge and args.run.is_dir() else nullcontext():  # merging replays the model
+            out = export(args.run, args.out, round=args.round, merge=args.merge, base_model=args.base_model)
     except ExportError as e:
         print(f"lifelong export: {e}", file=sys.stderr)
         return 2
