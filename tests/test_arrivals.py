@@ -9,6 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from arrival_data import write_hf, write_llava, write_messages
 from lifelong.cli import main
 from lifelong.data.pool import Pool
+from lifelong.evaluation.bootstrap import accuracy_matrix, question_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -56,6 +57,8 @@ def test_arrivals_fill_the_matrix(arrived):
         for task in ("warm", "cool", "mono"):
             assert pool.count(split="test", dataset=task) == 6
             assert pool.count(split="train", dataset=task, status=None) == 12  # the test file was not trained on
+    # The bootstrap's per-question scores (own and back-filled predictions) give the same matrix.
+    assert np.allclose(accuracy_matrix(question_scores(arrived, h["tasks"], 3), h["tasks"]), a)
     # A back-filled cell is what a separate re-evaluation of that round's saved adapter measures.
     for r in (0, 1):
         out = arrived / f"reeval_{r}.jsonl"

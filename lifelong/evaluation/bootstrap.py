@@ -22,27 +22,33 @@ import numpy as np
 from lifelong.evaluation.metrics import METRICS
 
 
-def run_predictions(run_dir: Path, t: int) -> Path:
-    """Where a run's loop wrote round ``t``'s per-question predictions."""
-    return run_dir / "rounds" / "0" / "setup" / "predictions.jsonl" if t == 0 else \
+def run_predictions(run_dir: Path, t: int) -> list[Path]:
+    """Where a run's loop wrote round ``t``'s per-question predictions.
+
+    Its own evaluation, then the cells later rounds back-filled for datasets
+    that arrived after round ``t`` (``rounds/<later>/eval/backfill/round_<t>.jsonl``).
+    """
+    own = run_dir / "rounds" / "0" / "setup" / "predictions.jsonl" if t == 0 else \
         run_dir / "rounds" / str(t) / "eval" / "predictions.jsonl"
+    return [own, *sorted(run_dir.glob(f"rounds/*/eval/backfill/round_{t}.jsonl"))]
 
 
 def question_scores(run_dir: Path, tasks: list[str], n_rounds: int,
                     where=run_predictions) -> dict[str, tuple[list[str], np.ndarray]]:
     """task -> (question ids, sorted; (n_rounds + 1, n_questions) scores, NaN rows for rounds not evaluated).
 
-    where(run_dir, t) -> the predictions file of round t (default: the run's own).
+    where(run_dir, t) -> the predictions file(s) of round t (default: the run's own).
     """
     rows: list[dict[str, dict[str, float]]] = []
     for t in range(n_rounds + 1):
-        path = where(run_dir, t)
+        paths = where(run_dir, t)
         per_task: dict[str, dict[str, float]] = {}
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    p = json.loads(line)
-                    per_task.setdefault(p["task"], {})[p["id"]] = float(p["score"])
+        for path in [paths] if isinstance(paths, Path) else paths:
+            if path.exists():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        p = json.loads(line)
+                        per_task.setdefault(p["task"], {})[p["id"]] = float(p["score"])
         rows.append(per_task)
     out = {}
     for task in tasks:
