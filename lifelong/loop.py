@@ -12,9 +12,9 @@ earlier rounds (``eval.backfill``), so forward transfer is defined for it too.
 Every stage writes its outputs under ``rounds/<t>/<stage>/`` and then a
 ``done`` marker (with its wall time); a stage reads what earlier stages wrote,
 never in-memory leftovers, so a run killed anywhere resumes at the first stage
-without a marker and ends with the same result. Randomness is seeded per
-round, and the model state at the start of a round is always the adapter saved
-by the round before.
+without a marker and ends with the same result. Every random choice is seeded
+from (run seed, round, purpose) (lifelong/seeding.py), and the model state at
+the start of a round is always the adapter saved by the round before.
 """
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ class Run:
         self._merged_through = 0  # merge policy: adapters of rounds 1.._merged_through are in the base
         self._tracker = None
         self._should_stop = should_stop or (lambda: False)
+        self._seeded: dict[int, RunConfig] = {}
 
     # ---- the stream ----------------------------------------------------------
     def entries(self) -> list[DatasetEntry]:
@@ -155,7 +156,7 @@ class Run:
 
         merging = self.cfg.adapter_policy == "merge"
         if self._loaded is None or (merging and self._merged_through > max(adapter_round - 1, 0)):
-            self._loaded = load_model(self.cfg.model)
+            self._loaded = load_model(self.seeded(0).model)
             self._adapter_round, self._merged_through = None, 0
         while merging and self._merged_through < adapter_round - 1:
             self._loaded.load_adapter(self.adapter_dir(self._merged_through + 1))
@@ -179,6 +180,14 @@ class Run:
         os.replace(tmp, final)
         self._adapter_round = t
 
+    def seeded(self, t: int) -> RunConfig:
+        """The run config with round ``t``'s seeds (``lifelong/seeding.py``): what every random choice reads."""
+        from lifelong.seeding import round_config
+
+        if t not in self._seeded:
+            self._seeded[t] = round_config(self.cfg, t)
+        return self._seeded[t]
+
     @property
     def strategy(self):
         from lifelong.selection.strategies import get_strategy
@@ -197,7 +206,7 @@ class Run:
             if not self.adapter_dir(0).exists():
                 from lifelong.models import load_model
 
-                self._loaded = self._loaded or load_model(self.cfg.model)
+                self._loaded = self._loaded or load_model(self.seeded(0).model)
                 self.save_adapter(0)
         self.dist.barrier()  # test splits and the round-0 adapter are there
         names = [e.name for e in entries]
@@ -239,7 +248,7 @@ class Run:
         from lifelong.selection.score import plan_rescoring, score_samples
 
         samples = self.pool.samples()
-        cfg = self.strategy.score_config(self.cfg.score)
+        cfg = self.strategy.score_config(self.seeded(t).score)
         todo, sources = range(len(samples)), None
         if cfg.refresh < 1.0:
             # Partial refresh: score new samples and the stalest share of the old
@@ -296,7 +305,7 @@ class Run:
             if scores.ids != ids:
                 raise RuntimeError(f"round {t}: scored samples differ from the active pool; delete {d.parent / 'score'}")
             inp.sketches, inp.scores = scores.sketches, scores.scores
-        sel = self.strategy.fn(inp, self.cfg.select)
+        sel = self.strategy.fn(inp, self.seeded(t).select)
         write_selection(d, ids, sel, scores.scores if scores is not None else None,
                         round=t, dataset=entry.name, strategy=self.cfg.select.strategy)
         return {"selected": len(sel.indices), "pool_size": len(ids)}
@@ -311,7 +320,7 @@ class Run:
         losses = []
         if not self._skips_training(t, entries):
             ids = json.loads((d.parent / "select" / "selection.json").read_text())["ids"]
-            losses = train_round(loaded, self.pool.get(ids), self.pool.load_image, self.cfg.train, t,
+            losses = train_round(loaded, self.pool.get(ids), self.pool.load_image, self.seeded(t).train, t,
                                  on_log=lambda v, s: self.tracker.log(v, step=s + 10_000 * t))
         if self.main:
             write_json(d / "losses.json", losses)
@@ -330,7 +339,7 @@ class Run:
             records = []
             if cap is not None and len(ids) > cap:
                 emb = self._embeddings(t, ids)
-                clusters = cluster(emb, self.cfg.select.cluster)
+                clusters = cluster(emb, self.seeded(t).select.cluster)
                 res = semdedup(emb, clusters.labels, clusters.centroids, self.cfg.prune)
                 records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m), "reason": res.reason}
                            for i, c, m in zip(res.index, res.cluster, res.max_sim)]

@@ -58,6 +58,12 @@ class StreamSpec:
 class RunConfig:
     """A lifelong run: a stream of datasets, one round per arrival.
 
+    seed: drives every random choice of the run (k-means, CCS, random
+        baselines, the random expert, data order, LoRA initialisation, the
+        sketch projection), each from (seed, round, purpose); see
+        ``lifelong/seeding.py``. The held-out questions (``eval.seed``) do not
+        depend on it, so runs of different seeds answer the same questions.
+
     adapter_policy: ``continue`` trains one adapter across rounds; ``merge``
         folds each round's adapter into the base weights and trains a fresh one
         the next round (``adapters/round_<t>`` then holds round t's delta only;

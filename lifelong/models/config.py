@@ -91,7 +91,10 @@ class ModelConfig:
     sequences. ``device``: ``"auto"`` = CUDA when available. ``num_threads``:
     torch intra-op threads (None leaves torch's default). ``feature_cache_items``:
     vision features kept in memory (the disk cache under ``cache_dir`` is
-    unbounded).
+    unbounded). ``seed``: the random weights of tiny test models and of parts
+    built without pretrained weights. ``init_seed``: the initialisation of the
+    trainable adapter (LoRA A matrices); None = ``seed`` (a run sets it from
+    its own seed, see ``lifelong/seeding.py``).
     """
 
     family: Literal["composed", "hf"] = "composed"
@@ -103,6 +106,7 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = "auto"
     seed: int = 0
+    init_seed: int | None = None
     num_threads: int | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
     feature_cache_items: int = 20000

@@ -197,7 +197,7 @@ class LoadedModel:
         )
         self._lora_config = lora
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
             self.model = get_peft_model(base, lora)
         if not self.lora_modules():
             raise ValueError(
@@ -421,7 +421,7 @@ class LoadedModel:
         was = self.model.training
         base = self.model.merge_and_unload()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.cfg.seed)
+            torch.manual_seed(self.cfg.seed if self.cfg.init_seed is None else self.cfg.init_seed)
             self.model = get_peft_model(base, self._lora_config)
         self.model.train(was)
 

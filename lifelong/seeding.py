@@ -1,0 +1,50 @@
+"""The run's ``seed`` drives every random choice of the loop.
+
+Each choice gets its own seed, a pure function of (run seed, round, purpose,
+the stage config's own seed), so
+
+* the same run seed gives the same run, on every process, resumed or not;
+* another run seed gives other k-means starts, CCS draws, random-baseline
+  draws, ``random``-expert values, data order and LoRA initialisation;
+* every round draws afresh (round t's CCS does not repeat round t-1's draws);
+* a stage's own ``seed`` field still counts, so it can be varied alone.
+
+Two choices are deliberately not per round: the sketch projection (DESIGN.md:
+the same matrix on every process and every round, so sketches of different
+rounds live in one space) and the LoRA/projector initialisation (the model is
+built once per run). The held-out subset (``eval.seed``) does not depend on
+the run seed at all: runs that are compared must answer the same questions.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+
+# Purposes: the stage field each derived seed replaces.
+PER_ROUND = ("score.seed", "select.seed", "select.cluster.seed", "select.ccs.seed", "train.seed")
+PER_RUN = ("score.sketch.projection.seed", "model.init_seed")
+
+
+def derive_seed(seed: int, round_: int, purpose: str, own: int = 0) -> int:
+    """A 31-bit seed (faiss takes a C int) from (run seed, round, purpose, the stage's own seed)."""
+    digest = hashlib.sha256(f"{seed}:{round_}:{purpose}:{own}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
+
+
+def _field(cfg, path: str):
+    *parents, name = path.split(".")
+    for p in parents:
+        cfg = getattr(cfg, p)
+    return cfg, name
+
+
+def round_config(cfg, t: int):
+    """A copy of the run config ``cfg`` whose stage seeds are those of round ``t``."""
+    out = copy.deepcopy(cfg)
+    for path, round_ in [(p, t) for p in PER_ROUND] + [(p, 0) for p in PER_RUN]:
+        obj, name = _field(out, path)
+        own = getattr(obj, name)
+        if own is None:  # model.init_seed unset: the model's seed is its own
+            own = out.model.seed
+        setattr(obj, name, derive_seed(cfg.seed, round_, path, own))
+    return out
