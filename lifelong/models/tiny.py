@@ -271,7 +271,11 @@ def build_gemma3(cfg, t: dict):
         eoi_token_index=tok.convert_tokens_to_ids("<end_of_image>"),
         image_token_index=tok.convert_tokens_to_ids("<image_soft_token>"),
     )
-    return tf.Gemma3ForConditionalGeneration(config), processor
+    model = tf.Gemma3ForConditionalGeneration(config)
+    # Gemma 3 initialises its image projection to zero, which would make images invisible to a random model.
+    with torch.no_grad():
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(0, t["vision_hidden"] ** -0.5)
+    return model, processor
 
 
 TINY_BUILDERS: dict[str, Callable] = {
