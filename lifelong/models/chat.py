@@ -50,7 +50,8 @@ def structured_messages(messages: list[dict], image_text: str = IMAGE_TOKEN) -> 
                 parts.append({"type": "image"})
             if piece:
                 parts.append({"type": "text", "text": piece})
-        out.append({"role": m["role"], "content": parts})
+        # An empty turn (e.g. system_prompt "") keeps one empty text part: templates index content[0].
+        out.append({"role": m["role"], "content": parts or [{"type": "text", "text": ""}]})
     return out
 
 

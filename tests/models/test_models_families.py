@@ -22,8 +22,8 @@ from lifelong.models.tiny import TINY_BUILDERS
 FAMILIES = [f for f in TINY_BUILDERS if f != "llava"]  # llava runs through test_models_api.py
 
 
-@pytest.fixture(scope="module")
-def pics():
+def make_pics() -> dict:
+    """Content hash -> image: 48x32 and 32x70, so crops, tiles and grids differ."""
     out = {}
     for size, color in [((48, 32), (220, 30, 30)), ((32, 70), (30, 30, 220))]:
         im = Image.new("RGB", size, (250, 250, 250))
@@ -34,8 +34,8 @@ def pics():
     return out
 
 
-@pytest.fixture(scope="module")
-def mixed(pics):
+def make_mixed(pics: dict) -> list[Sample]:
+    """Text-only, one image, two images of different sizes."""
     a, b = list(pics)
     turn = {"role": "assistant", "content": "A red box."}
     return [
@@ -47,6 +47,16 @@ def mixed(pics):
                conversation=[{"role": "user", "content": "Compare <image> with <image> please."},
                              {"role": "assistant", "content": "The second is blue."}], images=[a, b]),
     ]
+
+
+@pytest.fixture(scope="module")
+def pics():
+    return make_pics()
+
+
+@pytest.fixture(scope="module")
+def mixed(pics):
+    return make_mixed(pics)
 
 
 def make(family, model_cache):
