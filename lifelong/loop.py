@@ -168,6 +168,16 @@ class Run:
             self._adapter_round = adapter_round
         return self._loaded
 
+    def scoring_model(self, adapter_round: int):
+        """What scores the pool: the proxy ``score.model`` (loaded once, fixed) when set, else ``model``."""
+        if self.cfg.score.model is None:
+            return self.model(adapter_round)
+        if getattr(self, "_proxy", None) is None:
+            from lifelong.models import load_model
+
+            self._proxy = load_model(self.cfg.score.model)
+        return self._proxy
+
     def adapter_dir(self, t: int) -> Path:
         return self.dir / "adapters" / f"round_{t}"
 
@@ -254,7 +264,7 @@ class Run:
             # Partial refresh: score new samples and the stalest share of the old
             # ones; the rest keep the scores of the round that last scored them.
             todo, sources = plan_rescoring([s.id for s in samples], self._score_sources(t - 1), t, cfg.refresh)
-        score_samples(self.model(t - 1), [samples[i] for i in todo], self.pool.load_image, cfg, d / "shards",
+        score_samples(self.scoring_model(t - 1), [samples[i] for i in todo], self.pool.load_image, cfg, d / "shards",
                       rank=self.rank, world=self.world, progress=self.main, sketch=self.strategy.sketches)
         if sources is None:
             return {"n": len(samples)}
@@ -358,7 +368,7 @@ class Run:
             return scores.embeddings.astype(np.float32)
         from lifelong.selection.score import embed_samples
 
-        return embed_samples(self.model(t), self.pool.get(ids), self.pool.load_image, self.cfg.score)
+        return embed_samples(self.scoring_model(t), self.pool.get(ids), self.pool.load_image, self.cfg.score)
 
     def _eval(self, t, d, entry, entries):
         names = [e.name for e in entries]

@@ -15,7 +15,7 @@ What an export directory holds:
   ``lifelong`` get an identifier with a colon, which no hub accepts, so
   ``AutoPeftModel`` fails at once instead of fetching something else:
   ``lifelong-composed:<vision>+<lm>`` for the composed model and
-  ``lifelong-tiny-llava:seed=<seed>`` for the tiny random test LLaVA. Those load
+  ``lifelong-tiny-<family>:seed=<seed>`` for the tiny random test models. Those load
   with :func:`load_exported`, which rebuilds the base from ``lifelong_model.yaml``
   and applies the same two files.
 - ``--merge``: the adapter merged into the base (peft ``merge_and_unload``).
@@ -65,7 +65,9 @@ def base_model_id(model_cfg) -> str:
     """``base_model_name_or_path`` for the run's model config (see the module docstring)."""
     if model_cfg.family == "hf":
         if model_cfg.hf.tiny:
-            return f"lifelong-tiny-llava:seed={model_cfg.seed}"
+            from lifelong.models.tiny import tiny_name
+
+            return f"lifelong-tiny-{tiny_name(model_cfg.hf.tiny)}:seed={model_cfg.seed}"
         local = Path(model_cfg.hf.path).expanduser()
         return str(local.resolve()) if local.is_dir() else model_cfg.hf.path
     c = model_cfg.composed

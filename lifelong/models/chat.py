@@ -6,13 +6,14 @@ prefixes of the conversation (the text up to an assistant turn, with the
 generation prompt, is a prefix of the text through that turn), and the whole
 text is tokenised once with character offsets, so the ids are exactly what the
 tokenizer makes of the full text and a token is a response token when it starts
-inside an assistant turn. Each image is one placeholder token here; the family
-expands it into its image tokens afterwards (``expand_images``).
+inside an assistant turn. Each image's placeholder is replaced, in the text,
+by the family's expansion of that image before tokenising, so the ids equal the
+family processor's own tokenisation (text around images included).
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from lifelong.data.sample import IMAGE_TOKEN, Sample
@@ -49,32 +50,42 @@ def structured_messages(messages: list[dict], image_text: str = IMAGE_TOKEN) -> 
                 parts.append({"type": "image"})
             if piece:
                 parts.append({"type": "text", "text": piece})
-        out.append({"role": m["role"], "content": parts})
+        # An empty turn (e.g. system_prompt "") keeps one empty text part: templates index content[0].
+        out.append({"role": m["role"], "content": parts or [{"type": "text", "text": ""}]})
     return out
 
 
 @dataclass
 class Encoded:
-    """One sample as tokens; ``labels[i]`` is True for a response token."""
+    """One sample as tokens; ``labels[i]`` is True for a response token.
+
+    ``images[k]`` = (start, end): the token range of the k-th image's
+    expansion (its image tokens and whatever the family writes around them).
+    """
 
     ids: list[int]
     labels: list[bool]
+    images: list[tuple[int, int]] = field(default_factory=list)
 
 
 class ChatEncoder:
-    """Turns messages into token ids with a response mask.
+    """Turns messages into token ids with a response mask, images expanded.
 
     ``render(messages, add_generation_prompt) -> str`` applies the model's chat
-    template; the rendered text must contain one ``image_token_id`` token per
-    image. ``eos_id`` ends every response: when the template does not put it at
-    the end of an assistant turn, it is appended (and trained on), so the model
+    template; the rendered text holds ``placeholder`` once per image (the text
+    the family's processor replaces, e.g. ``<image>``, ``<|image_pad|>``,
+    ``<start_of_image>``). Each placeholder is replaced by its expansion string
+    (what the processor writes for that image) before the text is tokenised
+    once, so the ids are exactly the processor's tokenisation of the same text.
+    ``eos_id`` ends every response: when the template does not put it at the
+    end of an assistant turn, it is appended (and trained on), so the model
     learns where to stop.
     """
 
-    def __init__(self, tokenizer, render: Callable[[list[dict], bool], str], image_token_id: int, eos_id: int):
+    def __init__(self, tokenizer, render: Callable[[list[dict], bool], str], placeholder: str, eos_id: int):
         self.tokenizer = tokenizer
         self.render = render
-        self.image_token_id = image_token_id
+        self.placeholder = placeholder
         self.eos_id = eos_id
         bos = tokenizer.bos_token_id
         probe = tokenizer("a").input_ids
@@ -85,8 +96,65 @@ class ChatEncoder:
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
-    def encode(self, messages: list[dict], n_images: int, sample_id: str) -> Encoded:
-        """Training encoding: the whole conversation, response tokens marked."""
+    def count_images(self, messages: list[dict], generation: bool) -> int:
+        """Images in the text that ``encode`` (or, ``generation``, ``encode_prompt``) renders."""
+        msgs = self._prompt(messages) if generation else messages
+        return self.render(msgs, generation).count(self.placeholder)
+
+    def _expand(self, text: str, expansions: list[str], sample_id: str):
+        """(expanded text, char ranges of each image in it, map from a char position of ``text``)."""
+        pieces = text.split(self.placeholder)
+        if len(pieces) - 1 != len(expansions):
+            raise ValueError(
+                f"sample {sample_id}: {len(expansions)} image(s) but {len(pieces) - 1} image placeholder(s)"
+                " after the chat template"
+            )
+        out, ranges, marks = [pieces[0]], [], []  # marks: (original position, shift after it)
+        pos, orig, shift = len(pieces[0]), len(pieces[0]), 0
+        for exp, piece in zip(expansions, pieces[1:]):
+            ranges.append((pos, pos + len(exp)))
+            shift += len(exp) - len(self.placeholder)
+            orig += len(self.placeholder)
+            marks.append((orig, shift))
+            out += [exp, piece]
+            pos += len(exp) + len(piece)
+            orig += len(piece)
+
+        def moved(p: int) -> int:
+            return p + max([s for o, s in marks if o <= p], default=0)
+
+        return "".join(out), ranges, moved
+
+    def _tokens(self, text: str, expansions: list[str], spans: list[tuple[int, int]], sample_id: str) -> Encoded:
+        text, ranges, moved = self._expand(text, expansions, sample_id)
+        spans = [(moved(a), moved(b)) for a, b in spans]
+        ids, offsets = self._tokenize(text)
+        in_image = [next((k for k, (a, b) in enumerate(ranges) if a <= s < b), -1) for s, _ in offsets]
+        labels = [k < 0 and any(a <= s < b for a, b in spans) for (s, _), k in zip(offsets, in_image)]
+        # The end-of-turn token is trained on: append EOS after a response the
+        # template does not close with it.
+        out_ids: list[int] = []
+        out_labels: list[bool] = []
+        image_of: list[int] = []
+        for j, (tok, lab) in enumerate(zip(ids, labels)):
+            out_ids.append(tok)
+            out_labels.append(lab)
+            image_of.append(in_image[j])
+            span_ends = lab and (j + 1 == len(ids) or not labels[j + 1])
+            if span_ends and tok != self.eos_id:
+                out_ids.append(self.eos_id)
+                out_labels.append(True)
+                image_of.append(-1)
+        images = []
+        for k in range(len(expansions)):
+            where = [j for j, x in enumerate(image_of) if x == k]
+            if not where or where[-1] - where[0] + 1 != len(where):
+                raise ValueError(f"sample {sample_id}: image {k} does not tokenise into one run of tokens")
+            images.append((where[0], where[-1] + 1))
+        return self._finish(Encoded(out_ids, out_labels, images))
+
+    def encode(self, messages: list[dict], expansions: list[str], sample_id: str) -> Encoded:
+        """Training encoding: the whole conversation, response tokens marked, images expanded."""
         text = self.render(messages, False)
         spans = []
         for i, m in enumerate(messages):
@@ -104,90 +172,54 @@ class ChatEncoder:
             # The turn's text without trailing whitespace: content plus the
             # end-of-turn token where the template writes one.
             spans.append((len(before), len(before) + len(through[len(before) :].rstrip())))
-        ids, offsets = self._tokenize(text)
-        labels = [any(a <= s < b for a, b in spans) for s, _ in offsets]
-        # The end-of-turn token is trained on: append EOS after a response the
-        # template does not close with it.
-        out_ids: list[int] = []
-        out_labels: list[bool] = []
-        for j, (tok, lab) in enumerate(zip(ids, labels)):
-            out_ids.append(tok)
-            out_labels.append(lab)
-            span_ends = lab and (j + 1 == len(ids) or not labels[j + 1])
-            if span_ends and tok != self.eos_id:
-                out_ids.append(self.eos_id)
-                out_labels.append(True)
-        return self._finish(Encoded(out_ids, out_labels), n_images, sample_id)
+        return self._tokens(text, expansions, spans, sample_id)
 
-    def encode_prompt(self, messages: list[dict], sample_id: str) -> Encoded:
-        """Generation encoding: the turns before the last assistant turn + the generation prompt."""
+    @staticmethod
+    def _prompt(messages: list[dict]) -> list[dict]:
         roles = [m["role"] for m in messages]
         cut = len(roles) - 1 - roles[::-1].index("assistant") if "assistant" in roles else len(roles)
-        prompt = messages[:cut]
-        kept_images = sum(m["content"].count(IMAGE_TOKEN) for m in prompt)
-        ids, _ = self._tokenize(self.render(prompt, True))
-        return self._finish(Encoded(ids, [False] * len(ids)), kept_images, sample_id)
+        return messages[:cut]
 
-    def _finish(self, enc: Encoded, n_images: int, sample_id: str) -> Encoded:
+    def encode_prompt(self, messages: list[dict], expansions: list[str], sample_id: str) -> Encoded:
+        """Generation encoding: the turns before the last assistant turn + the generation prompt."""
+        return self._tokens(self.render(self._prompt(messages), True), expansions, [], sample_id)
+
+    def _finish(self, enc: Encoded) -> Encoded:
         if self.bos_id is not None and (not enc.ids or enc.ids[0] != self.bos_id):
-            enc = Encoded([self.bos_id] + enc.ids, [False] + enc.labels)
-        found = enc.ids.count(self.image_token_id)
-        if found != n_images:
-            raise ValueError(
-                f"sample {sample_id}: {n_images} image(s) but {found} image token(s) after the chat template"
-            )
+            enc = Encoded([self.bos_id] + enc.ids, [False] + enc.labels, [(a + 1, b + 1) for a, b in enc.images])
         return enc
 
 
-def expand_images(
-    enc: Encoded,
-    image_token_id: int,
-    expansions: list[list[int]],
-    max_length: int,
-    side: str,
-    sample_id: str,
-) -> tuple[Encoded, list[int]]:
-    """Replace the i-th image placeholder by ``expansions[i]``, then cut to ``max_length``.
+def truncate(enc: Encoded, max_length: int, side: str, sample_id: str) -> tuple[Encoded, list[int]]:
+    """Cut ``enc`` to ``max_length`` tokens; returns it and the indices of the images that survived.
 
     ``side="right"`` keeps the start (training); ``"left"`` keeps the end
     (generation prompts). A cut never splits an image: it moves to the image's
-    edge and the image is dropped. Returns the encoding and the indices of the
-    images that survived, in order. Cutting warns, naming the sample.
+    edge and the image is dropped. Cutting warns, naming the sample.
     """
-    ids: list[int] = []
-    labels: list[bool] = []
-    spans: list[tuple[int, int]] = []
-    k = 0
-    for tok, lab in zip(enc.ids, enc.labels):
-        if tok == image_token_id:
-            spans.append((len(ids), len(ids) + len(expansions[k])))
-            ids.extend(expansions[k])
-            labels.extend([False] * len(expansions[k]))
-            k += 1
-        else:
-            ids.append(tok)
-            labels.append(lab)
+    ids, labels, spans = enc.ids, enc.labels, enc.images
     kept = list(range(len(spans)))
     full = len(ids)
-    if full > max_length:
-        if side == "right":
-            cut = max_length
-            for s, e in spans:
-                if s < cut < e:
-                    cut = s
-            kept = [i for i, (s, e) in enumerate(spans) if e <= cut]
-            ids, labels = ids[:cut], labels[:cut]
-        else:
-            start = len(ids) - max_length
-            for s, e in spans:
-                if s < start < e:
-                    start = e
-            kept = [i for i, (s, e) in enumerate(spans) if s >= start]
-            ids, labels = ids[start:], labels[start:]
-        lost = len(spans) - len(kept)
-        what = f", dropping {lost} image(s)" if lost else ""
-        msg = f"sample {sample_id}: {full} tokens cut to {len(ids)} (max_length {max_length}){what}"
-        if side == "right" and not any(labels):
-            msg += "; no response token is left, so it adds nothing to the loss"
-        warnings.warn(msg, stacklevel=3)
-    return Encoded(ids, labels), kept
+    if full <= max_length:
+        return enc, kept
+    if side == "right":
+        cut = max_length
+        for s, e in spans:
+            if s < cut < e:
+                cut = s
+        kept = [i for i, (s, e) in enumerate(spans) if e <= cut]
+        out = Encoded(ids[:cut], labels[:cut], [spans[i] for i in kept])
+    else:
+        start = len(ids) - max_length
+        for s, e in spans:
+            if s < start < e:
+                start = e
+        kept = [i for i, (s, e) in enumerate(spans) if s >= start]
+        out = Encoded(ids[start:], labels[start:], [(spans[i][0] - start, spans[i][1] - start) for i in kept])
+    lost = len(spans) - len(kept)
+    what = f", dropping {lost} image(s)" if lost else ""
+    msg = f"sample {sample_id}: {full} tokens cut to {len(out.ids)} (max_length {max_length}){what}"
+    if side == "right" and not any(out.labels):
+        msg += "; no response token is left, so it adds nothing to the loss"
+    warnings.warn(msg, stacklevel=3)
+    return out, kept

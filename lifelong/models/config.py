@@ -49,13 +49,14 @@ class HFConfig:
 
     ``path``: a local directory or a hub id; it is the only thing ever read from
     a hub, and only because the user named it. ``tiny``: build a tiny random
-    ``LlavaForConditionalGeneration`` (tiny CLIP vision tower + tiny Llama) from
-    ``tiny_config`` instead, for tests. ``projector_modules``: modules trained
+    model of a family instead (``llava``, ``qwen2_vl``, ``qwen2_5_vl``,
+    ``idefics3``, ``smolvlm``, ``llava_next``, ``llava_onevision``, ``gemma3``;
+    ``true`` = ``llava``), sizes from ``tiny_config``, for tests. ``projector_modules``: modules trained
     and saved with the adapter; empty = detected from the architecture.
     """
 
     path: str = ""
-    tiny: bool = False
+    tiny: bool | str = False
     tiny_config: dict = field(default_factory=dict)
     projector_modules: list[str] = field(default_factory=list)
 

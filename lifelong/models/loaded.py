@@ -15,7 +15,11 @@ Batches (``LoadedModel.collate``) are dicts of CPU tensors:
 - composed family: ``image_features`` (N, K, C) float32, the cached encoder
   features of the N images of the batch in order (N may be 0).
 - HF family: the processor's image tensors (``pixel_values``, and e.g.
-  ``image_grid_thw``) concatenated over the batch's images; absent without images.
+  ``image_grid_thw``, ``pixel_attention_mask``, ``image_sizes``) of each
+  sample, concatenated over the batch and zero-padded where samples differ in
+  crops/tiles (backends.py); absent without images. Families whose processor
+  returns per-token types get them as (B, T) (``token_type_ids`` for Gemma 3,
+  ``mm_token_type_ids`` for Qwen2-VL): 1 on image tokens.
 """
 from __future__ import annotations
 
@@ -23,18 +27,15 @@ import contextlib
 import json
 import re
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from lifelong.config import to_dict
-from lifelong.data.sample import IMAGE_TOKEN, Sample
-from lifelong.models.chat import IGNORE, ChatEncoder, Encoded, expand_images, sample_messages, structured_messages
+from lifelong.data.sample import Sample
+from lifelong.models.backends import BACKENDS, ImageLoader
+from lifelong.models.chat import IGNORE, Encoded, sample_messages, truncate
 from lifelong.models.config import ModelConfig
-from lifelong.models.vision import BLANK_KEY, blank_image
-
-ImageLoader = Callable[[str], object]  # image content hash -> RGB PIL image (e.g. ``Pool.load_image``)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODEL_CONFIG_FILE = "lifelong_model.json"
@@ -44,105 +45,6 @@ def mean_pool(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, T, H) hidden states, (B, T) mask -> (B, H) float32 mean over real (non-pad) tokens."""
     m = attention_mask.to(h.device).unsqueeze(-1).float()
     return (h.float() * m).sum(1) / m.sum(1).clamp(min=1)
-
-
-# ---- family backends --------------------------------------------------------
-
-
-class ComposedBackend:
-    """Composed model: image -> K placeholder tokens + cached encoder features."""
-
-    def __init__(self, cfg: ModelConfig, device: torch.device, dtype: torch.dtype):
-        from lifelong.models.composed import build_composed
-
-        self.module, self.tokenizer, self.features = build_composed(cfg, device, dtype)
-        self.image_token_id = self.module.image_token_id
-        self.eos_id = self.tokenizer.eos_token_id
-        self.pad_id = self.tokenizer.pad_token_id
-        self.projector_names = ["projector"]
-        tok = self.tokenizer
-        self.chat = ChatEncoder(
-            tok,
-            lambda msgs, gen: tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen),
-            self.image_token_id,
-            self.eos_id,
-        )
-
-    def decoder(self, base):
-        return base.language_model.model
-
-    def head(self, base):
-        return base.language_model.get_output_embeddings()
-
-    def prepare_images(self, keys: list[str], load: ImageLoader, blank: bool):
-        """(token ids of each image, payload of each image for ``batch_images``)."""
-        k = self.features.grid**2
-        return [[self.image_token_id] * k for _ in keys], [BLANK_KEY if blank else key for key in keys]
-
-    def batch_images(self, payloads: list[str], load: ImageLoader) -> dict:
-        return {"image_features": self.features.features(payloads, load)}
-
-    def hidden(self, base, inputs: dict) -> torch.Tensor:
-        return base(**inputs).last_hidden_state
-
-    def generate(self, base, inputs: dict, **gen) -> torch.Tensor:
-        x = base.input_embeddings(inputs["input_ids"], inputs.get("image_features"))
-        # With inputs_embeds only, generate returns just the new tokens.
-        return base.language_model.generate(inputs_embeds=x, attention_mask=inputs["attention_mask"], **gen)
-
-
-class HFBackend:
-    """HF model: image -> the processor's image tokens + its pixel tensors."""
-
-    def __init__(self, cfg: ModelConfig, device: torch.device, dtype: torch.dtype):
-        from lifelong.models.hf import build_hf, projector_modules
-
-        self.module, self.processor = build_hf(cfg, device, dtype)
-        self.tokenizer = self.processor.tokenizer
-        self.image_text = getattr(self.processor, "image_token", IMAGE_TOKEN)
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_text)
-        self.eos_id = self.tokenizer.eos_token_id
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
-        self.projector_names = projector_modules(self.module, cfg)
-        render_with = self.processor if getattr(self.processor, "chat_template", None) else self.tokenizer
-
-        def render(msgs: list[dict], gen: bool) -> str:
-            return render_with.apply_chat_template(structured_messages(msgs), tokenize=False, add_generation_prompt=gen)
-
-        self.chat = ChatEncoder(self.tokenizer, render, self.image_token_id, self.eos_id)
-
-    def decoder(self, base):
-        return base.get_decoder()
-
-    def head(self, base):
-        return base.get_output_embeddings()
-
-    def prepare_images(self, keys: list[str], load: ImageLoader, blank: bool):
-        expansions, payloads = [], []
-        for key in keys:
-            image = load(key).convert("RGB")
-            if blank:
-                image = blank_image(image.size)
-            out = self.processor(text=self.image_text, images=[image], return_tensors="pt", add_special_tokens=False)
-            ids = [i for i in out["input_ids"][0].tolist() if i != self.chat.bos_id]
-            expansions.append(ids)
-            payloads.append({k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")})
-        return expansions, payloads
-
-    def batch_images(self, payloads: list[dict], load: ImageLoader) -> dict:
-        if not payloads:
-            return {}
-        return {k: torch.cat([p[k] for p in payloads]) for k in payloads[0]}
-
-    def hidden(self, base, inputs: dict) -> torch.Tensor:
-        return base.model(**inputs).last_hidden_state
-
-    def generate(self, base, inputs: dict, **gen) -> torch.Tensor:
-        out = base.generate(**inputs, **gen)
-        return out[:, inputs["input_ids"].shape[1] :]
-
-
-BACKENDS = {"composed": ComposedBackend, "hf": HFBackend}
 
 
 # ---- the model API ------------------------------------------------------------
@@ -213,17 +115,24 @@ class LoadedModel:
         return self.model.get_base_model()
 
     def _encode(self, sample: Sample, image_loader, blank: bool, generation: bool):
+        """(Encoded, the sample's image payload); images cut off by ``max_length`` are left out of both."""
+        chat = self.backend.chat
         messages = sample_messages(sample, self.cfg.system_prompt)
-        if generation:
-            enc = self.backend.chat.encode_prompt(messages, sample.id)
-            keys = sample.images[: enc.ids.count(self.backend.image_token_id)]  # images of the prompt turns
-        else:
-            enc = self.backend.chat.encode(messages, len(sample.images), sample.id)
-            keys = list(sample.images)
-        expansions, payloads = self.backend.prepare_images(keys, image_loader, blank)
+        keys = list(sample.images[: chat.count_images(messages, generation)])  # generation: the prompt's images
         side = "left" if generation else "right"
-        enc, kept = expand_images(enc, self.backend.image_token_id, expansions, self.cfg.max_length, side, sample.id)
-        return enc, [payloads[i] for i in kept]
+        expansions, payload = self.backend.prepare_images(keys, image_loader, blank)
+        for _ in range(len(keys) + 1):
+            enc = (chat.encode_prompt if generation else chat.encode)(messages, expansions, sample.id)
+            enc, kept = truncate(enc, self.cfg.max_length, side, sample.id)
+            if len(kept) == len(keys):
+                return enc, payload
+            # Images were cut off: the payload must hold the kept ones only, and
+            # a family may expand fewer images differently (LLaVA-OneVision).
+            new, payload = self.backend.prepare_images([keys[i] for i in kept], image_loader, blank)
+            if new == [expansions[i] for i in kept]:
+                return enc, payload
+            expansions = [new[kept.index(i)] if i in kept else e for i, e in enumerate(expansions)]
+        raise RuntimeError(f"sample {sample.id}: no stable truncation of its images within max_length")
 
     def _pad(self, encs: list[Encoded], side: str) -> dict[str, torch.Tensor]:
         T = max(len(e.ids) for e in encs)
@@ -237,7 +146,7 @@ class LoadedModel:
             ids[b, sl] = torch.tensor(e.ids, dtype=torch.long)
             mask[b, sl] = 1
             labels[b, sl] = torch.where(torch.tensor(e.labels), torch.tensor(e.ids), IGNORE)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, **self.backend.token_types(ids)}
 
     def collate(self, samples: list[Sample], image_loader: ImageLoader, *, blank_images: bool = False) -> dict:
         """Instruction-tuning batch of ``samples`` (see the module docstring for its keys).
@@ -249,7 +158,7 @@ class LoadedModel:
         for s in samples:
             enc, p = self._encode(s, image_loader, blank_images, generation=False)
             encs.append(enc)
-            payloads.extend(p)
+            payloads.append(p)
         batch = self._pad(encs, "right")
         batch.update(self.backend.batch_images(payloads, image_loader))
         return batch
@@ -354,7 +263,7 @@ class LoadedModel:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 batch = self._pad([encoded[i][0] for i in chunk], "left")
-                batch.update(self.backend.batch_images([p for i in chunk for p in encoded[i][1]], image_loader))
+                batch.update(self.backend.batch_images([encoded[i][1] for i in chunk], image_loader))
                 new = self.backend.generate(
                     self.base,
                     self._inputs(batch),

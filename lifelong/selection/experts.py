@@ -112,7 +112,7 @@ def image_grounding(out: PassOutputs) -> torch.Tensor:
     Computed as exp(NLL_blank - NLL) for stability. Text-only samples get exactly 1.
     """
     ratio = (out.blank_nll - out.token_stats()["nll"]).exp()
-    return torch.where(out.has_image, ratio, torch.ones_like(ratio))
+    return torch.where(out.has_image.to(ratio.device), ratio, torch.ones_like(ratio))
 
 
 @expert("clip", needs=("clip",))

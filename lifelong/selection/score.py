@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lifelong.data.sample import Sample
+from lifelong.models.config import ModelConfig
 from lifelong.models.loaded import mean_pool
 from lifelong.selection.clip_score import ClipConfig, ClipScorer
 from lifelong.selection.experts import EXPERTS, PassOutputs, compute, per_sample_mean
@@ -34,6 +35,12 @@ class ScoreConfig:
     shard_size: samples per output shard (the unit of resumption and of work
         split across processes).
     seed: seeds the ``random`` expert.
+    model: a proxy model that scores instead of the trained one (as COINCIDE
+        and CADC do): a smaller model of the same or another family computes
+        the sketches, the experts and the pruning embeddings of the pool, while
+        ``model`` is what trains. It is loaded once and stays fixed (a fresh
+        LoRA, B = 0), so its scores do not move between rounds: ``refresh`` < 1
+        then loses nothing. None (the default): the trained model scores itself.
     refresh: in a run, the fraction of the samples scored in an earlier round
         that are scored again with the current model, stalest first; the others
         keep the sketches, scores and embeddings of the round that last scored
@@ -48,6 +55,7 @@ class ScoreConfig:
     experts: list[str] = field(default_factory=lambda: ["ppl", "el2n", "entropy", "grand", "ig", "random"])
     shard_size: int = 256
     seed: int = 0
+    model: ModelConfig | None = None
     refresh: float = 1.0
 
     def __post_init__(self):
@@ -133,7 +141,7 @@ class Scorer:
                 for p in self.params:
                     p.grad = None
                 out.grad_norm = torch.linalg.vector_norm(flat, dim=1)
-            out.has_image = torch.tensor([bool(s.images) for s in samples])
+            out.has_image = torch.tensor([bool(s.images) for s in samples], device=logits.device)
             if "blank" in self.needs:
                 out.blank_nll = self._blank_nll(samples, out)
             if "clip" in self.needs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lifelong.data.sample import Sample
-from lifelong.models.chat import ChatEncoder, expand_images, sample_messages, structured_messages
+from lifelong.models.chat import ChatEncoder, sample_messages, structured_messages, truncate
 
 # LLaVA-1.5-hf's layout: images first, then text; assistant turns end with a
 # space and no end-of-turn token; the generation prompt is "ASSISTANT:".
@@ -33,7 +33,7 @@ def _encoder(tok):
             structured_messages(msgs), chat_template=LLAVA_STYLE, tokenize=False, add_generation_prompt=gen
         )
 
-    return ChatEncoder(tok, render, tok.convert_tokens_to_ids("<image>"), tok.eos_token_id)
+    return ChatEncoder(tok, render, "<image>", tok.eos_token_id)
 
 
 def test_llava_style_template_labels_and_appended_eos(tokenizer):
@@ -53,13 +53,15 @@ def test_llava_style_template_labels_and_appended_eos(tokenizer):
     )
     msgs = sample_messages(s, None)
     assert msgs[0]["content"] == "<image>\nWhat is shown?"  # LLaVA convention: image in front
-    e = enc.encode(msgs, 1, s.id)
+    e = enc.encode(msgs, ["<image><image>"], s.id)
     labelled = [t for t, lab in zip(e.ids, e.labels) if lab]
     # No end-of-turn token in this template: EOS is appended after each answer and trained on.
     eos = tokenizer.eos_token
     assert tokenizer.decode(labelled) == f" A red box.{eos} Small.{eos}"
-    assert e.ids.count(enc.image_token_id) == 1
-    p = enc.encode_prompt(msgs, s.id)
+    img = tokenizer.convert_tokens_to_ids("<image>")
+    assert e.ids.count(img) == 2 and e.ids[e.images[0][0] : e.images[0][1]] == [img, img]
+    assert not any(e.labels[e.images[0][0] : e.images[0][1]])
+    p = enc.encode_prompt(msgs, ["<image><image>"], s.id)
     assert tokenizer.decode(p.ids).endswith("USER: And the size? ASSISTANT:")
     assert not any(p.labels)
 
@@ -87,14 +89,16 @@ def test_system_prompt_added_only_when_missing():
     assert sample_messages(with_sys, "other")[0]["content"] == "S"
 
 
-def test_expand_images_left_cut_keeps_the_end():
+def test_truncate_never_splits_an_image():
     from lifelong.models.chat import Encoded
 
-    img = 99
-    enc = Encoded([1, img, 2, 3, img, 4], [False] * 6)
+    enc = Encoded([1, 7, 7, 7, 2, 3, 8, 8, 8, 4], [False] * 9 + [True], [(1, 4), (6, 9)])
     with pytest.warns(UserWarning, match="dropping 1 image"):
-        out, kept = expand_images(enc, img, [[7, 7, 7], [8, 8, 8]], max_length=6, side="left", sample_id="g")
+        out, kept = truncate(enc, max_length=6, side="left", sample_id="g")
     # 10 tokens; the last 6 start inside the first image, so the cut moves past it.
-    assert out.ids == [2, 3, 8, 8, 8, 4] and kept == [1]
-    out, kept = expand_images(enc, img, [[7, 7, 7], [8, 8, 8]], max_length=10, side="right", sample_id="g")
-    assert out.ids == [1, 7, 7, 7, 2, 3, 8, 8, 8, 4] and kept == [0, 1]
+    assert out.ids == [2, 3, 8, 8, 8, 4] and kept == [1] and out.images == [(2, 5)]
+    with pytest.warns(UserWarning, match="dropping 1 image"):
+        out, kept = truncate(enc, max_length=8, side="right", sample_id="g")
+    assert out.ids == [1, 7, 7, 7, 2, 3] and kept == [0] and out.images == [(1, 4)]
+    out, kept = truncate(enc, max_length=10, side="right", sample_id="g")
+    assert out is enc and kept == [0, 1]
