@@ -175,7 +175,7 @@ class Run:
         if getattr(self, "_proxy", None) is None:
             from lifelong.models import load_model
 
-            self._proxy = load_model(self.cfg.score.model)
+            self._proxy = load_model(self.seeded(0).score.model)
         return self._proxy
 
     def adapter_dir(self, t: int) -> Path:

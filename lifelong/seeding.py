@@ -11,8 +11,8 @@ the stage config's own seed), so
 
 Two choices are deliberately not per round: the sketch projection (DESIGN.md:
 the same matrix on every process and every round, so sketches of different
-rounds live in one space) and the LoRA/projector initialisation (the model is
-built once per run). The held-out subset (``eval.seed``) does not depend on
+rounds live in one space) and the LoRA initialisation of the trained model
+and of a proxy scoring model (each is built once per run). The held-out subset (``eval.seed``) does not depend on
 the run seed at all: runs that are compared must answer the same questions.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import hashlib
 
 # Purposes: the stage field each derived seed replaces.
 PER_ROUND = ("score.seed", "select.seed", "select.cluster.seed", "select.ccs.seed", "train.seed")
-PER_RUN = ("score.sketch.projection.seed", "model.init_seed")
+PER_RUN = ("score.sketch.projection.seed", "model.init_seed", "score.model.init_seed")
 
 
 def derive_seed(seed: int, round_: int, purpose: str, own: int = 0) -> int:
@@ -32,9 +32,10 @@ def derive_seed(seed: int, round_: int, purpose: str, own: int = 0) -> int:
 
 
 def _field(cfg, path: str):
+    """(object holding the field, field name); the object is None where an optional slice is unset."""
     *parents, name = path.split(".")
     for p in parents:
-        cfg = getattr(cfg, p)
+        cfg = getattr(cfg, p) if cfg is not None else None
     return cfg, name
 
 
@@ -43,8 +44,10 @@ def round_config(cfg, t: int):
     out = copy.deepcopy(cfg)
     for path, round_ in [(p, t) for p in PER_ROUND] + [(p, 0) for p in PER_RUN]:
         obj, name = _field(out, path)
+        if obj is None:  # no proxy scoring model configured
+            continue
         own = getattr(obj, name)
-        if own is None:  # model.init_seed unset: the model's seed is its own
-            own = out.model.seed
+        if own is None:  # init_seed unset: the model's seed is its own
+            own = obj.seed
         setattr(obj, name, derive_seed(cfg.seed, round_, path, own))
     return out

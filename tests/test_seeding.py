@@ -1,4 +1,5 @@
 """The run seed drives every random choice: same seed, same run; another seed, other selections."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from lifelong.cli import main
+from lifelong.models.config import ModelConfig
 from lifelong.run_config import RunConfig
 from lifelong.seeding import PER_ROUND, PER_RUN, derive_seed, round_config
 
@@ -25,12 +27,15 @@ def test_round_seeds_by_round_purpose_and_run_seed():
     for path in PER_ROUND:
         assert _get(r1, path) == derive_seed(3, 1, path, _get(cfg, path))
         assert _get(r1, path) != _get(r2, path), path  # each round draws afresh
-    for path in PER_RUN:  # one projection and one initialisation per run
+    assert r1.score.model is None  # no proxy: nothing to seed
+    cfg.score.model = ModelConfig()
+    r1, r2 = round_config(cfg, 1), round_config(cfg, 2)
+    for path in PER_RUN:  # one projection and one initialisation per model per run
         assert _get(r1, path) == _get(r2, path) == _get(round_config(cfg, 0), path)
     seeds = [_get(r1, p) for p in PER_ROUND + PER_RUN]
     assert len(set(seeds)) == len(seeds)  # purposes do not share a stream
     assert all(0 <= s < 2**31 for s in seeds)  # faiss takes a C int
-    other = round_config(RunConfig(seed=4), 1)
+    other = round_config(RunConfig(seed=4, score=dataclasses.replace(cfg.score)), 1)
     assert all(_get(other, p) != _get(r1, p) for p in PER_ROUND + PER_RUN)
     assert r1.eval.seed == cfg.eval.seed  # compared runs answer the same questions
     assert cfg.select.ccs.seed == 0  # the run's own config is not touched
