@@ -4,8 +4,8 @@ Data: ``topics`` random unit directions; every base embedding is a topic plus
 isotropic noise of the same norm (cos to its topic ~0.71, to another sample of
 its topic ~0.5). ``dup_fraction`` of the rows are planted near-duplicates of
 random base rows (noise of norm ``dup_noise``, cos ~0.995), placed at random
-positions. Pipeline timed: pruning's own partition (lifelong.pruning.partition: a tree of
-seeded spherical k-means splits down to ``--cluster-size`` rows) -> the table of
+positions. Pipeline timed: pruning's own partition (lifelong.pruning.partition: seeded spherical
+k-means with k = N / ``--cluster-size``) -> the table of
 each sample's most similar earlier samples in its cluster -> epsilon mode and
 count mode (cap = N - planted).
 
@@ -83,6 +83,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--topics", type=int, default=2000)
     ap.add_argument("--cluster-size", type=int, default=PruneClusterConfig.cluster_size)
+    ap.add_argument("--branching", type=int, default=None, help="tree partition of this fan-out (default: flat)")
     ap.add_argument("--dup-fraction", type=float, default=0.02)
     ap.add_argument("--dup-noise", type=float, default=0.1)
     ap.add_argument("--epsilon", type=float, default=0.05)
@@ -96,7 +97,8 @@ def main(argv=None) -> dict:
 
     t0 = time.perf_counter()
     pcfg = PruneConfig(epsilon=args.epsilon,
-                       cluster=PruneClusterConfig(cluster_size=args.cluster_size, seed=args.seed))
+                       cluster=PruneClusterConfig(cluster_size=args.cluster_size, branching=args.branching,
+                                                   seed=args.seed))
     clusters = partition(x, pcfg.cluster)
     t_cluster = time.perf_counter() - t0
 
