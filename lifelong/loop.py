@@ -300,7 +300,8 @@ class Run:
                 clusters = partition(emb, self.cfg.prune.cluster)  # pruning's own small clusters
                 res = semdedup(emb, clusters.labels, clusters.centroids, self.cfg.prune)
                 records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,
-                            "reason": str(why)} for i, c, m, why in zip(res.index, res.cluster, res.max_sim, res.reason)]
+                            "reason": str(why), "duplicate_of": ids[d] if d >= 0 else None}
+                           for i, c, m, why, d in zip(res.index, res.cluster, res.max_sim, res.reason, res.duplicate_of)]
             write_json(decision, {"round": t, "cap": cap, "pool_size": len(ids), "records": records})
         records = json.loads(decision.read_text())["records"]
         # Applying is idempotent: a crash after the pool commit but before the

@@ -130,6 +130,9 @@ def test_pruning_embeddings_come_from_one_model(run):
     r = Run(load_run_config(run))
     ids = r.pool.ids()
     assert len(ids) == 80
+    # a removed duplicate's kept twin is still in the pool
+    dups = [x for x in pruned["records"] if x["reason"] == "semdedup_duplicate"]
+    assert all(x["duplicate_of"] in set(ids) for x in dups)
     emb = r._embeddings(3, ids)
     direct = embed_samples(r.model(3), r.pool.get(ids), r.pool.load_image, r.cfg.score, progress=False)
     np.testing.assert_allclose(emb, direct, atol=1e-6)
