@@ -4,19 +4,20 @@ Data: ``topics`` random unit directions; every base embedding is a topic plus
 isotropic noise of the same norm (cos to its topic ~0.71, to another sample of
 its topic ~0.5). ``dup_fraction`` of the rows are planted near-duplicates of
 random base rows (noise of norm ``dup_noise``, cos ~0.995), placed at random
-positions. Pipeline timed: spherical k-means (lifelong.selection.cluster) ->
-per-cluster max-sim table -> epsilon mode and count mode (cap = N - planted).
+positions. Pipeline timed: pruning's own partition (lifelong.pruning.partition: seeded spherical
+k-means with k = N / ``--cluster-size``) -> the table of
+each sample's most similar earlier samples in its cluster -> epsilon mode and
+count mode (cap = N - planted).
 
 Recall = share of planted pairs with at least one member removed; precision =
 share of removed rows that belong to a planted pair. Peak memory = the
 process's max resident set size (getrusage), which includes the data.
 
-Count mode water-fills the cap over the clusters, i.e. it trims large clusters
-towards equal sizes (DESIGN.md step 8), so with unequal clusters its removals
-are mostly balancing, not duplicates: its recall of planted pairs is low by
-design and printed for information; the epsilon mode is the duplicate finder.
+Count mode removes redundancy first (one global threshold), so at cap = N -
+planted it should remove one member of (almost) every planted pair; "both"
+counts the pairs of which it removed both members (should be 0).
 
-Targets (issue 9): <= 120 s, <= 6 GiB, recall >= 0.95 on 2 cores.
+Targets (issues 9, 18): <= 120 s, <= 6 GiB, recall >= 0.95 in both modes, on 2 cores.
 Run: ``python eval/bench_prune.py [--n 1000000]``; writes eval/results/bench_prune.json.
 """
 from __future__ import annotations
@@ -29,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lifelong.pruning.semdedup import PruneConfig, keep_counts, max_sim_table, prune_by_count, prune_by_epsilon
-from lifelong.selection.cluster import ClusterConfig, cluster
+from lifelong.pruning.partition import PruneClusterConfig, partition
+from lifelong.pruning.semdedup import PruneConfig, max_sim_table, prune_by_count, prune_by_epsilon
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -71,7 +72,8 @@ def score(removed: np.ndarray, pairs: np.ndarray, n: int) -> dict:
     hit = mask[pairs[:, 0]] | mask[pairs[:, 1]]
     in_pair = np.zeros(n, dtype=bool)
     in_pair[pairs.ravel()] = True
-    return {"removed": int(len(removed)), "recall": float(hit.mean()),
+    both = mask[pairs[:, 0]] & mask[pairs[:, 1]]
+    return {"removed": int(len(removed)), "recall": float(hit.mean()), "both_removed": int(both.sum()),
             "precision": float(in_pair[removed].mean()) if len(removed) else 1.0}
 
 
@@ -80,7 +82,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--topics", type=int, default=2000)
-    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--cluster-size", type=int, default=PruneClusterConfig.cluster_size)
+    ap.add_argument("--branching", type=int, default=None, help="tree partition of this fan-out (default: flat)")
     ap.add_argument("--dup-fraction", type=float, default=0.02)
     ap.add_argument("--dup-noise", type=float, default=0.1)
     ap.add_argument("--epsilon", type=float, default=0.05)
@@ -93,27 +96,32 @@ def main(argv=None) -> dict:
     t_data = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ccfg = ClusterConfig(k=args.clusters, niter=10, seed=args.seed, max_train_points=100_000, chunk_rows=65536)
-    clusters = cluster(x, ccfg)
+    pcfg = PruneConfig(epsilon=args.epsilon,
+                       cluster=PruneClusterConfig(cluster_size=args.cluster_size, branching=args.branching,
+                                                   seed=args.seed))
+    clusters = partition(x, pcfg.cluster)
     t_cluster = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    table = max_sim_table(x, clusters.labels, clusters.centroids, PruneConfig())
+    table = max_sim_table(x, clusters.labels, clusters.centroids, pcfg)
     t_table = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    eps = prune_by_epsilon(table, args.epsilon)
+    eps = prune_by_epsilon(table, args.epsilon, x)
+    t_eps = time.perf_counter() - t0
+    t0 = time.perf_counter()
     cap = args.n - len(pairs)
-    cnt = prune_by_count(table, keep_counts(clusters.labels, clusters.k, cap))
-    t_decide = time.perf_counter() - t0
+    cnt = prune_by_count(table, cap, args.epsilon, x)
+    t_count = time.perf_counter() - t0
 
     same_cluster = float((clusters.labels[pairs[:, 0]] == clusters.labels[pairs[:, 1]]).mean())
     result = {
-        "n": args.n, "dim": args.dim, "clusters": clusters.k, "planted_pairs": int(len(pairs)),
+        "n": args.n, "dim": args.dim, "clusters": clusters.k,
+        "largest_cluster": int(np.bincount(clusters.labels).max()), "planted_pairs": int(len(pairs)),
         "planted_pairs_in_same_cluster": same_cluster,
         "seconds": {"data": round(t_data, 2), "cluster": round(t_cluster, 2), "max_sim": round(t_table, 2),
-                    "decide": round(t_decide, 2),
-                    "dedup_total": round(t_cluster + t_table + t_decide, 2)},
+                    "decide_epsilon": round(t_eps, 2), "decide_count": round(t_count, 2),
+                    "dedup_total_count_mode": round(t_cluster + t_table + t_count, 2)},
         "peak_rss_gib": round(peak_rss_gib(), 3),
         "epsilon_mode": {"epsilon": args.epsilon, **score(eps.index, pairs, args.n)},
         "count_mode": {"cap": cap, **score(cnt.index, pairs, args.n)},

@@ -339,8 +339,8 @@ class Run:
         return {"steps": len(losses), "final_loss": losses[-1][1] if losses else None}
 
     def _prune(self, t, d, entry, entries):
+        from lifelong.pruning.partition import partition
         from lifelong.pruning.semdedup import semdedup
-        from lifelong.selection.cluster import cluster
 
         cap = self.cfg.prune.cap
         decision = d / "pruned.json"
@@ -349,10 +349,11 @@ class Run:
             records = []
             if cap is not None and len(ids) > cap:
                 emb = self._embeddings(t, ids)
-                clusters = cluster(emb, self.seeded(t).select.cluster)
+                clusters = partition(emb, self.seeded(t).prune.cluster)  # pruning's own small clusters
                 res = semdedup(emb, clusters.labels, clusters.centroids, self.cfg.prune)
-                records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m), "reason": res.reason}
-                           for i, c, m in zip(res.index, res.cluster, res.max_sim)]
+                records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,
+                            "reason": str(why), "duplicate_of": ids[d] if d >= 0 else None}
+                           for i, c, m, why, d in zip(res.index, res.cluster, res.max_sim, res.reason, res.duplicate_of)]
             write_json(decision, {"round": t, "cap": cap, "pool_size": len(ids), "records": records})
         records = json.loads(decision.read_text())["records"]
         # Applying is idempotent: a crash after the pool commit but before the
@@ -362,10 +363,14 @@ class Run:
         return {"pruned": len(records), "pool_size": self.pool.count()}
 
     def _embeddings(self, t, ids) -> np.ndarray:
-        """Pool embeddings for pruning: from this round's scoring pass when it ran."""
-        scores = self._scores(t)
-        if scores is not None and scores.ids == ids:
-            return scores.embeddings.astype(np.float32)
+        """Pool embeddings for pruning, all from one model: this round's scoring pass when it
+        scored the whole pool, else the model after round t. (Under score.refresh < 1 the
+        pass holds embeddings of several rounds' models, which are not comparable.)"""
+        d = self.dir / "rounds" / str(t) / "score"
+        if not (d / "sources.json").exists():
+            scores = self._round_scores(t)
+            if scores is not None and scores.ids == ids:
+                return scores.embeddings.astype(np.float32)
         from lifelong.selection.score import embed_samples
 
         return embed_samples(self.scoring_model(t), self.pool.get(ids), self.pool.load_image, self.cfg.score)

@@ -4,7 +4,7 @@ Each choice gets its own seed, a pure function of (run seed, round, purpose,
 the stage config's own seed), so
 
 * the same run seed gives the same run, on every process, resumed or not;
-* another run seed gives other k-means starts, CCS draws, random-baseline
+* another run seed gives other k-means starts (selection and pruning), CCS draws, random-baseline
   draws, ``random``-expert values, data order and LoRA initialisation;
 * every round draws afresh (round t's CCS does not repeat round t-1's draws);
 * a stage's own ``seed`` field still counts, so it can be varied alone.
@@ -21,14 +21,18 @@ import copy
 import hashlib
 
 # Purposes: the stage field each derived seed replaces.
-PER_ROUND = ("score.seed", "select.seed", "select.cluster.seed", "select.ccs.seed", "train.seed")
+PER_ROUND = ("score.seed", "select.seed", "select.cluster.seed", "select.ccs.seed", "train.seed", "prune.cluster.seed")
 PER_RUN = ("score.sketch.projection.seed", "model.init_seed", "score.model.init_seed")
 
 
 def derive_seed(seed: int, round_: int, purpose: str, own: int = 0) -> int:
-    """A 31-bit seed (faiss takes a C int) from (run seed, round, purpose, the stage's own seed)."""
+    """A 30-bit seed from (run seed, round, purpose, the stage's own seed).
+
+    faiss takes a C int, and users of a seed add small offsets to it (the
+    prune partition adds its split depth), so two bits are left free.
+    """
     digest = hashlib.sha256(f"{seed}:{round_}:{purpose}:{own}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") >> 1
+    return int.from_bytes(digest[:4], "big") >> 2
 
 
 def _field(cfg, path: str):

@@ -77,7 +77,7 @@ def test_pruning_removes_near_duplicates_before_distinct_samples(tmp_path):
         # Each near-duplicate pair lost exactly one member; no distinct sample was touched.
         for j in range(8):
             assert len({f"d{j}", f"dup{j}"} & removed) == 1, removed
-        assert all(r["reason"] == "semdedup_count" and r["max_sim"] > 0.99 for r in ledger)
+        assert all(r["reason"] == "semdedup_duplicate" and r["max_sim"] > 0.99 for r in ledger)
         # Content of pruned samples is gone for good; their images too when nothing else uses them.
         assert pool.check() == []
         row = pool.db.execute("SELECT conversation FROM samples WHERE status='pruned'").fetchone()

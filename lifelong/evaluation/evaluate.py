@@ -242,6 +242,31 @@ def saved_rounds(run_dir: str | Path) -> list[int]:
     return sorted(found)
 
 
+def load_round_model(run_cfg, run_dir: str | Path, round_: int):
+    """The model of a run as it was after round ``round_``, as the run's loop built it.
+
+    ``continue`` policy: the base plus round N's adapter. ``merge`` policy: the
+    base with rounds 1..N-1 merged in one after the other, plus round N's
+    adapter (which holds round N's delta only). Round 0 without a saved adapter
+    is the base model with a fresh (identity) adapter.
+    """
+    from lifelong.models import load_model
+
+    run_dir = Path(run_dir)
+    loaded = load_model(run_cfg.model)
+    if run_cfg.adapter_policy == "merge" and round_ > 1:
+        missing = [i for i in range(1, round_) if not (run_dir / "adapters" / f"round_{i}").is_dir()]
+        if missing:
+            raise SystemExit(f"{run_dir}: adapter_policy=merge needs the adapters of rounds 1..{round_ - 1} to "
+                             f"rebuild round {round_}'s model; rounds {missing} have none")
+        for i in range(1, round_):  # replay the run's merges
+            loaded.load_adapter(run_dir / "adapters" / f"round_{i}")
+            loaded.merge_and_restart()
+    if (run_dir / "adapters" / f"round_{round_}").is_dir():
+        loaded.load_adapter(run_dir / "adapters" / f"round_{round_}")
+    return loaded
+
+
 def predictions_path(run_dir: str | Path, round_: int) -> Path:
     """Where ``lifelong eval --out`` writes predictions by default: ``<run>/rounds/<t>/eval/predictions.jsonl``."""
     return Path(run_dir) / "rounds" / str(round_) / "eval" / "predictions.jsonl"
@@ -279,8 +304,8 @@ def run_task_metrics(run_dir: str | Path, run_cfg) -> dict[str, str]:
 def main(argv: Optional[list[str]] = None) -> int:
     """``lifelong eval``: print the per-task table of round N's adapter; optionally write predictions.
 
-    Round N's adapter is ``<run>/adapters/round_<N>/``; round 0 without a
-    saved adapter is the base model with a fresh (identity) adapter.
+    Round N's model is rebuilt by :func:`load_round_model` (merges replayed
+    under ``adapter_policy: merge``).
     """
     args = build_parser().parse_args(argv)
     from lifelong.runlock import run_lock
@@ -294,7 +319,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _reevaluate(args) -> int:
     from lifelong.data.pool import Pool
     from lifelong.evaluation.history import load_history
-    from lifelong.models import load_model
     from lifelong.run_config import load_run_config
 
     run_dir: Path = args.run
@@ -308,12 +332,12 @@ def _reevaluate(args) -> int:
     if round_ != 0 and round_ not in rounds:
         raise SystemExit(f"{run_dir}: no adapter for round {round_} (saved: {rounds or 'none'})")
 
-    loaded = load_model(run_cfg.model)
-    if round_ in rounds:
-        loaded.load_adapter(run_dir / "adapters" / f"round_{round_}")
+    loaded = load_round_model(run_cfg, run_dir, round_)
     with Pool(run_dir / "pool") as pool:
         result = evaluate_tasks(loaded, pool, tasks, eval_cfg, progress=not args.no_progress)
     what = f"adapter round_{round_}" if round_ in rounds else "base model"
+    if run_cfg.adapter_policy == "merge" and round_ > 1:
+        what += f" on the base with rounds 1..{round_ - 1} merged"
     print(f"run {run_dir.name}, round {round_} ({what}), {result.seconds:.1f} s")
     print(result.table())
     if args.out is not None:

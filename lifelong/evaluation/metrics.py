@@ -21,8 +21,10 @@ where ``R_{j,i}`` is the accuracy on task ``i`` after learning task ``j`` and
 ``b_i = a[0, i - 1]``. So with ``T`` the last row index:
 
 * average accuracy ``A_t = mean_{i < min(t, T)} a[t, i]``
-* forgetting ``F = mean_{i < R-1} max_{i+1 <= t <= R-1} (a[t, i] - a[R, i])``
-  (Chaudhry et al. 2018: only rows after task i was learned count)
+* forgetting ``F = mean_{i < R-1} max_{0 <= t <= R-1} (a[t, i] - a[R, i])``
+  (DESIGN.md: every earlier row counts, row 0 included, so a skill the base
+  model had and lost counts as forgotten; Chaudhry et al. 2018 start at row
+  ``i + 1``)
 * backward transfer ``BWT = mean_{i < R-1} (a[R, i] - a[i + 1, i])``
 * forward transfer ``FWT = mean_{1 <= i <= min(R, T-1)} (a[i, i] - a[0, i])``
   (accuracy on task i just before it arrives, minus the untrained model's)
@@ -120,17 +122,19 @@ def average_accuracy(a, reference=None) -> float:
 def forgetting(a, reference=None) -> float:
     """Forgetting: mean over earlier tasks of the drop from their best accuracy to now.
 
-    ``F = mean_{i < R-1} max_{i+1 <= t <= R-1} (a[t, i] - a[R, i])`` with ``R``
-    the last row. Only rows after task ``i`` was learned count (row ``i + 1``
-    onwards); the task learned in the last round is left out (it cannot have
-    been forgotten yet). NaN cells are skipped inside the max; a task whose
-    terms are all NaN is left out of the mean.
+    ``F = mean_{i < R-1} max_{0 <= t <= R-1} (a[t, i] - a[R, i])`` with ``R``
+    the last row (DESIGN.md step 9). Every earlier row counts, row 0 (the base
+    model) and the rows before task ``i`` arrived included: a skill the base
+    model had and training lost is forgetting too. The task learned in the
+    last round is left out (it cannot have been forgotten yet). NaN cells are
+    skipped inside the max; a task whose terms are all NaN is left out of the
+    mean.
     """
     m = _as_matrix(a)
     r = _last_round(m)
     terms = []
     for i in range(min(r - 1, m.shape[1])):
-        past = m[i + 1 : r, i]
+        past = m[:r, i]
         past = past[np.isfinite(past)]
         if past.size and np.isfinite(m[r, i]):
             terms.append(past.max() - m[r, i])

@@ -127,7 +127,8 @@ def model_card(
     lines += _table(["metric", "value"], [[CARD_METRICS[k], metrics.get(k)] for k in CARD_METRICS])
     lines += [
         "",
-        "Forgetting, BWT and FWT follow GEM / Chaudhry et al. over the accuracy matrix below; "
+        "BWT and FWT follow GEM over the accuracy matrix below; forgetting is the mean drop from a "
+        "task's best accuracy in any earlier row (the base model's included) to the last; "
         "– = undefined this early in the stream or not evaluated.",
         "",
         "## Accuracy per task (row = after round, 0 = before training)",

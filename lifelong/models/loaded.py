@@ -101,6 +101,7 @@ class LoadedModel:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
             self.model = get_peft_model(base, lora)
+        self._fp32_projector()
         if not self.lora_modules():
             raise ValueError(
                 f"lora.target_modules {cfg.lora.target_modules} match no module of the LM's decoder layers"
@@ -332,7 +333,28 @@ class LoadedModel:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed if self.cfg.init_seed is None else self.cfg.init_seed)
             self.model = get_peft_model(base, self._lora_config)
+        self._fp32_projector()
         self.model.train(was)
+
+    def _fp32_projector(self) -> None:
+        """Under a half dtype, the trainable projector copy keeps fp32 master weights.
+
+        (AdamW on bf16 weights drops every update below ~2^-8 of the weight.)
+        PEFT already keeps LoRA matrices in fp32; this does the same for the
+        ``modules_to_save`` copies, with hooks that cast their floating inputs
+        to fp32 and their output back to the model's dtype.
+        """
+        from peft.utils import ModulesToSaveWrapper
+
+        if self.dtype == torch.float32:
+            return
+        for wrapper in [m for m in self.model.modules() if isinstance(m, ModulesToSaveWrapper)]:
+            for copy in wrapper.modules_to_save.values():
+                copy.float()
+                if not getattr(copy, "_fp32_hooks", False):  # a deep copy carries its hooks along
+                    copy.register_forward_pre_hook(_to_fp32_inputs, with_kwargs=True)
+                    copy.register_forward_hook(_cast_output(self.dtype))
+                    copy._fp32_hooks = True
 
     def load_adapter(self, directory: str | Path) -> None:
         """Load an adapter written by ``save_adapter`` into this model (same LoRA shape)."""
@@ -354,6 +376,22 @@ class LoadedModel:
         missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k or "modules_to_save" in k]
         if missing:
             raise ValueError(f"adapter {directory}: no weights for {missing[:3]}")
+
+
+def _to_fp32_inputs(module, args, kwargs):
+    up = lambda v: v.float() if torch.is_tensor(v) and v.is_floating_point() else v  # noqa: E731
+    return tuple(up(a) for a in args), {k: up(v) for k, v in kwargs.items()}
+
+
+def _cast_output(dtype: torch.dtype):
+    def hook(module, args, output):
+        if torch.is_tensor(output) and output.is_floating_point():
+            return output.to(dtype)
+        if isinstance(output, tuple):
+            return tuple(o.to(dtype) if torch.is_tensor(o) and o.is_floating_point() else o for o in output)
+        return output
+
+    return hook
 
 
 def load_model(cfg: ModelConfig | None = None) -> LoadedModel:

@@ -1,35 +1,44 @@
 """Cluster-wise semantic deduplication of the pool (DESIGN.md step 8, SemDeDup).
 
-Definition implemented (per cluster k with unit embeddings x_i and unit
-centroid c_k):
+Definitions (per cluster k with unit embeddings x_i and unit centroid c_k):
 
 1. Order the cluster's samples by cosine distance to the centroid, 1 - x.c:
-   ``far_first`` (default, as SemDeDup's "keep hard") puts the farthest first,
+   ``far_first`` (default, SemDeDup's "keep hard") puts the farthest first,
    ``near_first`` the nearest first; ties by sample index.
-2. For the sample at position p in that order, max-sim(p) = max_{q < p}
-   x_p . x_q, the highest cosine similarity to ANY earlier sample of the
-   cluster (as in SemDeDup; whether that earlier sample is itself removed does
-   not matter), and duplicate-of(p) = the earlier sample attaining it. The
-   first sample has max-sim = -inf (no earlier sample) and duplicate-of = -1.
-   For a group of mutual near-duplicates (planted or exact copies) this equals
-   "similarity to an earlier KEPT sample": the first member is kept, every
-   later member has max-sim ~ 1. It differs only on chains (a ~ b ~ c with a,
-   c dissimilar), where c may be removed because of b even if b is removed.
-3. ``count`` mode: remove the n_k - keep_k samples with the highest max-sim
-   (ties: later position first), keep_k from water-filling the pool cap over
-   the cluster sizes. ``epsilon`` mode: remove every sample with
-   max-sim > 1 - epsilon.
+2. SemDeDup at threshold tau, in that order: a sample is removed when its
+   cosine similarity to an earlier *kept* sample of its cluster exceeds tau,
+   and kept otherwise. Every removed sample therefore has a kept reference
+   (``duplicate_of``) with similarity > tau: of a group of near-copies one
+   member stays, and the two members of a duplicate pair are never both
+   removed. (Similarity to any earlier sample, kept or not, would remove c
+   from a chain a ~ b ~ c although c's only near-copy b is gone too.)
+3. ``epsilon`` mode: SemDeDup at tau = 1 - epsilon; the pool may end above or
+   below the cap.
+4. ``count`` mode removes exactly N - cap samples, redundancy first: the
+   global threshold tau >= 1 - epsilon (one for all clusters) whose removals
+   come closest to N - cap from below; the few still missing at that
+   threshold's granularity are the kept samples most similar to an earlier
+   kept one, whose references then stay. Only when even tau = 1 - epsilon
+   leaves the pool above the cap (no redundancy left) are clusters thinned:
+   the cap is water-filled over the clusters' remaining sizes and each cluster
+   removes its kept samples most similar to an earlier kept one, references of
+   removed duplicates last (kept samples are then pairwise <= 1 - epsilon, so
+   thinning removes no duplicate pair unless the cap forces a reference out).
 
-Memory: the similarities of a cluster are computed in row blocks of at most
-``max_block_elems`` floats against the earlier rows, never n x n at once.
+Similarities to earlier samples are kept as each sample's ``neighbours`` most
+similar earlier ones (computed once, in row blocks of at most
+``max_block_elems`` floats, never n x n at once), so any threshold is
+evaluated without recomputing them; a sample whose listed neighbours above tau
+are all removed is checked exactly against every earlier kept sample.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 import numpy as np
 
+from lifelong.pruning.partition import PruneClusterConfig
 from lifelong.selection.budget import water_fill
 
 
@@ -38,14 +47,17 @@ class PruneConfig:
     """Permanent pool pruning.
 
     cap: maximum active pool size after pruning; None disables pruning.
-    mode: ``count`` prunes down to the cap exactly (water-filled keep counts per
-        cluster); ``epsilon`` removes every sample with max-sim > 1 - epsilon
-        (the pool may end above or below the cap).
-    epsilon: threshold of ``epsilon`` mode; 0.05 (cos > 0.95) catches re-encoded
-        or lightly edited copies while distinct samples of one skill stay below.
+    mode: ``count`` prunes down to the cap exactly, redundancy first;
+        ``epsilon`` removes every sample with similarity > 1 - epsilon to an
+        earlier kept sample (the pool may end above or below the cap).
+    epsilon: what counts as redundant, in both modes: cosine > 1 - epsilon to an
+        earlier kept sample. 0.05 (cos > 0.95) catches re-encoded or lightly
+        edited copies while distinct samples of one skill stay below.
     order: which end of the centroid-distance order comes first and is kept
-        within a duplicate group (far_first keeps the least prototypical copy,
-        SemDeDup's default).
+        within a duplicate group (far_first keeps the least prototypical copy).
+    neighbours: most similar earlier samples remembered per sample (8 x 12
+        bytes a sample); groups of more near-copies are checked exactly.
+    cluster: the partition deduplication runs within (not select's clusters).
     max_block_elems: similarity block size in floats (2**24 -> 64 MiB fp32).
     """
 
@@ -53,67 +65,109 @@ class PruneConfig:
     mode: Literal["count", "epsilon"] = "count"
     epsilon: float = 0.05
     order: Literal["far_first", "near_first"] = "far_first"
+    neighbours: int = 8
+    cluster: PruneClusterConfig = field(default_factory=PruneClusterConfig)
     max_block_elems: int = 2**24
+
+    def __post_init__(self):
+        if self.neighbours < 1:
+            raise ValueError(f"prune.neighbours must be >= 1, got {self.neighbours}")
+        if self.cap is not None and self.cap < 0:
+            raise ValueError(f"prune.cap must be >= 0, got {self.cap}")
 
 
 @dataclass
 class MaxSimTable:
     """Per sample (N,), in processing order (cluster by cluster, then centroid order):
     index: global sample index; cluster: its cluster; position: rank in its cluster's
-    order; max_sim: float32 max cosine to an earlier sample (-inf for the first);
-    duplicate_of: global index of that earlier sample (-1 for the first)."""
+    order; neighbours (N, m): table rows of its m most similar earlier samples of the
+    cluster, most similar first (-1 padding); neighbour_sim (N, m) float32 their
+    cosines (-inf padding)."""
 
     index: np.ndarray
     cluster: np.ndarray
     position: np.ndarray
-    max_sim: np.ndarray
-    duplicate_of: np.ndarray
+    neighbours: np.ndarray
+    neighbour_sim: np.ndarray
+
+    @property
+    def max_sim(self) -> np.ndarray:
+        """(N,) float32 highest cosine to any earlier sample (-inf for a cluster's first)."""
+        return self.neighbour_sim[:, 0]
+
+    @property
+    def complete(self) -> np.ndarray:
+        """(N,) bool: the neighbour list holds every earlier sample of the cluster."""
+        return self.position <= self.neighbours.shape[1]
 
 
 @dataclass
 class PruneResult:
-    """Removed samples (R,), sorted by index, for the ledger: index, max_sim,
-    cluster, duplicate_of (see ``MaxSimTable``); reason names the rule."""
+    """Removed samples (R,), sorted by index, for the ledger: index; max_sim: cosine to
+    the kept sample it duplicates (for a thinned sample: to its most similar earlier
+    kept one, -inf if none); cluster; duplicate_of: that kept sample's index (-1 if
+    none); reason (R,) str: ``semdedup_duplicate`` / ``semdedup_thin`` /
+    ``semdedup_epsilon``."""
 
     index: np.ndarray
     max_sim: np.ndarray
     cluster: np.ndarray
     duplicate_of: np.ndarray
-    reason: str
+    reason: np.ndarray
+
+
+def top_sims_to_earlier(x: np.ndarray, m: int, max_block_elems: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
+    """For unit rows x (n, d) fp32: the m highest cosines to earlier rows.
+
+    Returns (sims (n, m) float32 descending, -inf padding; rows (n, m) int64,
+    -1 padding; ties: the earlier row first). Rows are processed in blocks of
+    b rows against the rows before the block's end: b * n floats at a time.
+    """
+    n = x.shape[0]
+    sims = np.full((n, m), -np.inf, dtype=np.float32)
+    rows = np.full((n, m), -1, dtype=np.int64)
+    if n < 2:
+        return sims, rows
+    b = int(max(1, min(n, max_block_elems // n)))
+    upper = np.triu(np.ones((b, b), dtype=bool))  # column >= row within the diagonal block
+    # Masked cells get distinct values below -1 (a selection over many equal
+    # values is slow), and read as "no earlier row" afterwards.
+    below = (-2.0 - np.arange(b, dtype=np.float32))[None, :]
+    for i0 in range(0, n, b):
+        i1 = min(i0 + b, n)
+        s = x[i0:i1] @ x[:i1].T  # (r, i1)
+        r = i1 - i0
+        s[:, i0:i1] = np.where(upper[:r, :r], below[:, :r], s[:, i0:i1])
+        w = min(m, i1)
+        cols = np.argpartition(s, i1 - w, axis=1)[:, i1 - w:] if i1 > w else np.broadcast_to(np.arange(i1), s.shape)
+        v = np.take_along_axis(s, cols, axis=1)
+        o = np.lexsort((cols, -v), axis=1)  # by similarity descending, then earlier row first
+        v, cols = np.take_along_axis(v, o, axis=1), np.take_along_axis(cols, o, axis=1)
+        none = v < -1.5
+        sims[i0:i1, :w] = np.where(none, -np.inf, v)
+        rows[i0:i1, :w] = np.where(none, -1, cols)
+    return sims, rows
 
 
 def max_sim_to_earlier(x: np.ndarray, max_block_elems: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
-    """For unit rows x (n, d) fp32: (max_sim (n,) float32, argmax (n,) int64) over earlier rows.
+    """(max_sim (n,) float32, argmax (n,) int64) over earlier rows; row 0 gets (-inf, -1)."""
+    sims, rows = top_sims_to_earlier(x, 1, max_block_elems)
+    return sims[:, 0], rows[:, 0]
 
-    Row 0 gets (-inf, -1). Rows are processed in blocks of b rows against the
-    rows before the block's end: b * n floats at a time.
-    """
-    n = x.shape[0]
-    best = np.full(n, -np.inf, dtype=np.float32)
-    arg = np.full(n, -1, dtype=np.int64)
-    if n < 2:
-        return best, arg
-    b = int(max(1, min(n, max_block_elems // n)))
-    upper = np.triu(np.ones((b, b), dtype=bool))  # column >= row within the diagonal block
-    for i0 in range(0, n, b):
-        i1 = min(i0 + b, n)
-        sims = x[i0:i1] @ x[:i1].T  # (rows, i1)
-        sims[:, i0:i1][upper[: i1 - i0, : i1 - i0]] = -np.inf
-        a = np.argmax(sims, axis=1)
-        v = sims[np.arange(i1 - i0), a]
-        best[i0:i1] = v
-        arg[i0:i1] = np.where(np.isneginf(v), -1, a)
-    return best, arg
+
+def _unit_rows(embeddings, idx: np.ndarray) -> np.ndarray:
+    x = np.asarray(embeddings[idx], dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def max_sim_table(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneConfig) -> MaxSimTable:
-    """Max-sim of every sample to the earlier samples of its cluster.
+    """Most similar earlier samples of every sample within its cluster.
 
     embeddings: (N, D) fp16/fp32 (array or memmap; rows are re-normalised);
     labels: (N,) cluster in [0, K); centroids: (K, D).
     """
     labels = np.asarray(labels, dtype=np.int64)
-    n_clusters = centroids.shape[0]
+    n_clusters, m = centroids.shape[0], cfg.neighbours
     cents = np.asarray(centroids, dtype=np.float32)
     cents = cents / np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
     by_cluster = np.argsort(labels, kind="stable")
@@ -121,56 +175,180 @@ def max_sim_table(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: Pr
     n = labels.shape[0]
     index = np.empty(n, np.int64)
     position = np.empty(n, np.int64)
-    max_sim = np.empty(n, np.float32)
-    dup = np.empty(n, np.int64)
+    nb = np.empty((n, m), np.int64)
+    nb_sim = np.empty((n, m), np.float32)
     for k in range(n_clusters):
         lo, hi = bounds[k], bounds[k + 1]
         if lo == hi:
             continue
         members = by_cluster[lo:hi]  # ascending index
-        x = np.asarray(embeddings[members], dtype=np.float32)
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = _unit_rows(embeddings, members)
         dist = 1.0 - x @ cents[k]  # (n_k,)
         order = np.argsort(-dist if cfg.order == "far_first" else dist, kind="stable")
-        x = x[order]
-        ms, arg = max_sim_to_earlier(x, cfg.max_block_elems)
-        ordered = members[order]
-        index[lo:hi] = ordered
+        sims, rows = top_sims_to_earlier(x[order], m, cfg.max_block_elems)
+        index[lo:hi] = members[order]
         position[lo:hi] = np.arange(hi - lo)
-        max_sim[lo:hi] = ms
-        dup[lo:hi] = np.where(arg >= 0, ordered[np.maximum(arg, 0)], -1)
-    return MaxSimTable(index=index, cluster=labels[index], position=position, max_sim=max_sim, duplicate_of=dup)
+        nb[lo:hi] = np.where(rows >= 0, rows + lo, -1)
+        nb_sim[lo:hi] = sims
+    return MaxSimTable(index=index, cluster=labels[index], position=position, neighbours=nb, neighbour_sim=nb_sim)
 
 
-def _result(table: MaxSimTable, rows: np.ndarray, reason: str) -> PruneResult:
+def sweep(table: MaxSimTable, tau: float, embeddings=None) -> tuple[np.ndarray, np.ndarray]:
+    """SemDeDup at threshold tau: (removed (N,) bool, reference (N,) int64) over table rows.
+
+    reference: for a removed row, the earlier kept row it exceeds tau with
+    (-1 otherwise). Rows whose max-sim <= tau are kept; the others are decided
+    by fixed-point iteration over their neighbour lists (exact after as many
+    passes as the longest chain of removals). A row whose listed neighbours
+    above tau are all removed (and whose list is not complete) is checked
+    against every earlier kept row of its cluster when ``embeddings`` is given
+    (one such row per cluster at a time, so the check sees final statuses),
+    and counts as kept otherwise.
+    """
+    n = len(table.index)
+    removed = np.zeros(n, dtype=bool)
+    reference = np.full(n, -1, dtype=np.int64)
+    cand = np.flatnonzero(table.max_sim > tau)
+    if not len(cand):
+        return removed, reference
+    nb = np.maximum(table.neighbours[cand], 0)
+    rel = (table.neighbour_sim[cand] > tau) & (table.neighbours[cand] >= 0)  # (c, m)
+    open_ = rel.all(1) & ~table.complete[cand]  # the list may miss a kept row above tau
+    exact = np.zeros(len(cand), dtype=bool)  # decided by the exact check
+    exact_val = np.zeros(len(cand), dtype=bool)
+    removed[cand] = True
+    while True:
+        for _ in range(int(table.position[cand].max()) + 2):
+            kept_ref = rel & ~removed[nb]
+            new = np.where(exact, exact_val, kept_ref.any(1))
+            if np.array_equal(new, removed[cand]):
+                break
+            removed[cand] = new
+        unknown = np.flatnonzero(open_ & ~exact & ~kept_ref.any(1))
+        if embeddings is None or not len(unknown):
+            break
+        # Rare (more near-copies than the list holds, all removed): decide the first
+        # such row of each cluster exactly; everything before it is final already.
+        _, first_of_cluster = np.unique(table.cluster[cand[unknown]], return_index=True)
+        for j in unknown[first_of_cluster]:
+            r = cand[j]
+            earlier = np.arange(r - table.position[r], r)
+            earlier = earlier[~removed[earlier]]
+            exact[j] = True
+            if len(earlier):
+                s = _unit_rows(embeddings, table.index[earlier]) @ _unit_rows(embeddings, table.index[[r]])[0]
+                exact_val[j] = bool(s.max() > tau)
+                reference[r] = earlier[int(np.argmax(s))]
+        removed[cand] = np.where(exact, exact_val, removed[cand])
+    first = np.argmax(kept_ref, axis=1)
+    listed = removed[cand] & ~exact
+    reference[cand[listed]] = nb[listed, first[listed]]
+    reference[cand[~removed[cand]]] = -1
+    return removed, reference
+
+
+def _kept_similarity(table: MaxSimTable, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) cosine of each row to its most similar listed earlier kept row, and that row (-1: none listed)."""
+    ok = (table.neighbours >= 0) & ~removed[np.maximum(table.neighbours, 0)]
+    first = np.argmax(ok, axis=1)
+    has = ok[np.arange(len(ok)), first]
+    rows = np.arange(len(ok))
+    return (np.where(has, table.neighbour_sim[rows, first], -np.inf).astype(np.float32),
+            np.where(has, table.neighbours[rows, first], -1))
+
+
+def _result(table: MaxSimTable, removed: np.ndarray, sim: np.ndarray, ref: np.ndarray, reason: np.ndarray) -> PruneResult:
+    rows = np.flatnonzero(removed)
     rows = rows[np.argsort(table.index[rows])]
-    return PruneResult(index=table.index[rows], max_sim=table.max_sim[rows], cluster=table.cluster[rows],
-                       duplicate_of=table.duplicate_of[rows], reason=reason)
+    return PruneResult(index=table.index[rows], max_sim=sim[rows].astype(np.float32), cluster=table.cluster[rows],
+                       duplicate_of=np.where(ref[rows] >= 0, table.index[np.maximum(ref[rows], 0)], -1),
+                       reason=np.asarray(reason)[rows].astype(str))
 
 
-def prune_by_count(table: MaxSimTable, keep: np.ndarray) -> PruneResult:
-    """Remove, in each cluster k, the n_k - keep[k] samples with the highest max-sim
-    (ties: later position first)."""
-    keep = np.asarray(keep, dtype=np.int64)
-    sizes = np.bincount(table.cluster, minlength=len(keep))
-    n_remove = np.maximum(sizes - keep, 0)
-    # within each cluster: by max-sim descending, then position descending
-    order = np.lexsort((-table.position, -table.max_sim.astype(np.float64), table.cluster))
+def prune_by_epsilon(table: MaxSimTable, epsilon: float, embeddings=None) -> PruneResult:
+    """SemDeDup at tau = 1 - epsilon."""
+    removed, ref = sweep(table, 1.0 - epsilon, embeddings)
+    sim = table.neighbour_sim[np.arange(len(ref)), 0]
+    sim = np.where(ref >= 0, _pair_sim(table, ref, embeddings), sim)
+    return _result(table, removed, sim, ref, np.full(len(ref), "semdedup_epsilon"))
+
+
+def _pair_sim(table: MaxSimTable, ref: np.ndarray, embeddings) -> np.ndarray:
+    """(N,) cosine of each row to its reference row (listed neighbour, or computed)."""
+    hit = table.neighbours == ref[:, None]
+    listed = hit.any(1)
+    out = np.where(listed, table.neighbour_sim[np.arange(len(ref)), np.argmax(hit, axis=1)], -np.inf)
+    missing = np.flatnonzero(~listed & (ref >= 0))
+    if len(missing) and embeddings is not None:
+        a = _unit_rows(embeddings, table.index[missing])
+        b = _unit_rows(embeddings, table.index[ref[missing]])
+        out[missing] = (a * b).sum(1)
+    return out.astype(np.float32)
+
+
+def prune_by_count(table: MaxSimTable, cap: int, epsilon: float, embeddings=None) -> PruneResult:
+    """Remove exactly max(N - cap, 0) samples, redundancy first (module docstring, point 4)."""
+    n = len(table.index)
+    target = max(n - int(cap), 0)
+    floor = 1.0 - epsilon
+    vals = np.unique(table.max_sim[table.max_sim > floor])[::-1]
+    taus = np.concatenate([vals, [floor]])  # descending; taus[0] removes nothing
+
+    def at(j):
+        return sweep(table, float(taus[j]), embeddings)
+
+    lo, hi = 0, len(taus) - 1
+    best = at(hi)
+    at_floor = best[0].sum() <= target
+    if not at_floor:  # bisect: removals at taus[lo] <= target < at taus[hi]
+        best = at(lo)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            cur = at(mid)
+            if cur[0].sum() <= target:
+                lo, best = mid, cur
+            else:
+                hi = mid
+    removed, ref = best
+    sim = _pair_sim(table, ref, embeddings)
+    reason = np.where(removed, "semdedup_duplicate", "").astype(object)
+    short = target - int(removed.sum())
+    if short > 0:
+        protected = np.zeros(n, dtype=bool)
+        protected[ref[removed & (ref >= 0)]] = True
+        s_kept, r_kept = _kept_similarity(table, removed)
+        if not at_floor:  # one threshold step removes too many: the next most redundant, one by one
+            order = np.lexsort((-table.position, -s_kept.astype(np.float64)))
+            for r in order:
+                if short == 0:
+                    break
+                if removed[r] or protected[r]:
+                    continue
+                removed[r], ref[r], sim[r] = True, r_kept[r], s_kept[r]
+                reason[r] = "semdedup_duplicate" if s_kept[r] > floor else "semdedup_thin"
+                if r_kept[r] >= 0:
+                    protected[r_kept[r]] = True
+                short -= 1
+        if short > 0:  # no redundancy left: thin the clusters towards equal sizes
+            extra = _thin(table, removed, protected, s_kept, short)
+            removed[extra], ref[extra], sim[extra], reason[extra] = True, r_kept[extra], s_kept[extra], "semdedup_thin"
+    return _result(table, removed, sim, ref, reason)
+
+
+def _thin(table: MaxSimTable, removed: np.ndarray, protected: np.ndarray, s_kept: np.ndarray, count: int) -> np.ndarray:
+    """Table rows (count,) to remove from the kept ones: the kept total is water-filled
+    over the clusters; in each, the most similar to an earlier kept row go first,
+    references of removed duplicates last (ties: later position first)."""
+    kept = ~removed
+    k = int(table.cluster.max()) + 1
+    sizes = np.bincount(table.cluster[kept], minlength=k)
+    quota = sizes - water_fill(sizes, int(sizes.sum()) - count)
+    rows = np.flatnonzero(kept)
+    order = rows[np.lexsort((-table.position[rows], -s_kept[rows].astype(np.float64), protected[rows],
+                             table.cluster[rows]))]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order)) - starts[table.cluster[order]]
-    rows = np.flatnonzero(rank < n_remove[table.cluster])
-    return _result(table, rows, "semdedup_count")
-
-
-def prune_by_epsilon(table: MaxSimTable, epsilon: float) -> PruneResult:
-    """Remove every sample with max-sim > 1 - epsilon."""
-    return _result(table, np.flatnonzero(table.max_sim > 1.0 - epsilon), "semdedup_epsilon")
-
-
-def keep_counts(labels: np.ndarray, n_clusters: int, cap: int) -> np.ndarray:
-    """Per-cluster keep counts (K,): the cap water-filled over the cluster sizes."""
-    return water_fill(np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_clusters), cap)
+    rank = np.arange(len(order)) - starts[table.cluster[order]]
+    return order[rank < quota[table.cluster[order]]]
 
 
 def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneConfig) -> PruneResult:
@@ -181,8 +359,8 @@ def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneCo
     n = len(labels)
     if cfg.mode == "count" and (cfg.cap is None or n <= cfg.cap):
         empty = np.zeros(0, np.int64)
-        return PruneResult(empty, np.zeros(0, np.float32), empty, empty, "semdedup_count")
+        return PruneResult(empty, np.zeros(0, np.float32), empty, empty, np.zeros(0, dtype=str))
     table = max_sim_table(embeddings, labels, centroids, cfg)
     if cfg.mode == "count":
-        return prune_by_count(table, keep_counts(labels, centroids.shape[0], cfg.cap))
-    return prune_by_epsilon(table, cfg.epsilon)
+        return prune_by_count(table, cfg.cap, cfg.epsilon, embeddings)
+    return prune_by_epsilon(table, cfg.epsilon, embeddings)

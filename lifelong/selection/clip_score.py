@@ -43,7 +43,7 @@ class ClipConfig:
     model: an open_clip architecture name (``open_clip.list_models()``, e.g.
         ``ViT-B-32``) or ``local-dir:/path`` (a folder holding
         ``open_clip_config.json`` and a checkpoint). Empty, with ``tiny`` false,
-        means no CLIP model: the ``clip`` expert is skipped.
+        means no CLIP model: requesting the ``clip`` expert is then an error.
     pretrained: path of a LOCAL checkpoint file (.safetensors/.pt/.bin) for
         ``model``. Never a hub tag such as ``openai``: nothing is downloaded.
         Required for a named architecture (random weights would score noise);

@@ -30,8 +30,9 @@ from lifelong.selection.sketch import PerSampleGrads, SketchConfig, lora_linears
 class ScoreConfig:
     """The scoring stage: which experts, and the gradient sketch.
 
-    experts: names from the expert registry; ``clip`` is dropped with a message
-        when no CLIP model is configured (``clip.model`` / ``clip.tiny``).
+    experts: names from the expert registry. ``clip`` needs a CLIP model with
+        user-supplied weights (``clip.model`` + ``clip.pretrained``, a local
+        file; nothing is downloaded) or ``clip.tiny``; without one it is an error.
     shard_size: samples per output shard (the unit of resumption and of work
         split across processes).
     seed: seeds the ``random`` expert.
@@ -63,6 +64,15 @@ class ScoreConfig:
             raise ValueError(f"score.refresh must be in [0, 1], got {self.refresh}")
         if self.shard_size < 1:
             raise ValueError(f"score.shard_size must be >= 1, got {self.shard_size}")
+        if "clip" in self.experts and not (self.clip.model or self.clip.tiny):
+            raise ValueError(CLIP_WITHOUT_WEIGHTS)
+
+
+CLIP_WITHOUT_WEIGHTS = (
+    "expert 'clip' is requested (score.experts or select.strategy=clip) but no CLIP model is configured; "
+    "CLIP needs user-supplied weights: set score.clip.model=<open_clip architecture> and "
+    "score.clip.pretrained=/path/to/checkpoint.safetensors (or score.clip.model=local-dir:/path), "
+    "or remove 'clip' from score.experts")
 
 
 @dataclass
@@ -93,9 +103,7 @@ class Scorer:
         self.experts = list(cfg.experts)
         self.clip = ClipScorer.from_config(cfg.clip) if "clip" in self.experts else None
         if "clip" in self.experts and self.clip is None:
-            print("note: expert 'clip' skipped: no CLIP model is configured (set score.clip.model and "
-                  "score.clip.pretrained to a local checkpoint)")
-            self.experts.remove("clip")
+            raise ValueError(CLIP_WITHOUT_WEIGHTS)
         self.needs = set().union(*(EXPERTS[e].needs for e in self.experts)) if self.experts else set()
         self.sketch = sketch
         self.grads = None
@@ -181,6 +189,10 @@ def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig,
     if not todo:
         return
     scorer = Scorer(loaded, cfg, image_loader, sketch=sketch)
+    # What this pass really computes, for the round's record and the log.
+    (out_dir / "experts.json").write_text(json.dumps({"experts": scorer.experts, "sketches": bool(sketch)}))
+    if progress:
+        print(f"scoring experts: {', '.join(scorer.experts) or 'none'}" + (" + gradient sketches" if sketch else ""))
     try:
         bar = tqdm(total=sum(len(samples[i * S:(i + 1) * S]) for i in todo), desc="score+sketch", unit="sample",
                    disable=not progress, leave=False)

@@ -31,8 +31,8 @@ def test_average_accuracy_per_round():
 
 
 def test_forgetting_bwt_fwt_relative_gain_by_hand():
-    # Forgetting: task 0: max(a[1,0], a[2,0]) - a[3,0] = 0.9 - 0.6 = 0.3;
-    #             task 1: a[2,1] - a[3,1] = 0.8 - 0.7 = 0.1  ->  F = 0.2
+    # Forgetting: task 0: max(a[0,0], a[1,0], a[2,0]) - a[3,0] = 0.9 - 0.6 = 0.3;
+    #             task 1: max(a[0,1], a[1,1], a[2,1]) - a[3,1] = 0.8 - 0.7 = 0.1  ->  F = 0.2
     assert M.forgetting(A) == pytest.approx(0.2)
     # BWT: (a[3,0] - a[1,0] + a[3,1] - a[2,1]) / 2 = (-0.3 - 0.1) / 2 = -0.2
     assert M.backward_transfer(A) == pytest.approx(-0.2)
@@ -63,11 +63,20 @@ def test_forgetting_uses_the_best_accuracy_not_the_learned_one():
     )
     assert M.forgetting(a) == pytest.approx((0.3 + 0.2) / 2)
     assert M.backward_transfer(a) == pytest.approx((0.1 - 0.2) / 2)
-    # The accuracy before task 0 was learned (row 0) must not count as a "best": if row 0 were
-    # higher than everything after, forgetting would still only look at rows 1..R-1.
+    # Row 0 counts (DESIGN.md): a skill the base model had (1.0) and lost is forgotten,
+    # task 0: 1.0 - 0.6 = 0.4, task 1 still 0.2 -> 0.3 (rows 1..R-1 only would give 0.25).
     b = a.copy()
     b[0, 0] = 1.0
-    assert M.forgetting(b) == pytest.approx(0.25)
+    assert M.forgetting(b) == pytest.approx(0.3)
+    # So do rows before a task arrived: task 1 at 0.8 after round 1, learned at 0.6 in round 2,
+    # 0.4 now -> 0.8 - 0.4 = 0.4 (task 0: 0.3) -> 0.35.
+    c = a.copy()
+    c[1, 1] = 0.8
+    assert M.forgetting(c) == pytest.approx(0.35)
+    # The task learned in the last round is never counted, whatever row 0 says.
+    d = a.copy()
+    d[0, 2] = 1.0
+    assert M.forgetting(d) == pytest.approx(0.25)
 
 
 def test_gem_definitions_in_their_own_notation():
@@ -93,8 +102,8 @@ def test_gem_definitions_in_their_own_notation():
     assert M.backward_transfer(a) == pytest.approx(-0.2)
     assert M.forward_transfer(a) == pytest.approx(0.35 / 3)
     assert M.average_accuracy(a) == pytest.approx(0.6875)
-    # Forgetting (Chaudhry et al. 2018): task 1: max(0.8, 0.6, 0.5) - 0.4 = 0.4;
-    # task 2: max(0.9, 0.7) - 0.8 = 0.1; task 3: 0.95 - 0.85 = 0.1  ->  0.2
+    # Forgetting (every earlier row, b_i included): task 1: max(0.25, 0.8, 0.6, 0.5) - 0.4 = 0.4;
+    # task 2: max(0.1, 0.3, 0.9, 0.7) - 0.8 = 0.1; task 3: max(0.5, 0.5, 0.55, 0.95) - 0.85 = 0.1 -> 0.2
     assert M.forgetting(a) == pytest.approx(0.2)
 
 

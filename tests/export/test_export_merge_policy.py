@@ -85,3 +85,28 @@ def test_a_missing_earlier_round_is_refused_and_nothing_written(merge_run, tmp_p
     with pytest.raises(ExportError, match=r"rounds \[1\] have none"):
         export(broken, tmp_path / "out", round=2)
     assert not (tmp_path / "out").exists()
+
+
+def test_lifelong_eval_round_n_replays_the_merges(merge_run, tiny_batch, tmp_path, capsys):
+    from lifelong.evaluation.evaluate import load_round_model, main
+
+    run_dir, model, _ = merge_run
+    cfg = load_run_config(run_dir)
+    ref = _logits(model, tiny_batch)
+    got = _logits(load_round_model(cfg, run_dir, 2), tiny_batch)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    # round 2's delta alone on the plain base is another model
+    alone = _logits(load_round_model(dataclasses.replace(cfg, adapter_policy="continue"), run_dir, 2), tiny_batch)
+    assert (alone - ref).abs().max() > 100 * ATOL
+    # round 1 has nothing to merge before it
+    torch.testing.assert_close(_logits(load_round_model(cfg, run_dir, 1), tiny_batch),
+                               _logits(load_round_model(dataclasses.replace(cfg, adapter_policy="continue"),
+                                                        run_dir, 1), tiny_batch), atol=0, rtol=0)
+    # the command says what it evaluated
+    assert main(["--run", str(run_dir), "--round", "2", "--max-samples", "1", "--no-progress"]) == 0
+    assert "adapter round_2 on the base with rounds 1..1 merged" in capsys.readouterr().out
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    shutil.rmtree(broken / "adapters/round_1")
+    with pytest.raises(SystemExit, match=r"rounds \[1\] have none"):
+        load_round_model(cfg, broken, 2)

@@ -116,3 +116,31 @@ def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
         assert a == b, t
     assert (json.loads((tmp_path / "k/rounds/3/score/sources.json").read_text())
             == json.loads((run / "rounds/3/score/sources.json").read_text()))
+
+
+def test_pruning_embeddings_come_from_one_model(run):
+    """Round 3 prunes (120 > cap 80) under refresh=0.5: its embeddings are one forward pass
+    of round 3's model over the pool, not the scoring rows gathered from rounds 1-3."""
+    from lifelong.loop import Run
+    from lifelong.selection.score import embed_samples
+
+    pruned = json.loads((run / "rounds/3/prune/pruned.json").read_text())
+    assert pruned["pool_size"] == 120 and len(pruned["records"]) == 40
+    assert {r["reason"] for r in pruned["records"]} <= {"semdedup_duplicate", "semdedup_thin"}
+    r = Run(load_run_config(run))
+    ids = r.pool.ids()
+    assert len(ids) == 80
+    # a removed duplicate's kept twin is still in the pool
+    dups = [x for x in pruned["records"] if x["reason"] == "semdedup_duplicate"]
+    assert all(x["duplicate_of"] in set(ids) for x in dups)
+    emb = r._embeddings(3, ids)
+    direct = embed_samples(r.model(3), r.pool.get(ids), r.pool.load_image, r.cfg.score, progress=False)
+    np.testing.assert_allclose(emb, direct, atol=1e-6)
+    # the gathered rows of older rounds' models differ: mixing them would compare unlike embeddings
+    gathered = r._scores(3)
+    row = {x: i for i, x in enumerate(gathered.ids)}
+    sources = json.loads((run / "rounds/3/score/sources.json").read_text())
+    old = [i for i, x in enumerate(ids) if sources[x] < 3]
+    assert old
+    diff = np.abs(gathered.embeddings[[row[ids[i]] for i in old]].astype(np.float32) - direct[old]).max()
+    assert diff > 1e-3

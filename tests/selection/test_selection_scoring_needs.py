@@ -1,5 +1,6 @@
 """The scoring pass computes what the strategy reads: a single-expert strategy gets no sketches and no backward."""
 import hashlib
+import json
 import io
 
 import numpy as np
@@ -74,3 +75,27 @@ def test_single_expert_pass_equals_the_full_pass_on_its_expert(loaded, data, tmp
 def test_adapt_inf_still_scores_every_configured_expert_and_sketches():
     strat = get_strategy("adapt_inf")
     assert strat.sketches and strat.score_config(CFG) is CFG
+
+
+def test_clip_without_weights_is_a_clear_error():
+    from lifelong.run_config import load_run_config
+
+    with pytest.raises(ValueError, match="CLIP needs user-supplied weights"):
+        ScoreConfig(experts=["ppl", "clip"])
+    # a single-expert clip strategy cuts the run's ScoreConfig down to clip: same error
+    with pytest.raises(ValueError, match="score.clip.pretrained"):
+        get_strategy("clip").score_config(ScoreConfig())
+    with pytest.raises(ValueError, match="CLIP needs user-supplied weights"):
+        load_run_config(None, ["score.experts=[ppl,clip]"])
+    assert ScoreConfig(experts=["clip"], clip=ScoreConfig().clip.__class__(tiny=True)).experts == ["clip"]
+
+
+def test_the_pass_records_the_experts_it_used(loaded, data, tmp_path, capsys):
+    samples, load = data
+    cut = get_strategy("el2n").score_config(CFG)
+    score_samples(loaded, samples, load, cut, tmp_path / "s", progress=True, sketch=False)
+    assert json.loads((tmp_path / "s" / "experts.json").read_text()) == {"experts": ["el2n"], "sketches": False}
+    assert "scoring experts: el2n\n" in capsys.readouterr().out
+    score_samples(loaded, samples, load, CFG, tmp_path / "f", progress=False)
+    assert json.loads((tmp_path / "f" / "experts.json").read_text()) == {
+        "experts": ["ppl", "el2n", "grand", "ig", "random"], "sketches": True}
