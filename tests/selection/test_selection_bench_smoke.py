@@ -24,8 +24,10 @@ def test_bench_select_small(tmp_path):
 
 
 def test_bench_prune_small(tmp_path):
-    res = load("bench_prune").main(["--n", "6000", "--dim", "32", "--topics", "20", "--clusters", "8",
+    res = load("bench_prune").main(["--n", "6000", "--dim", "32", "--topics", "20", "--cluster-size", "750",
                                     "--out", str(tmp_path / "p.json")])
-    assert res["planted_pairs"] == 120
+    assert res["planted_pairs"] == 120 and res["clusters"] == 8  # k = N / cluster_size
     assert res["epsilon_mode"]["recall"] >= 0.95 and res["epsilon_mode"]["precision"] == 1.0
+    # Count mode at cap = N - planted removes the planted copies, never both members of a pair.
     assert res["count_mode"]["removed"] == 120
+    assert res["count_mode"]["recall"] >= 0.95 and res["count_mode"]["both_removed"] == 0
