@@ -28,7 +28,7 @@ where ``R_{j,i}`` is the accuracy on task ``i`` after learning task ``j`` and
 * backward transfer ``BWT = mean_{i < R-1} (a[R, i] - a[i + 1, i])``
 * forward transfer ``FWT = mean_{1 <= i <= min(R, T-1)} (a[i, i] - a[0, i])``
   (accuracy on task i just before it arrives, minus the untrained model's)
-* relative gain ``RG = 100 * mean_{i < min(R, T)} a[R, i] / ref[i]``
+* relative gain ``RG = 100 * sum_{i < min(R, T)} a[R, i] / sum_{i < min(R, T)} ref[i]`` (pooled)
 
 Adding a metric: write ``fn(a, reference=None) -> float`` and decorate it with
 ``@register("name")``.
@@ -174,11 +174,15 @@ def forward_transfer(a, reference=None) -> float:
 
 @register("relative_gain", needs_reference=True)
 def relative_gain(a, reference=None) -> float:
-    """Relative gain (%) against a reference run: 100 * mean_i a[R, i] / ref[i] over seen tasks.
+    """Relative gain (%) against a reference run, on pooled accuracy: 100 * sum_i a[R, i] / sum_i ref[i].
 
-    ``reference`` is the reference (multitask) run's final accuracies, shape
-    ``(T,)``, or its whole accuracy matrix, whose last row is used. Tasks whose
-    reference accuracy is 0 or NaN are left out (the ratio is undefined).
+    The sums run over the tasks seen so far. ``reference`` is the reference
+    (multitask) run's final accuracies, shape ``(T,)``, or its whole accuracy
+    matrix, whose last row is used. Every task counts, one whose reference is
+    0 included: with the same number of questions per task this is the ratio of
+    the two runs' correct answers, so a task where the reference got one
+    question of twenty right cannot swing it. A task with a NaN on either side
+    is left out of both sums; NaN when the reference's sum is 0.
     """
     if reference is None:
         return float("nan")
@@ -193,10 +197,9 @@ def relative_gain(a, reference=None) -> float:
     if n <= 0:
         return float("nan")
     num, den = m[r, :n], ref[:n]
-    ok = np.isfinite(num) & np.isfinite(den) & (den != 0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return 100.0 * _mean(num[ok] / den[ok])
+    ok = np.isfinite(num) & np.isfinite(den)
+    total = den[ok].sum()
+    return 100.0 * float(num[ok].sum() / total) if total > 0 else float("nan")
 
 
 def per_round(name: str, a, reference=None) -> np.ndarray:

@@ -1,53 +1,56 @@
-"""eval/compare.py: the table comes from the runs, and a re-run reproduces the selections."""
-import csv
+"""eval/compare.py: results per (strategy, seed) accumulate, the table comes from them alone, reruns reproduce."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
-SHORT = ["stream.builtin_config.order=[vqa_shape,digits,text_only]", "score.shard_size=16",
-         "eval.max_samples_per_task=4"]
+SHORT = ["stream.builtin_config.order=[vqa_shape,digits]", "score.shard_size=16", "eval.max_samples_per_task=4"]
 
 
-def _compare(runs: Path, strategies: str, *extra: str) -> dict:
+def _compare(runs: Path, *extra: str) -> tuple[dict, str]:
     cmd = [sys.executable, "eval/compare.py", "--config", "configs/smoke.yaml", "--runs-dir", str(runs),
-           "--results", str(runs), "--strategies", strategies, *extra, *SHORT]
+           "--results", str(runs), "--strategies", "sequential,adapt_inf", "--seeds", "0,1", "--one-seed", "sequential", *extra, *SHORT]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads((runs / "compare.json").read_text())
+    return json.loads((runs / "compare.json").read_text()), r.stdout
 
 
-def test_table_matches_the_runs_and_a_rerun_selects_the_same(tmp_path):
-    out = _compare(tmp_path / "a", "sequential,adapt_inf", "--questions", "6")
-    md = (tmp_path / "a/compare.md").read_text()
-    assert "| sequential |" in md and "| adapt_inf |" in md
-    assert (tmp_path / "a/compare.html").stat().st_size > 10_000
-    for name in ("sequential", "adapt_inf"):
-        run = tmp_path / "a" / f"cmp_{name}"
-        row = out["runs"][name]
-        sel = [json.loads((run / f"rounds/{t}/select/selection.json").read_text())["ids"] for t in (1, 2, 3)]
-        assert row["samples_trained"] == sum(len(s) for s in sel)
-        with open(run / "metrics/accuracy_matrix.csv") as f:
-            last = list(csv.reader(f))[-1]
-        assert abs(row["avg_acc"] - sum(map(float, last[1:])) / 3) < 1e-9
-    # 40 new samples per round; adapt_inf takes 50% of a pool of 40, 80, 120 (no cap) and scores all of it.
-    assert out["runs"]["sequential"]["samples_trained"] == 120
+def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path):
+    out, _ = _compare(tmp_path)
+    assert out["seeds"] == {"sequential": [0], "adapt_inf": [0, 1]}  # --one-seed sequential
+    assert out["questions_per_task"] == {"vqa_shape": 4, "digits": 4}
+    files = sorted(p.name for p in (tmp_path / "runs").glob("*.json"))
+    assert files == ["adapt_inf_s0.json", "adapt_inf_s1.json", "sequential_s0.json"]
+    # Point estimates are the means over seeds of each run's own matrix.
+    accs = []
+    for seed in (0, 1):
+        h = json.loads((tmp_path / f"cmp_adapt_inf_s{seed}/metrics/history.json").read_text())
+        accs.append(np.mean(h["accuracy"][-1]))
+    assert abs(out["runs"]["adapt_inf"]["avg_acc"] - np.mean(accs)) < 1e-9
+    lo, hi = out["runs"]["adapt_inf"]["avg_acc_ci95"]
+    assert lo <= out["runs"]["adapt_inf"]["avg_acc"] <= hi
+    # Two seeds are two different runs; 50% of a pool of 40, then 80.
+    sha = out["runs"]["adapt_inf"]["selections_sha256"]
+    assert sha["0"] != sha["1"]
+    assert [r["selected"] for r in out["runs"]["adapt_inf"]["per_seed"]["0"]["per_round"]] == [20, 40]
     assert out["runs"]["sequential"]["samples_scored"] == 0
-    assert [r["selected"] for r in out["runs"]["adapt_inf"]["per_round"]] == [20, 40, 60]
-    assert out["runs"]["adapt_inf"]["samples_scored"] == 40 + 80 + 120
-    assert out["runs"]["sequential"]["selections_sha256"] != out["runs"]["adapt_inf"]["selections_sha256"]
-    for name in ("sequential", "adapt_inf"):
-        lo, hi = out["runs"][name]["avg_acc_ci95"]
-        assert lo <= out["runs"][name]["avg_acc"] <= hi
-    assert "forgetting of sequential − forgetting of adapt_inf" in md
-    # --questions 6: every round re-evaluated on 6 questions per task (the runs used 4), with its own intervals.
-    for name in ("sequential", "adapt_inf"):
-        for t in range(4):
-            lines = (tmp_path / "a" / f"cmp_{name}/reeval_q6/round_{t}.jsonl").read_text().splitlines()
-            assert len(lines) == 3 * 6
-        lo, hi = out["runs"][name]["avg_acc_q6_ci95"]
-        assert lo <= out["runs"][name]["avg_acc_q6"] <= hi
-    assert "Questions per task: vqa_shape 6, digits 6, text_only 6." in md
-    again = _compare(tmp_path / "b", "adapt_inf")
-    assert again["runs"]["adapt_inf"]["selections_sha256"] == out["runs"]["adapt_inf"]["selections_sha256"]
+    md = (tmp_path / "compare.md").read_text()
+    assert "forgetting of sequential − forgetting of adapt_inf" in md and "| adapt_inf | 0, 1 |" in md
+    # The table needs only the result files: run directories can go.
+    shutil.rmtree(tmp_path / "cmp_sequential_s0")
+    again, stdout = _compare(tmp_path)
+    assert stdout.count("result there already") == 3
+    assert again["runs"] == out["runs"]
+    # A rerun from scratch of one (strategy, seed) selects exactly the same samples.
+    (tmp_path / "runs" / "adapt_inf_s1.json").unlink()
+    shutil.rmtree(tmp_path / "cmp_adapt_inf_s1")
+    rerun, _ = _compare(tmp_path)
+    assert rerun["runs"]["adapt_inf"]["selections_sha256"] == sha
+    assert rerun["runs"]["adapt_inf"]["avg_acc"] == out["runs"]["adapt_inf"]["avg_acc"]
+    # Another config: old results are not mixed in.
+    other, _ = _compare(tmp_path, "--assemble-only", "train.lr=0.5")
+    assert other["runs"] == {} and len(other["missing"]) == 3

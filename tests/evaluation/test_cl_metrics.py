@@ -38,11 +38,12 @@ def test_forgetting_bwt_fwt_relative_gain_by_hand():
     assert M.backward_transfer(A) == pytest.approx(-0.2)
     # FWT: (a[1,1] - a[0,1] + a[2,2] - a[0,2]) / 2 = (0.1 + 0.1) / 2 = 0.1
     assert M.forward_transfer(A) == pytest.approx(0.1)
-    # Relative gain vs reference final row (1.0, 0.8, 0.9): (0.6 + 0.875 + 1.0) / 3 * 100 = 82.5
+    # Relative gain on pooled accuracy vs reference final row (1.0, 0.8, 0.9):
+    # (0.6 + 0.7 + 0.9) / (1.0 + 0.8 + 0.9) * 100 = 2.2 / 2.7 * 100 = 81.48...
     ref = np.array([1.0, 0.8, 0.9])
-    assert M.relative_gain(A, ref) == pytest.approx(82.5)
+    assert M.relative_gain(A, ref) == pytest.approx(2200 / 27)
     # A whole reference matrix: its last row is used.
-    assert M.relative_gain(A, np.vstack([np.zeros(3), ref])) == pytest.approx(82.5)
+    assert M.relative_gain(A, np.vstack([np.zeros(3), ref])) == pytest.approx(2200 / 27)
     assert math.isnan(M.relative_gain(A))  # no reference
     # Per round: round 2 forgets task 0 by 0.9 - 0.7 = 0.2; BWT after round 2 = 0.7 - 0.9 = -0.2.
     np.testing.assert_allclose(M.per_round("forgetting", A), [NAN, NAN, 0.2, 0.2], equal_nan=True)
@@ -122,8 +123,9 @@ def test_nan_cells_are_left_out_without_warnings():
         assert M.forward_transfer(a) == pytest.approx(0.1)
         allnan = np.full((4, 3), NAN)
         assert all(math.isnan(v) for v in M.compute_all(allnan, np.ones(3)).values())
-        # Reference 0 or NaN: those tasks are left out of the relative gain.
-        assert M.relative_gain(A, np.array([0.0, NAN, 0.9])) == pytest.approx(100.0)
+        # A reference of 0 still counts; a NaN drops the task from both sums: (0.6 + 0.9) / (0 + 0.9).
+        assert M.relative_gain(A, np.array([0.0, NAN, 0.9])) == pytest.approx(1.5 / 0.9 * 100)
+        assert math.isnan(M.relative_gain(A, np.array([0.0, NAN, 0.0])))  # nothing to compare with
 
 
 def test_run_in_progress_uses_the_last_row():
@@ -134,7 +136,7 @@ def test_run_in_progress_uses_the_last_row():
     # Task 2 has not arrived, but its accuracy after round 2 already measures forward transfer.
     assert M.forward_transfer(part) == pytest.approx(0.1)
     # Only tasks 0 and 1 seen: (0.7 / 1.0 + 0.8 / 0.8) / 2 * 100 = 85
-    assert M.relative_gain(part, np.array([1.0, 0.8, 0.9])) == pytest.approx(85.0)
+    assert M.relative_gain(part, np.array([1.0, 0.8, 0.9])) == pytest.approx(1.5 / 1.8 * 100)  # seen: tasks 0, 1
     only_before = A[:1]
     assert all(math.isnan(v) for v in M.compute_all(only_before, np.ones(3)).values())
     nothing = np.zeros((0, 3))  # not even row 0 evaluated yet
