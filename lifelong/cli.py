@@ -205,7 +205,7 @@ register("select", "score a pool with a model and select samples (writes ids, cl
          _passthrough, _delegate("lifelong.selection.command"))
 register("train", "train one LoRA round on the samples of a selection (writes a PEFT adapter)",
          _passthrough, _delegate("lifelong.training.command"))
-register("eval", "re-evaluate a saved adapter of a run on every task", _passthrough, _delegate("lifelong.evaluation.evaluate"))
+register("eval", "re-evaluate a saved adapter of a run on every task", _passthrough, _delegate("lifelong.evaluation.command"))
 register("dashboard", "write the self-contained HTML dashboard of one or more runs", _passthrough,
          _delegate("lifelong.evaluation.dashboard"))
 register("export", "export a round's adapter (PEFT), model card and lineage", _passthrough, _delegate("lifelong.export"))

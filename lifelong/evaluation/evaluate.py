@@ -14,13 +14,11 @@ The model is any object with
 as ``.model`` (or is one), evaluation runs it in eval mode under
 ``torch.no_grad()`` and puts every submodule's train/eval flag back afterwards.
 
-``lifelong eval --run DIR [--round N]`` (:func:`main`) re-evaluates the saved
-adapter of a round of a run directory.
+``lifelong eval --run DIR [--round N]`` (:mod:`lifelong.evaluation.command`)
+re-evaluates the saved adapter of a round of a run directory.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
 import os
@@ -228,119 +226,3 @@ def write_predictions(result: EvalResult, path: str | Path) -> Path:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
     return path
-
-
-# ---- lifelong eval --run DIR [--round N] ------------------------------------------
-
-def saved_rounds(run_dir: str | Path) -> list[int]:
-    """Rounds with a saved adapter (``adapters/round_<t>/``), ascending."""
-    found = []
-    for p in (Path(run_dir) / "adapters").glob("round_*"):
-        suffix = p.name[len("round_") :]
-        if p.is_dir() and suffix.isdigit():
-            found.append(int(suffix))
-    return sorted(found)
-
-
-def load_round_model(run_cfg, run_dir: str | Path, round_: int):
-    """The model of a run as it was after round ``round_``, as the run's loop built it.
-
-    ``continue`` policy: the base plus round N's adapter. ``merge`` policy: the
-    base with rounds 1..N-1 merged in one after the other, plus round N's
-    adapter (which holds round N's delta only). Round 0 without a saved adapter
-    is the base model with a fresh (identity) adapter.
-    """
-    from lifelong.models import load_model
-
-    run_dir = Path(run_dir)
-    loaded = load_model(run_cfg.model)
-    if run_cfg.adapter_policy == "merge" and round_ > 1:
-        missing = [i for i in range(1, round_) if not (run_dir / "adapters" / f"round_{i}").is_dir()]
-        if missing:
-            raise SystemExit(f"{run_dir}: adapter_policy=merge needs the adapters of rounds 1..{round_ - 1} to "
-                             f"rebuild round {round_}'s model; rounds {missing} have none")
-        for i in range(1, round_):  # replay the run's merges
-            loaded.load_adapter(run_dir / "adapters" / f"round_{i}")
-            loaded.merge_and_restart()
-    if (run_dir / "adapters" / f"round_{round_}").is_dir():
-        loaded.load_adapter(run_dir / "adapters" / f"round_{round_}")
-    return loaded
-
-
-def predictions_path(run_dir: str | Path, round_: int) -> Path:
-    """Where ``lifelong eval --out`` writes predictions by default: ``<run>/rounds/<t>/eval/predictions.jsonl``."""
-    return Path(run_dir) / "rounds" / str(round_) / "eval" / "predictions.jsonl"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lifelong eval", description="Re-evaluate a saved adapter of a run on every task.")
-    p.add_argument("--run", required=True, type=Path, help="run directory")
-    p.add_argument("--round", type=int, default=None,
-                   help="round whose adapter to evaluate (default: the latest saved; 0 = the base model)")
-    p.add_argument("--out", nargs="?", const="", default=None,
-                   help="write per-sample predictions as JSONL (default path: <run>/rounds/<t>/eval/predictions.jsonl)")
-    p.add_argument("--max-samples", type=int, default=None, help="override eval.max_samples_per_task")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def run_task_metrics(run_dir: str | Path, run_cfg) -> dict[str, str]:
-    """Answer metric per task of a run, as its rounds used them.
-
-    The built-in stream's manifest (``<run>/data/stream.json``) and the user's
-    datasets (``run_cfg.stream.datasets``) name each task's metric;
-    ``run_cfg.eval.task_metrics`` overrides both.
-    """
-    metrics: dict[str, str] = {}
-    if (Path(run_dir) / "data" / "stream.json").exists():
-        from lifelong.data.stream.prepare import read_manifest
-
-        metrics.update({info.name: info.metric for info in read_manifest(Path(run_dir) / "data")})
-    metrics.update({e.name: e.metric for e in run_cfg.stream.datasets})
-    metrics.update(run_cfg.eval.task_metrics)
-    return metrics
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``lifelong eval``: print the per-task table of round N's adapter; optionally write predictions.
-
-    Round N's model is rebuilt by :func:`load_round_model` (merges replayed
-    under ``adapter_policy: merge``).
-    """
-    args = build_parser().parse_args(argv)
-    from lifelong.runlock import run_lock
-
-    if not (args.run / "config.yaml").exists():
-        raise SystemExit(f"{args.run} is not a run directory (no config.yaml)")
-    with run_lock(args.run):  # it writes predictions into the run
-        return _reevaluate(args)
-
-
-def _reevaluate(args) -> int:
-    from lifelong.data.pool import Pool
-    from lifelong.evaluation.history import load_history
-    from lifelong.run_config import load_run_config
-
-    run_dir: Path = args.run
-    run_cfg = load_run_config(run_dir)
-    eval_cfg = dataclasses.replace(run_cfg.eval, task_metrics=run_task_metrics(run_dir, run_cfg))
-    if args.max_samples is not None:
-        eval_cfg = dataclasses.replace(eval_cfg, max_samples_per_task=args.max_samples)
-    tasks = load_history(run_dir).tasks
-    rounds = saved_rounds(run_dir)
-    round_ = args.round if args.round is not None else (rounds[-1] if rounds else 0)
-    if round_ != 0 and round_ not in rounds:
-        raise SystemExit(f"{run_dir}: no adapter for round {round_} (saved: {rounds or 'none'})")
-
-    loaded = load_round_model(run_cfg, run_dir, round_)
-    with Pool(run_dir / "pool") as pool:
-        result = evaluate_tasks(loaded, pool, tasks, eval_cfg, progress=not args.no_progress)
-    what = f"adapter round_{round_}" if round_ in rounds else "base model"
-    if run_cfg.adapter_policy == "merge" and round_ > 1:
-        what += f" on the base with rounds 1..{round_ - 1} merged"
-    print(f"run {run_dir.name}, round {round_} ({what}), {result.seconds:.1f} s")
-    print(result.table())
-    if args.out is not None:
-        out = write_predictions(result, args.out or predictions_path(run_dir, round_))
-        print(f"predictions: {out}")
-    return 0

@@ -13,12 +13,11 @@ from PIL import Image
 
 from lifelong.data.ingest import IngestConfig, ingest
 from lifelong.data.pool import Pool
+from lifelong.evaluation.command import main, predictions_path
 from lifelong.evaluation.evaluate import (
     EvalConfig,
     capped,
     evaluate_tasks,
-    main,
-    predictions_path,
     write_predictions,
 )
 from lifelong.evaluation.history import RunHistory, save_history

@@ -88,7 +88,7 @@ def test_a_missing_earlier_round_is_refused_and_nothing_written(merge_run, tmp_p
 
 
 def test_lifelong_eval_round_n_replays_the_merges(merge_run, tiny_batch, tmp_path, capsys):
-    from lifelong.evaluation.evaluate import load_round_model, main
+    from lifelong.evaluation.command import load_round_model, main
 
     run_dir, model, _ = merge_run
     cfg = load_run_config(run_dir)
