@@ -205,8 +205,8 @@ class Run:
         return get_strategy(self.cfg.select.strategy)
 
     def _skips_training(self, t: int, entries) -> bool:
-        """The multitask reference trains once, jointly, after the last arrival."""
-        return self.cfg.select.strategy == "multitask" and t < len(entries)
+        """A strategy that trains once, jointly, after the last arrival (multitask) skips the rounds before."""
+        return self.strategy.trains_at_end and t < len(entries)
 
     # ---- round 0 --------------------------------------------------------------------
     def _setup(self, t, d, entries):

@@ -68,6 +68,9 @@ class Strategy:
     needs_scores: whether the round runs a scoring pass at all; sketches:
     whether it needs gradient sketches (clustering); experts: the experts it
     reads (None = every configured one). The pass computes no more than this.
+    trains_at_end: the strategy trains once, jointly, after the last arrival
+    (the multitask reference); the rounds before it skip scoring, selection,
+    training and evaluation.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Strategy:
     doc: str
     sketches: bool = False
     experts: tuple[str, ...] | None = None
+    trains_at_end: bool = False
 
     def score_config(self, cfg):
         """The run's ScoreConfig cut down to the experts this strategy reads."""
@@ -87,9 +91,10 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def strategy(name: str, needs_scores: bool = False, sketches: bool = False):
+def strategy(name: str, needs_scores: bool = False, sketches: bool = False, trains_at_end: bool = False):
     def deco(fn):
-        STRATEGIES[name] = Strategy(name, fn, needs_scores, (fn.__doc__ or "").strip(), sketches=sketches)
+        STRATEGIES[name] = Strategy(name, fn, needs_scores, (fn.__doc__ or "").strip(), sketches=sketches,
+                                    trains_at_end=trains_at_end)
         return fn
 
     return deco
@@ -147,7 +152,7 @@ def sequential(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     return Selection(np.flatnonzero(inp.is_new).astype(np.int64))
 
 
-@strategy("multitask")
+@strategy("multitask", trains_at_end=True)
 def multitask(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """The joint upper reference: the loop trains once on everything after the last arrival."""
     return Selection(np.arange(len(inp.ids), dtype=np.int64))
