@@ -331,12 +331,21 @@ class Run:
         if not self._skips_training(t, entries):
             ids = json.loads((d.parent / "select" / "selection.json").read_text())["ids"]
             losses = train_round(loaded, self.pool.get(ids), self.pool.load_image, self.seeded(t).train, t,
-                                 on_log=lambda v, s: self.tracker.log(v, step=s + 10_000 * t))
+                                 on_log=lambda v, s, offset=self._steps_before(t): self.tracker.log(v, step=s + offset))
         if self.main:
             write_json(d / "losses.json", losses)
             self.save_adapter(t)
         self._adapter_round = t  # DDP leaves the same weights on every process
         return {"steps": len(losses), "final_loss": losses[-1][1] if losses else None}
+
+    def _steps_before(self, t: int) -> int:
+        """Optimizer steps of rounds 1..t-1, so that round t's loss curve continues theirs on the trackers."""
+        total = 0
+        for r in range(1, t):
+            path = self.dir / "rounds" / str(r) / "train" / "losses.json"
+            losses = json.loads(path.read_text()) if path.exists() else []
+            total += int(losses[-1][0]) if losses else 0  # the last record is at the round's last step
+        return total
 
     def _prune(self, t, d, entry, entries):
         from lifelong.pruning.partition import partition

@@ -84,6 +84,10 @@ def test_arrivals_reach_metrics_dashboard_cards_and_tensorboard(arrived):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert any(t.endswith("acc/mono") for t in tags), tags
+    # The loss curve continues across rounds (and processes) on one step axis: 1 .. all optimizer steps.
+    rounds_steps = [json.loads((arrived / f"rounds/{t}/train/losses.json").read_text())[-1][0] for t in (1, 2, 3)]
+    loss_tag = next(t for t in tags if t.endswith("train/loss"))
+    assert sorted(e.step for e in acc.Scalars(loss_tag)) == list(range(1, sum(rounds_steps) + 1))
 
 
 def test_export_of_the_last_round_names_every_dataset(arrived, tmp_path):
