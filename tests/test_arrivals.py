@@ -103,8 +103,9 @@ def test_export_of_the_last_round_names_every_dataset(arrived, tmp_path):
 def test_fwt_backfill_fills_only_the_cells_forward_transfer_needs(tmp_path):
     assert main(start_args(tmp_path, "fwt", "eval.backfill=fwt")) == 0
     run = tmp_path / "runs" / "fwt"
-    for kind in ("cool", "mono"):
-        assert main(["round", "--run", str(run), "--dataset", str(write_messages(tmp_path / "src" / kind, kind))]) == 0
+    for kind, parquet in (("cool", False), ("mono", True)):  # messages as JSONL, then as Parquet
+        src = write_messages(tmp_path / "src" / kind, kind, parquet=parquet)
+        assert main(["round", "--run", str(run), "--dataset", str(src)]) == 0
     a = np.array(_history(run)["accuracy"], dtype=float)
     assert np.isfinite(a[:, 0]).all() and np.isfinite(a[[0, 1, 2, 3], 1]).all()
     assert np.isnan(a[1, 2])  # mono arrived in round 3: only rows 0 and 2 were evaluated before
