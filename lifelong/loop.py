@@ -78,12 +78,12 @@ class Run:
         dist.barrier()
         if not self.main:
             self.pool = Pool(self.dir / "pool")
-        self._loaded = None
-        self._adapter_round: int | None = None
-        self._merged_through = 0  # merge policy: adapters of rounds 1.._merged_through are in the base
         self._tracker = None
         self._should_stop = should_stop or (lambda: False)
         self._seeded: dict[int, RunConfig] = {}
+        from lifelong.models.replay import RoundModel
+
+        self.models = RoundModel(self.seeded(0).model, cfg.adapter_policy == "merge", self.adapter_dir)
 
     # ---- the stream ----------------------------------------------------------
     def entries(self) -> list[DatasetEntry]:
@@ -145,28 +145,12 @@ class Run:
 
     # ---- the model ----------------------------------------------------------------
     def model(self, adapter_round: int):
-        """The model as it was after round ``adapter_round``.
+        """The model as it was after round ``adapter_round`` (``lifelong/models/replay.py``).
 
-        ``continue`` policy: the base plus that round's adapter. ``merge``
-        policy: the base with rounds 1..t-1 folded in, plus round t's adapter;
-        merges are replayed from the saved adapters, so a resumed run rebuilds
-        exactly the state an uninterrupted one had.
+        Merges (``merge`` policy) are replayed from the saved adapters, so a
+        resumed run rebuilds exactly the state an uninterrupted one had.
         """
-        from lifelong.models import load_model
-
-        merging = self.cfg.adapter_policy == "merge"
-        if self._loaded is None or (merging and self._merged_through > max(adapter_round - 1, 0)):
-            self._loaded = load_model(self.seeded(0).model)
-            self._adapter_round, self._merged_through = None, 0
-        while merging and self._merged_through < adapter_round - 1:
-            self._loaded.load_adapter(self.adapter_dir(self._merged_through + 1))
-            self._loaded.merge_and_restart()
-            self._merged_through += 1
-            self._adapter_round = None
-        if self._adapter_round != adapter_round:
-            self._loaded.load_adapter(self.adapter_dir(adapter_round))
-            self._adapter_round = adapter_round
-        return self._loaded
+        return self.models.at(adapter_round)
 
     def scoring_model(self, adapter_round: int):
         """What scores the pool: the proxy ``score.model`` (loaded once, fixed) when set, else ``model``."""
@@ -185,10 +169,10 @@ class Run:
         final = self.adapter_dir(t)
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self._loaded.save_adapter(tmp)
+        self.models.loaded.save_adapter(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        self._adapter_round = t
+        self.models.trained(t)
 
     def seeded(self, t: int) -> RunConfig:
         """The run config with round ``t``'s seeds (``lifelong/seeding.py``): what every random choice reads."""
@@ -214,9 +198,7 @@ class Run:
             for e in entries:
                 self._ingest_test(e, 0)
             if not self.adapter_dir(0).exists():
-                from lifelong.models import load_model
-
-                self._loaded = self._loaded or load_model(self.seeded(0).model)
+                self.models.fresh()
                 self.save_adapter(0)
         self.dist.barrier()  # test splits and the round-0 adapter are there
         names = [e.name for e in entries]
@@ -323,10 +305,7 @@ class Run:
     def _train(self, t, d, entry, entries):
         from lifelong.training.train import train_round
 
-        loaded = self.model(t - 1)
-        if self.cfg.adapter_policy == "merge" and t > 1:
-            loaded.merge_and_restart()  # round t-1 goes into the base; round t trains a fresh adapter
-            self._merged_through, self._adapter_round = t - 1, None
+        loaded = self.models.for_training(t)  # merge policy: round t-1 folded in, a fresh adapter
         losses = []
         if not self._skips_training(t, entries):
             ids = json.loads((d.parent / "select" / "selection.json").read_text())["ids"]
@@ -335,7 +314,7 @@ class Run:
         if self.main:
             write_json(d / "losses.json", losses)
             self.save_adapter(t)
-        self._adapter_round = t  # DDP leaves the same weights on every process
+        self.models.trained(t)  # DDP leaves the same weights on every process
         return {"steps": len(losses), "final_loss": losses[-1][1] if losses else None}
 
     def _steps_before(self, t: int) -> int:

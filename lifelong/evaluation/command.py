@@ -32,21 +32,15 @@ def load_round_model(run_cfg, run_dir: str | Path, round_: int):
     adapter (which holds round N's delta only). Round 0 without a saved adapter
     is the base model with a fresh (identity) adapter.
     """
-    from lifelong.models import load_model
+    from lifelong.models.replay import RoundModel
 
     run_dir = Path(run_dir)
-    loaded = load_model(run_cfg.model)
-    if run_cfg.adapter_policy == "merge" and round_ > 1:
-        missing = [i for i in range(1, round_) if not (run_dir / "adapters" / f"round_{i}").is_dir()]
-        if missing:
-            raise SystemExit(f"{run_dir}: adapter_policy=merge needs the adapters of rounds 1..{round_ - 1} to "
-                             f"rebuild round {round_}'s model; rounds {missing} have none")
-        for i in range(1, round_):  # replay the run's merges
-            loaded.load_adapter(run_dir / "adapters" / f"round_{i}")
-            loaded.merge_and_restart()
-    if (run_dir / "adapters" / f"round_{round_}").is_dir():
-        loaded.load_adapter(run_dir / "adapters" / f"round_{round_}")
-    return loaded
+    models = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge",
+                        lambda t: run_dir / "adapters" / f"round_{t}")
+    try:
+        return models.at(round_)
+    except FileNotFoundError as e:
+        raise SystemExit(f"{run_dir}: {e}") from None
 
 
 def predictions_path(run_dir: str | Path, round_: int) -> Path:

@@ -144,14 +144,10 @@ def _metrics_rows(run_dir: Path, t: int) -> tuple[list[str], list[list], dict]:
 
 
 def _write_merged(run_cfg, t: int, run_dir: Path, dest: Path) -> None:
-    from lifelong.models import load_model
+    from lifelong.models.replay import RoundModel
 
-    loaded = load_model(run_cfg.model)
-    if run_cfg.adapter_policy == "merge":
-        for i in range(1, t):  # replay the run's merges, as its loop did
-            loaded.load_adapter(adapter_dir(run_dir, i))
-            loaded.merge_and_restart()
-    loaded.load_adapter(adapter_dir(run_dir, t))
+    # The run's merges replayed as its loop did, then round t's adapter folded in too.
+    loaded = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge", lambda i: adapter_dir(run_dir, i)).at(t)
     merged = loaded.model.merge_and_unload()
     if run_cfg.model.family == "hf":
         merged.save_pretrained(dest, safe_serialization=True)
