@@ -71,7 +71,8 @@ class ColumnWriter:
     def finish(self, ids: list[str], meta: dict):
         """-> ScoreResult over the written columns (memory-mapped when on disk)."""
         if self.dir is None:
-            return _result(list(ids), self.cols)
+            order = ["sketch", "embed", *(f"score.{e}" for e in meta["experts"])]
+            return _result(list(ids), {k: self.cols[k] for k in order if k in self.cols})
         for col in self.cols.values():
             col.flush()
         self.cols.clear()
@@ -141,7 +142,8 @@ def consolidate(shard_dir: Path, n: int, shard_size: int, out_dir: Path | None =
         raise ValueError(f"{shard_dir}: shards hold {len(ids)} samples, expected {n}")
     experts_file = shard_dir / "experts.json"
     info = json.loads(experts_file.read_text()) if experts_file.exists() else {}
-    experts = [k[6:] for k in w.cols if k.startswith("score.")]
+    scored = [k[6:] for k in w.cols if k.startswith("score.")]
+    experts = [e for e in info.get("experts", []) if e in scored] + sorted(set(scored) - set(info.get("experts", [])))
     return w.finish(ids, {"experts": experts, "sketches": bool(have_sketch),
                           "computed": info.get("experts", experts)})
 
