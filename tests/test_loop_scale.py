@@ -87,6 +87,7 @@ def test_pruned_conversations_leave_the_manifest(run):
 
 
 def test_a_report_reads_only_its_own_rounds_selection(run, tmp_path):
+    from lifelong.config import to_dict
     from lifelong.evaluation.history import load_history
     from lifelong.evaluation.reporting import build_history
 
@@ -98,8 +99,7 @@ def test_a_report_reads_only_its_own_rounds_selection(run, tmp_path):
     run.dir, real = copy, run.dir
     try:
         again = build_history(run, 2, run.entries(), previous=load_history(copy))
-        assert json.dumps(again.__dict__, default=lambda o: o.__dict__) == json.dumps(
-            saved.__dict__, default=lambda o: o.__dict__)
+        assert to_dict(again) == to_dict(saved)
         with pytest.raises(json.JSONDecodeError):
             build_history(run, 2, run.entries())  # without the saved history every round is read again
     finally:

@@ -48,7 +48,8 @@ def round_record(run, r: int, entries) -> RoundRecord:
         pool_size=run.stage_info(r, "prune").get("pool_size", 0),
         selected=len(sel.get("ids", [])),
         pruned=run.stage_info(r, "prune").get("pruned", 0),
-        train_loss=json.loads(losses_path.read_text()) if losses_path.exists() else [],
+        # [step, loss] as floats, as the saved history reads them back
+        train_loss=[[float(v) for v in p] for p in json.loads(losses_path.read_text())] if losses_path.exists() else [],
         stage_seconds={s: run.stage_info(r, s).get("seconds", 0.0) for s in
                        ("ingest", "score", "select", "train", "prune", "eval")},
         clusters=[ClusterRecord(id=c["id"], size=c["size"], expert=c["expert"],
