@@ -277,43 +277,15 @@ class Run:
                           rank=self.rank, world=self.world, progress=self.main, sketch=self.strategy.sketches)
             self.dist.barrier()  # every process's shards are written
             if self.main:
-                self._store_round(t, d, ids, todo, sources, held_by, cfg.shard_size)
+                if sources is not None:
+                    write_json(d / "sources.json", sources)
+                prev = None if held_by is None else self.dir / "rounds" / str(held_by) / "score" / "columns"
+                store.build_round_store(d, t, ids, todo, sources, held_by, prev, cfg.shard_size)
         if self.main:
-            self._release_scores(t)
+            store.release_before(self.dir / "rounds", t)
         if sources is None:
             return {"n": len(ids)}
         return {"n": len(todo), "pool_size": len(ids)}
-
-    def _store_round(self, t, d, ids, todo, sources, held_by, shard_size) -> None:
-        """The finished pass's shards -> round ``t``'s column store (gathered with the previous round's rows)."""
-        from lifelong.selection import score_store as store
-
-        if sources is None:
-            store.consolidate(d / "shards", len(ids), shard_size, d / "columns")
-            return
-        write_json(d / "sources.json", sources)
-        if not store.is_complete(d / "pass"):
-            store.consolidate(d / "shards", len(todo), shard_size, d / "pass")
-        here = {x: t if r == t else held_by for x, r in sources.items()}  # round whose store has the row now
-        stores = {t: d / "pass", held_by: self.dir / "rounds" / str(held_by) / "score" / "columns"}
-        store.gather_scores(ids, here, lambda r: store.open_scores(stores[r]), d / "columns")
-
-    def _release_scores(self, t) -> None:
-        """Round ``t``'s column store is complete: its shards, its pass and every earlier round's store go.
-
-        Idempotent (a resumed stage runs it again); nothing later reads them:
-        round ``t``'s store holds every active sample's row.
-        """
-        from lifelong.selection.score_store import remove_store
-
-        d = self.dir / "rounds" / str(t) / "score"
-        shutil.rmtree(d / "shards", ignore_errors=True)
-        remove_store(d / "pass")
-        for r in range(1, t):
-            old = self.dir / "rounds" / str(r) / "score"
-            remove_store(old / "columns")
-            remove_store(old / "pass")
-            shutil.rmtree(old / "shards", ignore_errors=True)
 
     def _score_sources(self, t) -> tuple[int | None, dict[str, int]]:
         """(round whose column store holds the rows, sample id -> the round that last scored it), as of

@@ -195,3 +195,39 @@ def remove_store(col_dir: Path) -> None:
     col_dir = Path(col_dir)
     shutil.rmtree(col_dir, ignore_errors=True)
     shutil.rmtree(col_dir.with_name(col_dir.name + ".tmp"), ignore_errors=True)
+
+
+def build_round_store(d: Path, t: int, ids: list[str], todo: list[str], sources: dict[str, int] | None,
+                      held_by: int | None, prev: Path | None, shard_size: int) -> None:
+    """Round ``t``'s finished pass (``d/shards``) -> its store ``d/columns`` for the active pool ``ids``.
+
+    Whole-pool pass (``sources`` None): the shards are the store. Partial
+    refresh: the pass (``todo``, in pool order) is consolidated into
+    ``d/pass``, and every id whose ``sources`` round is not ``t`` is copied
+    from ``prev``, the store of round ``held_by`` (which holds every row the
+    plan reuses).
+    """
+    if sources is None:
+        consolidate(d / "shards", len(ids), shard_size, d / "columns")
+        return
+    if not is_complete(d / "pass"):
+        consolidate(d / "shards", len(todo), shard_size, d / "pass")
+    here = {x: t if r == t else held_by for x, r in sources.items()}  # round whose store has the row now
+    stores = {t: d / "pass", held_by: prev}
+    gather_scores(ids, here, lambda r: open_scores(stores[r]), d / "columns")
+
+
+def release_before(rounds_dir: Path, t: int) -> None:
+    """Round ``t``'s store is complete: delete its shards and pass, and every earlier round's store.
+
+    Idempotent (a resumed stage runs it again). Nothing later reads them:
+    round ``t``'s store holds every active sample's row.
+    """
+    d = Path(rounds_dir) / str(t) / "score"
+    shutil.rmtree(d / "shards", ignore_errors=True)
+    remove_store(d / "pass")
+    for r in range(1, t):
+        old = Path(rounds_dir) / str(r) / "score"
+        remove_store(old / "columns")
+        remove_store(old / "pass")
+        shutil.rmtree(old / "shards", ignore_errors=True)

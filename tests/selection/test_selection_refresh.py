@@ -11,7 +11,7 @@ import pytest
 
 from lifelong.config import ConfigError
 from lifelong.run_config import load_run_config
-from lifelong.selection.score import ScoreResult, gather_scores, load_scores, plan_rescoring
+from lifelong.selection.score import ScoreResult, gather_scores, plan_rescoring
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["stream.builtin_config.order=[vqa_shape,digits,text_only]", "prune.cap=80", "score.shard_size=16",
