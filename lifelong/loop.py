@@ -39,6 +39,7 @@ ROUND_STAGES = ("ingest", "score", "select", "train", "prune", "eval", "report")
 # wait. Only the main process writes a stage's files outside its shards, and
 # every done marker.
 SHARED_STAGES = ("setup", "score", "train", "eval")
+EMBEDDINGS_FILE = "embeddings.npy"  # pruning's own embedding pass (score.refresh < 1), until it has decided
 
 
 def write_json(path: Path, data) -> None:
@@ -235,53 +236,62 @@ class Run:
         return added
 
     def _score(self, t, d, entry, entries):
+        """Score the active pool (under ``score.refresh`` < 1: the new and the stalest samples) into
+        ``columns/``, round ``t``'s self-contained column store; then delete every earlier round's."""
         if not self.strategy.needs_scores or self._skips_training(t, entries):
             return {"skipped": True}
+        from lifelong.selection import score_store as store
         from lifelong.selection.score import plan_rescoring, score_samples
 
-        samples = self.pool.samples()
+        ids = self.pool.ids()  # ids only: each shard's samples are fetched when its turn comes
         cfg = self.strategy.score_config(self.seeded(t).score)
-        todo, sources = range(len(samples)), None
+        todo, sources, held_by = ids, None, None
         if cfg.refresh < 1.0:
             # Partial refresh: score new samples and the stalest share of the old
-            # ones; the rest keep the scores of the round that last scored them.
-            todo, sources = plan_rescoring([s.id for s in samples], self._score_sources(t - 1), t, cfg.refresh)
-        score_samples(self.scoring_model(t - 1), [samples[i] for i in todo], self.pool.load_image, cfg, d / "shards",
-                      rank=self.rank, world=self.world, progress=self.main, sketch=self.strategy.sketches)
-        if sources is None:
-            return {"n": len(samples)}
+            # ones; the rest keep the scores of the round that last scored them,
+            # copied forward from the previous round's store (which holds them all).
+            held_by, previous = self._score_sources(t - 1)
+            rows, sources = plan_rescoring(ids, previous, t, cfg.refresh)
+            todo = [ids[i] for i in rows]
+        view = d / "columns"
+        if not store.is_complete(view):
+            score_samples(self.scoring_model(t - 1), self.pool.view(todo), self.pool.load_image, cfg, d / "shards",
+                          rank=self.rank, world=self.world, progress=self.main, sketch=self.strategy.sketches)
+            self.dist.barrier()  # every process's shards are written
+            if self.main:
+                if sources is not None:
+                    write_json(d / "sources.json", sources)
+                prev = None if held_by is None else self.dir / "rounds" / str(held_by) / "score" / "columns"
+                store.build_round_store(d, t, ids, todo, sources, held_by, prev, cfg.shard_size)
         if self.main:
-            write_json(d / "sources.json", sources)
-        return {"n": len(todo), "pool_size": len(samples)}
+            store.release_before(self.dir / "rounds", t)
+        if sources is None:
+            return {"n": len(ids)}
+        return {"n": len(todo), "pool_size": len(ids)}
 
-    def _score_sources(self, t) -> dict[str, int]:
-        """Sample id -> the round holding its scores, as of round ``t``'s scoring pass (latest one at or before t)."""
+    def _score_sources(self, t) -> tuple[int | None, dict[str, int]]:
+        """(round whose column store holds the rows, sample id -> the round that last scored it), as of
+        round ``t``'s scoring pass: the latest pass at or before t; a whole-pool pass (refresh was 1
+        then) reuses nothing, so it gives (None, {})."""
         for r in range(t, 0, -1):
             path = self.dir / "rounds" / str(r) / "score" / "sources.json"
             if path.exists():
-                return json.loads(path.read_text())
+                return r, json.loads(path.read_text())
             info = self.stage_info(r, "score")
-            if info.get("n") is not None:  # a whole-pool pass (refresh was 1 then): no older scores are reused
-                return {}
-        return {}
-
-    def _round_scores(self, t):
-        from lifelong.selection.score import load_scores
-
-        n = json.loads((self.dir / "rounds" / str(t) / "score" / "done").read_text()).get("n")
-        if n is None:
-            return None
-        return load_scores(self.dir / "rounds" / str(t) / "score" / "shards", n, self.cfg.score.shard_size)
+            if info.get("n") is not None:
+                return None, {}
+        return None, {}
 
     def _scores(self, t):
-        """Round ``t``'s scores for its active pool (gathered across rounds under a partial refresh)."""
-        from lifelong.selection.score import gather_scores
+        """Round ``t``'s scores for its active pool, memory-mapped (None when the round scored nothing)."""
+        from lifelong.selection.score_store import is_complete, open_scores
 
-        d = self.dir / "rounds" / str(t) / "score"
-        if not (d / "sources.json").exists():
-            return self._round_scores(t)
-        sources = json.loads((d / "sources.json").read_text())
-        return gather_scores(list(sources), sources, self._round_scores)
+        d = self.dir / "rounds" / str(t) / "score" / "columns"
+        if not is_complete(d):
+            if self.stage_info(t, "score").get("n") is not None:
+                raise FileNotFoundError(f"round {t}'s scores are gone ({d}); delete {d.parent} to score again")
+            return None
+        return open_scores(d)
 
     def _select(self, t, d, entry, entries):
         from lifelong.selection.outputs import write_selection
@@ -296,7 +306,7 @@ class Run:
         if scores is not None:
             if scores.ids != ids:
                 raise RuntimeError(f"round {t}: scored samples differ from the active pool; delete {d.parent / 'score'}")
-            inp.sketches, inp.scores = scores.sketches, scores.scores
+            inp.sketches, inp.scores = scores.sketches, scores.scores  # memmaps: read by column and row range
         sel = self.strategy.fn(inp, self.seeded(t).select)
         write_selection(d, ids, sel, scores.scores if scores is not None else None,
                         round=t, dataset=entry.name, strategy=self.cfg.select.strategy)
@@ -336,32 +346,40 @@ class Run:
             ids = self.pool.ids()
             records = []
             if cap is not None and len(ids) > cap:
-                emb = self._embeddings(t, ids)
+                emb = self._embeddings(t, ids)  # (N, H) memmap
                 clusters = partition(emb, self.seeded(t).prune.cluster)  # pruning's own small clusters
                 res = semdedup(emb, clusters.labels, clusters.centroids, self.cfg.prune)
+                del emb
                 records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,
                             "reason": str(why), "duplicate_of": ids[d] if d >= 0 else None}
                            for i, c, m, why, d in zip(res.index, res.cluster, res.max_sim, res.reason, res.duplicate_of)]
             write_json(decision, {"round": t, "cap": cap, "pool_size": len(ids), "records": records})
+        (d / EMBEDDINGS_FILE).unlink(missing_ok=True)
         records = json.loads(decision.read_text())["records"]
         # Applying is idempotent: a crash after the pool commit but before the
         # marker re-applies nothing.
         todo = [r for r in records if (self.pool.lookup(r["id"]) or ("", ""))[1] == "active"]
         self.pool.prune([PruneRecord(r["id"], t, r["reason"], r["cluster"], r["max_sim"]) for r in todo])
-        return {"pruned": len(records), "pool_size": self.pool.count()}
+        compacted = self.pool.compact() if records else False  # pruned content leaves the file too
+        return {"pruned": len(records), "pool_size": self.pool.count(), "compacted": compacted}
 
     def _embeddings(self, t, ids) -> np.ndarray:
-        """Pool embeddings for pruning, all from one model: this round's scoring pass when it
-        scored the whole pool, else the model after round t. (Under score.refresh < 1 the
-        pass holds embeddings of several rounds' models, which are not comparable.)"""
+        """Pool embeddings (N, H) for pruning, memory-mapped, all from one model: this round's
+        scoring pass when it scored the whole pool, else the model after round t, written to
+        ``rounds/<t>/prune/embeddings.npy`` (deleted once the decision is made). (Under
+        score.refresh < 1 the store holds embeddings of several rounds' models, which are not
+        comparable.)"""
         d = self.dir / "rounds" / str(t) / "score"
         if not (d / "sources.json").exists():
-            scores = self._round_scores(t)
+            scores = self._scores(t)
             if scores is not None and scores.ids == ids:
-                return scores.embeddings.astype(np.float32)
+                return scores.embeddings
         from lifelong.selection.score import embed_samples
 
-        return embed_samples(self.scoring_model(t), self.pool.get(ids), self.pool.load_image, self.cfg.score)
+        out = self.dir / "rounds" / str(t) / "prune" / EMBEDDINGS_FILE
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return embed_samples(self.scoring_model(t), self.pool.view(ids), self.pool.load_image, self.cfg.score,
+                             out=out)
 
     def _eval(self, t, d, entry, entries):
         names = [e.name for e in entries]

@@ -40,14 +40,13 @@ def _check_run(run: Path, family: str) -> dict:
     for t in (1, 2):
         model = json.loads((run / f"adapters/round_{t}/lifelong_model.json").read_text())
         assert model["family"] == "hf" and model["hf"]["tiny"] == family
-        assert list((run / f"rounds/{t}/score/shards").glob("shard_*.safetensors"))
+    assert (run / "rounds/2/score/columns/embed.npy").exists()  # the last round's store; round 1's is deleted
+    assert not (run / "rounds/1/score/columns").exists() and not (run / "rounds/2/score/shards").exists()
     return hist
 
 
 def test_loop_trains_qwen2_5_vl_while_a_composed_proxy_scores(tmp_path):
     """Scores, sketches and pruning embeddings come from the proxy; the adapters are Qwen2.5-VL's."""
-    from safetensors import safe_open
-
     from lifelong.config import from_dict
     from lifelong.data.pool import Pool
     from lifelong.models import ModelConfig, load_model
@@ -57,10 +56,11 @@ def test_loop_trains_qwen2_5_vl_while_a_composed_proxy_scores(tmp_path):
     run = tmp_path / "loop-qwen2_5_vl"
     _check_run(run, "qwen2_5_vl")
     assert "q_proj" in json.loads((run / "adapters/round_1/adapter_config.json").read_text())["target_modules"]
-    # Round 1's stored embeddings are the proxy's own (a fresh composed model), not the trained model's.
-    with safe_open(str(run / "rounds/1/score/shards/shard_00000.safetensors"), framework="pt") as f:
-        ids = json.loads(f.metadata()["ids"])
-        stored = f.get_tensor("embed").float().numpy()
+    # Round 2's stored embeddings are the proxy's own (a fresh composed model), not the trained model's.
+    from lifelong.selection.score_store import open_scores
+
+    res = open_scores(run / "rounds/2/score/columns")
+    ids, stored = res.ids, np.asarray(res.embeddings, dtype=np.float32)
     proxy = load_model(from_dict(ModelConfig, PROXY))
     with Pool(run / "pool") as pool:
         by_id = {s.id: s for s in pool.samples()}

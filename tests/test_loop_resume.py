@@ -63,6 +63,9 @@ def test_uninterrupted_short_run(reference):
     hist = json.loads((reference / "metrics/history.json").read_text())
     assert len(hist["accuracy"]) == 4 and all(len(r) == 3 for r in hist["accuracy"])
     assert (reference / "dashboard.html").exists()
+    # Disk stays bounded: only the last round's score store is left, no shard of any round.
+    assert [sorted(p.name for p in (reference / f"rounds/{t}/score").iterdir()) for t in (1, 2, 3)] == [
+        ["done"], ["done"], ["columns", "done"]]
 
 
 def _kill_when(proc, path_glob: str, run_dir: Path, timeout=300):

@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS samples (
     ingest_id INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS samples_status ON samples(status, split, dataset);
+-- The evaluation reads one task's held-out split, in any status, in rowid order.
+CREATE INDEX IF NOT EXISTS samples_split_task ON samples(split, task);
 CREATE TABLE IF NOT EXISTS sample_images (
     sample_rowid INTEGER NOT NULL REFERENCES samples(rowid),
     hash TEXT NOT NULL
@@ -67,7 +69,17 @@ CREATE TABLE IF NOT EXISTS ledger (
     max_sim REAL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value
+);
 """
+# Bytes of content deleted since the last VACUUM: SQLite leaves them as slack
+# inside pages (a pruned row shrinks in place), which only a VACUUM gives back.
+SLACK_KEY = "slack_bytes"
+# WAL file kept after a checkpoint, bytes (a large ingest or a VACUUM would
+# otherwise leave a WAL as big as what it wrote).
+WAL_LIMIT = 64 * 2**20
 
 
 @dataclass
@@ -98,6 +110,7 @@ class Pool:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -216,22 +229,27 @@ class Pool:
         )
         return [self._row_to_sample(r) for r in rows]
 
-    def get(self, ids: Iterable[str]) -> list[Sample]:
-        """Samples by id, in the order given; unknown or pruned ids raise."""
+    def view(self, ids: list[str]) -> "SampleView":
+        """A lazy sequence of the active samples ``ids``: a slice fetches only its rows (see :class:`SampleView`)."""
+        return SampleView(self, ids)
+
+    def get(self, ids: Iterable[str], status: str | None = "active") -> list[Sample]:
+        """Samples by id, in the order given; unknown ids (or, by default, pruned ones) raise."""
         ids = list(ids)
         out = {}
+        cond = "status=? AND " if status is not None else ""
         for start in range(0, len(ids), 900):
             chunk = ids[start : start + 900]
             q = ",".join("?" * len(chunk))
             for r in self.db.execute(
                 "SELECT id, dataset, task, split, conversation, images, provenance FROM samples"
-                f" WHERE status='active' AND id IN ({q})",
-                chunk,
+                f" WHERE {cond}id IN ({q})",
+                ([status] if status is not None else []) + chunk,
             ):
                 out[r[0]] = self._row_to_sample(r)
         missing = [i for i in ids if i not in out]
         if missing:
-            raise PoolError(f"{len(missing)} ids are not active in the pool, e.g. {missing[0]!r}")
+            raise PoolError(f"{len(missing)} ids are not {status or 'in the pool'}, e.g. {missing[0]!r}")
         return [out[i] for i in ids]
 
     @staticmethod
@@ -246,8 +264,10 @@ class Pool:
             provenance=json.loads(r[6]),
         )
 
-    def ids(self, status: str | None = "active", split: str | None = "train", dataset: str | None = None) -> list[str]:
-        where, params = self._where(status, split, dataset, None)
+    def ids(self, status: str | None = "active", split: str | None = "train", dataset: str | None = None,
+            task: str | None = None) -> list[str]:
+        """Ids matching the filters, in insertion order."""
+        where, params = self._where(status, split, dataset, task)
         return [r[0] for r in self.db.execute(f"SELECT id FROM samples{where} ORDER BY rowid", params)]
 
     def count(self, status: str | None = "active", split: str | None = "train", dataset: str | None = None) -> int:
@@ -268,14 +288,17 @@ class Pool:
         sample is deleted from disk. Returns the number removed.
         """
         freed: set[str] = set()
+        slack = 0
         with self.transaction() as db:
             for rec in records:
                 row = db.execute(
-                    "SELECT rowid, content_key, status FROM samples WHERE id=?", (rec.sample_id,)
+                    "SELECT rowid, content_key, status, LENGTH(conversation) FROM samples WHERE id=?",
+                    (rec.sample_id,),
                 ).fetchone()
                 if row is None or row[2] != "active":
                     raise PoolError(f"cannot prune {rec.sample_id!r}: not an active sample")
-                rowid, key, _ = row
+                rowid, key, _, size = row
+                slack += size or 0
                 db.execute(
                     "INSERT INTO ledger (sample_id, content_key, round, cluster, max_sim, reason) VALUES (?,?,?,?,?,?)",
                     (rec.sample_id, key, rec.round, rec.cluster, rec.max_sim, rec.reason),
@@ -284,10 +307,41 @@ class Pool:
                 db.execute("DELETE FROM sample_images WHERE sample_rowid=?", (rowid,))
                 db.execute("UPDATE samples SET status='pruned', conversation=NULL WHERE rowid=?", (rowid,))
                 freed.update(hashes)
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + ?",
+                (SLACK_KEY, slack, slack),
+            )
         for h in freed:
             if self.db.execute("SELECT 1 FROM sample_images WHERE hash=? LIMIT 1", (h,)).fetchone() is None:
                 self.blob_path(h).unlink(missing_ok=True)
         return len(records)
+
+    def file_bytes(self) -> int:
+        """Size of the manifest on disk: the database file plus its WAL."""
+        return sum(p.stat().st_size for p in (self.root / "pool.sqlite", self.root / "pool.sqlite-wal") if p.exists())
+
+    def reclaimable_bytes(self) -> int:
+        """What a VACUUM would give back, about: free pages plus content deleted since the last one."""
+        page = self.db.execute("PRAGMA page_size").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (SLACK_KEY,)).fetchone()
+        return free * page + int(row[0] if row else 0)
+
+    def compact(self, min_fraction: float = 0.25) -> bool:
+        """VACUUM the manifest when at least ``min_fraction`` of its file would be given back.
+
+        A VACUUM rewrites the whole file (time linear in its size), so it runs
+        only when worthwhile; afterwards the WAL is checkpointed and truncated.
+        Needs no other connection inside a transaction. Returns whether it ran.
+        """
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = self.file_bytes()
+        if size == 0 or self.reclaimable_bytes() < min_fraction * size:
+            return False
+        self.db.execute("VACUUM")
+        self.db.execute("DELETE FROM meta WHERE key=?", (SLACK_KEY,))
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return True
 
     def ledger(self) -> list[dict]:
         cols = ("sample_id", "content_key", "round", "cluster", "max_sim", "reason")
@@ -329,3 +383,25 @@ class Pool:
             "UPDATE ingests SET added=?, unchanged=?, quarantined=? WHERE id=?",
             (added, unchanged, quarantined, ingest_id),
         )
+
+
+class SampleView(Sequence):
+    """The active samples ``ids`` of a pool, fetched on demand.
+
+    Holds only the ids: ``view[a:b]`` reads those rows from the manifest
+    (one query per 900 ids) and returns them as a list, ``view[i]`` one
+    sample. The scoring pass slices one shard at a time, so the pool never
+    sits in memory as ``Sample`` objects.
+    """
+
+    def __init__(self, pool: Pool, ids: list[str]):
+        self.pool = pool
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self.pool.get(self.ids[i])
+        return self.pool.get([self.ids[i]])[0]

@@ -181,7 +181,9 @@ def evaluate_tasks(loaded, pool, tasks: list[str], cfg: EvalConfig, progress: bo
     if len(set(tasks)) != len(tasks):
         raise ValueError(f"tasks are not unique: {tasks}")
     start = time.perf_counter()
-    per_task = {t: capped(pool.samples(status=None, split=cfg.split, task=t), cfg.max_samples_per_task, cfg.seed, t)
+    # Ids first (an index lookup on (split, task)), then only the capped draw's rows.
+    per_task = {t: pool.get(capped(pool.ids(status=None, split=cfg.split, task=t), cfg.max_samples_per_task,
+                                   cfg.seed, t), status=None)
                 for t in tasks}
     total = sum(len(s) for s in per_task.values())
     result = EvalResult(tasks=list(tasks), accuracy={}, counts={}, metrics={})

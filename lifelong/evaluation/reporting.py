@@ -1,7 +1,9 @@
 """The report stage: history, metrics, dashboard, data card and trackers after a round.
 
-The run history is rebuilt from what the stages wrote (never kept as state),
-so a resumed run reports exactly what an uninterrupted one would.
+The run history comes from what the stages wrote: the accuracy matrix from the
+stage markers every time, a round's record from its files once (later reports
+take it from the saved history), so a resumed run reports exactly what an
+uninterrupted one would, and a report costs one round's files, not all of them.
 """
 from __future__ import annotations
 
@@ -34,37 +36,64 @@ def accuracy_cells(run, t: int, entries) -> list[dict[str, float]]:
     return rows
 
 
-def build_history(run, t: int, entries) -> RunHistory:
-    """History of rounds 0..t of ``run`` (a ``lifelong.loop.Run``) from its stage files."""
+def round_record(run, r: int, entries) -> RoundRecord:
+    """Round ``r``'s record from its stage files (reads that round's selection once)."""
+    rdir = run.dir / "rounds" / str(r)
+    sel_path = rdir / "select" / "selection.json"
+    sel = json.loads(sel_path.read_text()) if sel_path.exists() else {}
+    losses_path = rdir / "train" / "losses.json"
+    return RoundRecord(
+        round=r,
+        dataset=entries[r - 1].name,
+        pool_size=run.stage_info(r, "prune").get("pool_size", 0),
+        selected=len(sel.get("ids", [])),
+        pruned=run.stage_info(r, "prune").get("pruned", 0),
+        # [step, loss] as floats, as the saved history reads them back
+        train_loss=[[float(v) for v in p] for p in json.loads(losses_path.read_text())] if losses_path.exists() else [],
+        stage_seconds={s: run.stage_info(r, s).get("seconds", 0.0) for s in
+                       ("ingest", "score", "select", "train", "prune", "eval")},
+        clusters=[ClusterRecord(id=c["id"], size=c["size"], expert=c["expert"],
+                                entropy=c["entropy"].get(c["expert"], float("nan")), selected=c["share"])
+                  for c in sel.get("clusters", [])],
+    )
+
+
+def build_history(run, t: int, entries, previous: RunHistory | None = None) -> RunHistory:
+    """History of rounds 0..t of ``run`` (a ``lifelong.loop.Run``) from its stage files.
+
+    ``previous``: the history saved by an earlier report of this run; its
+    records of rounds before ``t`` are taken as they are (a round's record
+    never changes once its report ran), so a report reads one round's
+    selection, not every round's. The accuracy matrix is always rebuilt from
+    the stage markers (later rounds back-fill earlier rows). Records missing
+    from ``previous`` are built from the files.
+    """
     names = [e.name for e in entries]
     h = RunHistory(run=run.cfg.name, strategy=run.cfg.select.strategy, tasks=names)
     for r, cells in enumerate(accuracy_cells(run, t, entries)):
         h.set_accuracy_row(r, [cells.get(n, float("nan")) for n in names])
+    kept = {}
+    if previous is not None and previous.run == h.run and previous.strategy == h.strategy:
+        kept = {rec.round: rec for rec in previous.rounds
+                if rec.round < t and rec.round <= len(entries) and rec.dataset == entries[rec.round - 1].name}
     for r in range(1, t + 1):
-        rdir = run.dir / "rounds" / str(r)
-        sel_path = rdir / "select" / "selection.json"
-        sel = json.loads(sel_path.read_text()) if sel_path.exists() else {}
-        losses_path = rdir / "train" / "losses.json"
-        h.set_round(RoundRecord(
-            round=r,
-            dataset=entries[r - 1].name,
-            pool_size=run.stage_info(r, "prune").get("pool_size", 0),
-            selected=len(sel.get("ids", [])),
-            pruned=run.stage_info(r, "prune").get("pruned", 0),
-            train_loss=json.loads(losses_path.read_text()) if losses_path.exists() else [],
-            stage_seconds={s: run.stage_info(r, s).get("seconds", 0.0) for s in
-                           ("ingest", "score", "select", "train", "prune", "eval")},
-            clusters=[ClusterRecord(id=c["id"], size=c["size"], expert=c["expert"],
-                                    entropy=c["entropy"].get(c["expert"], float("nan")), selected=c["share"])
-                      for c in sel.get("clusters", [])],
-        ))
+        h.set_round(kept[r] if r in kept else round_record(run, r, entries))
     return h
+
+
+def _saved_history(run) -> RunHistory | None:
+    from lifelong.evaluation.history import load_history
+
+    try:
+        return load_history(run.dir)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def report_round(run, t: int, entries) -> None:
     from lifelong.evaluation.dashboard import write_dashboard
 
-    h = build_history(run, t, entries)
+    h = build_history(run, t, entries, _saved_history(run))
     save_history(h, run.dir)
     save_metrics(h, run.dir)
     write_dashboard([run.dir], run.dir / "dashboard.html")

@@ -28,16 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     from lifelong.data.pool import Pool
     from lifelong.run_config import load_run_config
     from lifelong.selection.outputs import write_selection
-    from lifelong.selection.score import load_scores, score_samples
+    from lifelong.selection.score import score_samples
+    from lifelong.selection.score_store import consolidate
     from lifelong.selection.strategies import SelectionInput, get_strategy
 
     cfg = load_run_config(args.config, args.overrides)
     strategy = get_strategy(cfg.select.strategy)
     with Pool(args.pool) as pool:
-        samples = pool.samples()
-        if not samples:
+        ids = pool.ids()
+        if not ids:
             raise SystemExit(f"error: pool {args.pool} has no active training samples")
-        ids = [s.id for s in samples]
         new = set(pool.ids(dataset=args.new)) if args.new else set()
         inp = SelectionInput(ids, np.array([i in new for i in ids], dtype=bool))
         scores = None
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_model(cfg.model)
             if args.adapter:
                 loaded.load_adapter(args.adapter)
-            score_samples(loaded, samples, pool.load_image, strategy.score_config(cfg.score), args.out / "shards",
-                          sketch=strategy.sketches)
-            scores = load_scores(args.out / "shards", len(samples), cfg.score.shard_size)
+            score_samples(loaded, pool.view(ids), pool.load_image, strategy.score_config(cfg.score),
+                          args.out / "shards", sketch=strategy.sketches)
+            scores = consolidate(args.out / "shards", len(ids), cfg.score.shard_size, args.out / "columns")
             inp.sketches, inp.scores = scores.sketches, scores.scores
         sel = strategy.fn(inp, cfg.select)
         rec = write_selection(args.out, ids, sel, scores.scores if scores else None, strategy=cfg.select.strategy)

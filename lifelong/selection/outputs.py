@@ -40,16 +40,29 @@ def write_selection(out_dir: Path, ids: list[str], sel: Selection, scores: dict[
     return rec
 
 
-def write_scores_table(path: Path, ids: list[str], scores: dict[str, np.ndarray], sel: Selection) -> None:
+def write_scores_table(path: Path, ids: list[str], scores: dict[str, np.ndarray], sel: Selection,
+                       block_rows: int = 65536) -> None:
+    """One row per pool sample, written in row groups of ``block_rows`` (scores may be memmaps:
+    only one block of each column is in memory at a time)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     picked = np.zeros(len(ids), dtype=bool)
     picked[sel.indices] = True
-    cols = {"id": ids, "selected": picked}
-    if sel.labels is not None:
-        cols["cluster"] = sel.labels
-        if sel.experts:
-            cols["routed_expert"] = [sel.experts[k] for k in sel.labels]
-    cols.update({f"score_{k}": v for k, v in scores.items()})
-    pq.write_table(pa.table(cols), path)
+    writer = None
+    try:
+        for a in range(0, max(len(ids), 1), block_rows):
+            b = a + block_rows
+            cols = {"id": ids[a:b], "selected": picked[a:b]}
+            if sel.labels is not None:
+                cols["cluster"] = sel.labels[a:b]
+                if sel.experts:
+                    cols["routed_expert"] = [sel.experts[k] for k in sel.labels[a:b]]
+            cols.update({f"score_{k}": np.asarray(v[a:b]) for k, v in scores.items()})
+            table = pa.table(cols)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,9 @@ CLIP_WITHOUT_WEIGHTS = (
 
 @dataclass
 class ScoreResult:
+    """A scoring pass's rows. Read from a round's column store (``score_store.open_scores``) every
+    array is a read-only memmap: index it by row range or column, it is never loaded whole."""
+
     ids: list[str]
     sketches: np.ndarray | None  # (N, d) float16, unit rows (zero rows for samples with zero gradient); None: not computed
     scores: dict[str, np.ndarray]  # expert -> (N,) float64
@@ -176,15 +180,20 @@ def _length_hint(sample: Sample) -> int:
     return sum(len(t["content"]) for t in sample.conversation) + 16 * len(sample.images)
 
 
-def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig, out_dir: Path,
+def score_samples(loaded, samples: Sequence[Sample], image_loader, cfg: ScoreConfig, out_dir: Path,
                   rank: int = 0, world: int = 1, progress: bool = True, sketch: bool = True) -> None:
-    """Write this rank's shards of the scoring pass under ``out_dir`` (resumable); sketch=False: no sketches."""
+    """Write this rank's shards of the scoring pass under ``out_dir`` (resumable); sketch=False: no sketches.
+
+    ``samples`` is any sequence that slices into samples; only ``len`` and one
+    shard's slice at a time are asked of it, so a lazy view of the pool
+    (``Pool.view``) keeps one shard of samples in memory, not the pool.
+    """
     from safetensors.torch import save_file
     from tqdm import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    S = cfg.shard_size
-    shards = [i for i in range(-(-len(samples) // S)) if i % world == rank]
+    S, n = cfg.shard_size, len(samples)
+    shards = [i for i in range(-(-n // S)) if i % world == rank]
     todo = [i for i in shards if not (out_dir / f"shard_{i:05d}.done").exists()]
     if not todo:
         return
@@ -194,10 +203,10 @@ def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig,
     if progress:
         print(f"scoring experts: {', '.join(scorer.experts) or 'none'}" + (" + gradient sketches" if sketch else ""))
     try:
-        bar = tqdm(total=sum(len(samples[i * S:(i + 1) * S]) for i in todo), desc="score+sketch", unit="sample",
+        bar = tqdm(total=sum(min(S, n - i * S) for i in todo), desc="score+sketch", unit="sample",
                    disable=not progress, leave=False)
         for i in todo:
-            part = samples[i * S:(i + 1) * S]
+            part = list(samples[i * S:(i + 1) * S])  # a lazy pool view fetches the shard's rows only now
             # Batch samples of similar length (less padding), then restore the shard's order.
             order = sorted(range(len(part)), key=lambda j: _length_hint(part[j]))
             sk, em, sc = [], [], {e: [] for e in scorer.experts}
@@ -226,38 +235,50 @@ def score_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig,
 
 
 def load_scores(out_dir: Path, n_samples: int, shard_size: int) -> ScoreResult:
-    """Gather all shards in order (every shard must be done)."""
-    from safetensors import safe_open
+    """A finished pass's shards as one in-memory ScoreResult (every shard must be done).
 
-    ids, sketches, embeds, scores = [], [], [], {}
-    for i in range(-(-n_samples // shard_size)):
-        path = out_dir / f"shard_{i:05d}.safetensors"
-        if not (out_dir / f"shard_{i:05d}.done").exists():
-            raise FileNotFoundError(f"scoring shard {i} is not done: {path}")
-        with safe_open(path, framework="pt") as f:
-            ids += json.loads(f.metadata()["ids"])
-            if "sketch" in f.keys():
-                sketches.append(f.get_tensor("sketch").numpy())
-            embeds.append(f.get_tensor("embed").numpy())
-            for key in f.keys():
-                if key.startswith("score."):
-                    scores.setdefault(key[6:], []).append(f.get_tensor(key).numpy())
-    if sketches and len(sketches) != len(embeds):
-        raise ValueError(f"{out_dir}: some scoring shards have sketches and others not; delete the folder")
-    return ScoreResult(ids, np.concatenate(sketches) if sketches else None,
-                       {k: np.concatenate(v) for k, v in scores.items()}, np.concatenate(embeds))
+    The loop does not hold a round in memory: it copies the shards into a
+    memory-mapped column store (``score_store.consolidate`` with an ``out_dir``).
+    """
+    from lifelong.selection.score_store import consolidate
+
+    return consolidate(out_dir, n_samples, shard_size)
 
 
 @torch.no_grad()
-def embed_samples(loaded, samples: list[Sample], image_loader, cfg: ScoreConfig, progress: bool = True) -> np.ndarray:
-    """(N, H) float32 unit rows: mean-pooled last hidden states, for pruning when no scoring pass ran."""
+def embed_samples(loaded, samples: Sequence[Sample], image_loader, cfg: ScoreConfig, progress: bool = True,
+                  out: Path | None = None) -> np.ndarray:
+    """(N, H) float32 unit rows: mean-pooled last hidden states, for pruning when no scoring pass ran.
+
+    ``samples`` is sliced one shard (``cfg.shard_size``) at a time, so a lazy
+    pool view keeps one shard in memory. ``out``: the rows go to a ``.npy``
+    file there and a read-only memmap of it is returned (nothing N-sized in memory).
+    """
     from tqdm import tqdm
 
-    out = []
-    for b in tqdm(range(0, len(samples), cfg.sketch.batch_size), desc="embed", disable=not progress, leave=False):
-        batch = loaded.collate(samples[b:b + cfg.sketch.batch_size], image_loader)
-        out.append(torch.nn.functional.normalize(loaded.embed(batch), dim=-1).cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
+    n, S, B = len(samples), cfg.shard_size, cfg.sketch.batch_size
+    rows = None
+    bar = tqdm(total=n, desc="embed", disable=not progress, leave=False)
+    for a in range(0, n, S):
+        part = list(samples[a:a + S])
+        for b in range(0, len(part), B):
+            batch = loaded.collate(part[b:b + B], image_loader)
+            e = torch.nn.functional.normalize(loaded.embed(batch), dim=-1).cpu().numpy().astype(np.float32)
+            if rows is None:
+                tmp = None if out is None else Path(out).with_suffix(".tmp.npy")
+                rows = (np.empty((n, e.shape[1]), np.float32) if tmp is None else
+                        np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, e.shape[1])))
+            rows[a + b:a + b + len(e)] = e
+            bar.update(len(e))
+    bar.close()
+    if rows is None:
+        raise ValueError("cannot embed zero samples")
+    if out is None:
+        return rows
+    rows.flush()
+    del rows
+    os.replace(Path(out).with_suffix(".tmp.npy"), out)
+    return np.load(out, mmap_mode="r")
 
 
 def plan_rescoring(ids: list[str], previous: dict[str, int], t: int, refresh: float) -> tuple[list[int], dict[str, int]]:
@@ -278,36 +299,8 @@ def plan_rescoring(ids: list[str], previous: dict[str, int], t: int, refresh: fl
     return todo, {x: t if i in scored else previous[x] for i, x in enumerate(ids)}
 
 
-def gather_scores(ids: list[str], sources: dict[str, int], load_round) -> ScoreResult:
-    """Assemble one ScoreResult for ``ids`` from several rounds' scoring passes.
+def gather_scores(ids: list[str], sources: dict[str, int], load_round, out_dir: Path | None = None) -> ScoreResult:
+    """See :func:`lifelong.selection.score_store.gather_scores`."""
+    from lifelong.selection.score_store import gather_scores as gather
 
-    load_round(r) -> that round's ScoreResult. Experts missing from an older
-    pass (a changed expert list) are dropped from the result, with a message.
-    """
-    positions: dict[int, list[int]] = {}  # round -> positions in ids whose scores it holds
-    for i, x in enumerate(ids):
-        positions.setdefault(sources[x], []).append(i)
-    by_round = {r: load_round(r) for r in sorted(positions)}
-    rows = {r: {x: j for j, x in enumerate(res.ids)} for r, res in by_round.items()}
-    first = next(iter(by_round.values()))
-    experts = [e for e in first.scores if all(e in res.scores for res in by_round.values())]
-    dropped = sorted(set().union(*(res.scores for res in by_round.values())) - set(experts))
-    if dropped:
-        print(f"note: experts {dropped} are missing from some rounds' scoring passes and are not used")
-    n = len(ids)
-    has_sketch = all(res.sketches is not None for res in by_round.values())
-    sketches = np.zeros((n, first.sketches.shape[1]), dtype=first.sketches.dtype) if has_sketch else None
-    embeds = np.zeros((n, first.embeddings.shape[1]), dtype=first.embeddings.dtype)
-    scores = {e: np.zeros(n, dtype=np.float64) for e in experts}
-    for r, res in by_round.items():
-        mine = positions[r]
-        try:
-            src = [rows[r][ids[i]] for i in mine]
-        except KeyError as exc:
-            raise RuntimeError(f"round {r}'s scoring pass has no scores for sample {exc.args[0]}") from None
-        if has_sketch:
-            sketches[mine] = res.sketches[src]
-        embeds[mine] = res.embeddings[src]
-        for e in experts:
-            scores[e][mine] = res.scores[e][src]
-    return ScoreResult(list(ids), sketches, scores, embeds)
+    return gather(ids, sources, load_round, out_dir)

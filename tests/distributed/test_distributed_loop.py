@@ -36,10 +36,11 @@ def test_smoke_run_two_processes(tmp_path):
     two = _run(LAUNCH, tmp_path, "two")
     for rel in ["rounds/0/setup/predictions.jsonl", "rounds/1/select/selection.json", "rounds/1/prune/pruned.json"]:
         assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel
-    shards = sorted(p.name for p in (one / "rounds/1/score/shards").iterdir())
-    assert shards == sorted(p.name for p in (two / "rounds/1/score/shards").iterdir())
-    for s in shards:
-        assert (one / "rounds/1/score/shards" / s).read_bytes() == (two / "rounds/1/score/shards" / s).read_bytes()
+    # The last round's column store (earlier ones are deleted), written from two processes' shards.
+    cols = sorted(p.name for p in (one / "rounds/3/score/columns").iterdir())
+    assert "embed.npy" in cols and cols == sorted(p.name for p in (two / "rounds/3/score/columns").iterdir())
+    for s in cols:
+        assert (one / "rounds/3/score/columns" / s).read_bytes() == (two / "rounds/3/score/columns" / s).read_bytes()
     for t in (1, 2, 3):
         for stage in ("ingest", "score", "select", "train", "prune", "eval", "report"):
             assert (two / f"rounds/{t}/{stage}/done").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from lifelong.config import ConfigError
 from lifelong.run_config import load_run_config
-from lifelong.selection.score import ScoreResult, gather_scores, load_scores, plan_rescoring
+from lifelong.selection.score import ScoreResult, gather_scores, plan_rescoring
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["stream.builtin_config.order=[vqa_shape,digits,text_only]", "prune.cap=80", "score.shard_size=16",
@@ -83,20 +83,38 @@ def test_a_run_rescores_half_of_the_old_pool_per_round(run):
     # Stalest first: every sample still holding round-1 scores after round 2 is re-scored in round 3.
     assert all(s3[x] == 3 for x, r in s2.items() if r == 1)
     assert len(s3) == 120 and sum(r == 3 for r in s3.values()) == 80
-    # Selection worked on the whole pool, with reused rows bit-identical to the round that scored them.
+    # Selection worked on the whole pool, with reused rows bit-identical to the round that scored them
+    # (round 1's own selection table holds round 1's scores of all of its samples).
     sel = json.loads((run / "rounds/2/select/selection.json").read_text())
     assert sel["pool_size"] == 80 and sel["budget"] == 40
-    one = load_scores(run / "rounds/1/score/shards", 40, 16)
-    two = load_scores(run / "rounds/2/score/shards", 60, 16)
-    kept = [x for x, r in s2.items() if r == 1]
-    assert kept and all(x not in two.ids for x in kept)
-    row = {x: i for i, x in enumerate(one.ids)}
     import pyarrow.parquet as pq
 
+    one = pq.read_table(run / "rounds/1/select/scores.parquet").to_pydict()
+    before = dict(zip(one["id"], one["score_ppl"]))
+    kept = [x for x, r in s2.items() if r == 1]
+    assert len(kept) == 20
     table = pq.read_table(run / "rounds/2/select/scores.parquet").to_pydict()
     ppl = dict(zip(table["id"], table["score_ppl"]))
     assert len(ppl) == 80
-    assert all(ppl[x] == one.scores["ppl"][row[x]] for x in kept)
+    assert all(ppl[x] == before[x] for x in kept)
+    rescored = [x for x, r in s2.items() if r == 2 and x in before]
+    assert len(rescored) == 20 and any(ppl[x] != before[x] for x in rescored)  # round 2's model scored these
+
+
+def test_a_refresh_run_keeps_only_the_last_rounds_score_store(run):
+    """Round 3's store holds every active sample's row (copied forward), so earlier stores and every shard are gone."""
+    from lifelong.selection.score_store import open_scores
+
+    for t in (1, 2):
+        assert sorted(p.name for p in (run / f"rounds/{t}/score").iterdir()) == ["done", "sources.json"]
+    assert sorted(p.name for p in (run / "rounds/3/score").iterdir()) == ["columns", "done", "sources.json"]
+    res = open_scores(run / "rounds/3/score/columns")
+    assert isinstance(res.sketches, np.memmap) and isinstance(res.scores["ppl"], np.memmap)
+    assert res.ids == list(json.loads((run / "rounds/3/score/sources.json").read_text()))
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(run / "rounds/3/select/scores.parquet").to_pydict()
+    np.testing.assert_array_equal(np.asarray(table["score_ppl"]), res.scores["ppl"])
 
 
 def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
