@@ -36,7 +36,6 @@ Adding a metric: write ``fn(a, reference=None) -> float`` and decorate it with
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Callable, Optional
 
 import numpy as np

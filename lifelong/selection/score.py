@@ -24,6 +24,8 @@ from lifelong.models.loaded import mean_pool
 from lifelong.selection.clip_score import ClipConfig, ClipScorer
 from lifelong.selection.experts import EXPERTS, PassOutputs, compute, per_sample_mean
 from lifelong.selection.projection import RademacherProjector, normalize_fp16
+from lifelong.selection.score_store import ScoreResult, consolidate
+from lifelong.selection.score_store import gather_scores as store_gather
 from lifelong.selection.sketch import PerSampleGrads, SketchConfig, lora_linears, only_these_trainable
 
 
@@ -74,19 +76,6 @@ CLIP_WITHOUT_WEIGHTS = (
     "CLIP needs user-supplied weights: set score.clip.model=<open_clip architecture> and "
     "score.clip.pretrained=/path/to/checkpoint.safetensors (or score.clip.model=local-dir:/path), "
     "or remove 'clip' from score.experts")
-
-
-@dataclass
-class ScoreResult:
-    """A scoring pass's rows. Read from a round's column store (``score_store.open_scores``) every
-    array is a read-only memmap: index it by row range or column, it is never loaded whole."""
-
-    ids: list[str]
-    sketches: np.ndarray | None  # (N, d) float16, unit rows (zero rows for samples with zero gradient); None: not computed
-    scores: dict[str, np.ndarray]  # expert -> (N,) float64
-    # (N, H) float16 unit rows: mean-pooled last hidden state, for pruning. The
-    # scoring pass runs the model over the whole pool anyway, so these come free.
-    embeddings: np.ndarray
 
 
 class Scorer:
@@ -240,8 +229,6 @@ def load_scores(out_dir: Path, n_samples: int, shard_size: int) -> ScoreResult:
     The loop does not hold a round in memory: it copies the shards into a
     memory-mapped column store (``score_store.consolidate`` with an ``out_dir``).
     """
-    from lifelong.selection.score_store import consolidate
-
     return consolidate(out_dir, n_samples, shard_size)
 
 
@@ -301,6 +288,4 @@ def plan_rescoring(ids: list[str], previous: dict[str, int], t: int, refresh: fl
 
 def gather_scores(ids: list[str], sources: dict[str, int], load_round, out_dir: Path | None = None) -> ScoreResult:
     """See :func:`lifelong.selection.score_store.gather_scores`."""
-    from lifelong.selection.score_store import gather_scores as gather
-
-    return gather(ids, sources, load_round, out_dir)
+    return store_gather(ids, sources, load_round, out_dir)

@@ -28,9 +28,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+
+@dataclass
+class ScoreResult:
+    """A scoring pass's rows. Read from a round's column store (``score_store.open_scores``) every
+    array is a read-only memmap: index it by row range or column, it is never loaded whole."""
+
+    ids: list[str]
+    sketches: np.ndarray | None  # (N, d) float16, unit rows (zero rows for samples with zero gradient); None: not computed
+    scores: dict[str, np.ndarray]  # expert -> (N,) float64
+    # (N, H) float16 unit rows: mean-pooled last hidden state, for pruning. The
+    # scoring pass runs the model over the whole pool anyway, so these come free.
+    embeddings: np.ndarray
+
 
 # Rows copied at a time when gathering (bounds memory: rows x (d + H) x 2 bytes).
 COPY_ROWS = 65536
@@ -83,9 +98,7 @@ class ColumnWriter:
         return open_scores(self.final)
 
 
-def _result(ids: list[str], cols: dict[str, np.ndarray]):
-    from lifelong.selection.score import ScoreResult
-
+def _result(ids: list[str], cols: dict[str, np.ndarray]) -> "ScoreResult":
     return ScoreResult(ids, cols.get("sketch"), {k[6:]: v for k, v in cols.items() if k.startswith("score.")},
                        cols["embed"])
 
