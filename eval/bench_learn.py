@@ -73,6 +73,18 @@ def ceilings(config: Path, tasks: list[str] | None, split: str, epochs: float, n
     return out
 
 
+def write_ceilings(found: dict, epochs: float, command: str) -> None:
+    """Merge test-split ceilings into the stream's ceilings.json and rewrite data_cards/."""
+    from lifelong.data.stream.cards import CEILINGS, load_ceilings, write_cards
+
+    known = load_ceilings()
+    for task, v in found.items():
+        known[task] = {"accuracy": round(v["accuracy"], 4), "before": round(v["before"], 4), "epochs": epochs,
+                       "n_train": v["n_train"], "n_test": v["n_eval"], "command": command}
+    CEILINGS.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_cards(ROOT / "data_cards")
+
+
 def run_stream(config: Path, name: str, runs_dir: Path, overrides: list[str]) -> Path:
     """Run (or resume) the stream with ``config`` + ``overrides`` as run ``name``; returns its directory."""
     d = runs_dir / name
@@ -135,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo-run", type=Path, default=None, help="read this finished run instead of running the demo")
     p.add_argument("--sequential-run", type=Path, default=None)
     p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--write-ceilings", action="store_true",
+                   help="record the test-split ceilings for the data cards (lifelong/data/stream/ceilings.json)")
     p.add_argument("--tag", default="", help="suffix of the result files")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     a = p.parse_args(argv)
@@ -145,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         tasks = a.tasks.split(",") if a.tasks else None
         res["ceilings"] = ceilings(a.config, tasks, a.split, a.ceiling_epochs, a.n_val, a.work, a.overrides)
         res["ceiling_split"], res["ceiling_epochs"] = a.split, a.ceiling_epochs
+        if a.write_ceilings and a.split == "test":
+            write_ceilings(res["ceilings"], a.ceiling_epochs, res["command"])
     if a.only in ("all", "runs"):
         demo = a.demo_run or run_stream(a.config, "bench_learn_demo", a.runs_dir, a.overrides)
         res["demo"] = matrix_summary(demo)

@@ -164,7 +164,9 @@ def train_projector(cfg: AlignConfig, model_cfg=None) -> tuple[dict, dict]:
     torch.set_num_threads(1)  # bit-for-bit: one thread, fixed order
     mc = model_cfg or ModelConfig(dtype="float32", device="cpu")
     tok = load_tokenizer(mc)
-    embedding = build_language_model(mc, torch.float32, tok.pad_token_id).get_input_embeddings()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(mc.seed)  # a random (tiny) LM is built as build_composed builds it
+        embedding = build_language_model(mc, torch.float32, tok.pad_token_id).get_input_embeddings()
     encoder, mean, std = build_encoder(mc.composed, mc.seed)
     scenes = make_scenes(cfg)
     pil = [Image.fromarray(s["image"], "RGB") for s in scenes]
@@ -197,7 +199,7 @@ def train_projector(cfg: AlignConfig, model_cfg=None) -> tuple[dict, dict]:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         history.append(total / len(x))
     with torch.no_grad():
         pred = proj(x)

@@ -136,7 +136,7 @@ def test_position_answer_is_the_quarter_of_the_colour_centroid(stream):
         # The whole shape within one quarter's half of each axis, well clear of the mid-lines.
         cy, cx = ys.mean(), xs.mean()
         assert min(abs(cy - h / 2), abs(cx - w / 2)) >= 2, rec["id"]
-        measured = f"{'top' if cy < h / 2 else 'bottom'} {'left' if cx < w / 2 else 'right'}"
+        measured = f"{'top' if cy < h / 2 else 'bottom'}-{'left' if cx < w / 2 else 'right'}"
         check(answer, measured, ok, rec)
         n += 1
     assert n > 30

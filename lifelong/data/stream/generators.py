@@ -587,7 +587,7 @@ register(
 
 # --------------------------------------------------------------------- position
 
-CORNERS = ("top left", "top right", "bottom left", "bottom right")
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 # Position: one shape, half-side 5-8 px, its centre at least this many pixels
 # from both mid-lines, so the corner it sits in is never ambiguous.
 POSITION_RADII = (5, 8)
@@ -596,7 +596,7 @@ POSITION_CLEAR = 4
 
 def corner_of(cx: int, cy: int, size: int) -> str:
     """The image quarter (``CORNERS``) holding the point (cx, cy); y grows downwards."""
-    return f"{'top' if cy < size / 2 else 'bottom'} {'left' if cx < size / 2 else 'right'}"
+    return f"{'top' if cy < size / 2 else 'bottom'}-{'left' if cx < size / 2 else 'right'}"
 
 
 def make_position(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
