@@ -38,11 +38,15 @@ from pathlib import Path
 import numpy as np
 
 ASSET = Path(__file__).resolve().parent / "assets" / "projector_stage1.safetensors"
-# Colours of the stream's generated scenes plus those easy-vqa uses.
+# Colour names and RGB variants: the stream's scene palette and the CSS named
+# colours of the same names (easy-vqa draws with CSS colours), so a colour word
+# is tied to the hue family rather than to one exact value.
 ALIGN_COLORS = {
-    "red": (220, 30, 30), "green": (30, 160, 50), "blue": (40, 70, 220), "yellow": (230, 200, 20),
-    "purple": (140, 40, 170), "orange": (240, 120, 10), "black": (20, 20, 20), "gray": (128, 128, 128),
-    "teal": (0, 128, 128), "brown": (140, 80, 30),
+    "red": [(220, 30, 30), (255, 0, 0)], "green": [(30, 160, 50), (0, 255, 0), (0, 128, 0)],
+    "blue": [(40, 70, 220), (0, 0, 255)], "yellow": [(230, 200, 20), (255, 255, 0)],
+    "purple": [(140, 40, 170), (128, 0, 128)], "orange": [(240, 120, 10), (255, 165, 0)],
+    "black": [(20, 20, 20), (0, 0, 0)], "gray": [(128, 128, 128)], "teal": [(0, 128, 128)],
+    "brown": [(140, 80, 30), (165, 42, 42)],
 }
 ALIGN_SHAPES = ("circle", "square", "rectangle", "triangle")
 EMPTY = "empty"
@@ -81,9 +85,9 @@ def _draw(size: int, objects: list[dict], background: tuple) -> np.ndarray:
         kind = "square" if o["kind"] == "rectangle" else o["kind"]
         if o["kind"] == "rectangle":
             cx, cy, r = o["cx"], o["cy"], o["r"]
-            d.rectangle((cx - r, cy - r // 2, cx + r, cy + r // 2), fill=ALIGN_COLORS[o["color"]])
+            d.rectangle((cx - r, cy - r // 2, cx + r, cy + r // 2), fill=o["rgb"])
         else:
-            draw_shape(d, kind, o["cx"], o["cy"], o["r"], ALIGN_COLORS[o["color"]])
+            draw_shape(d, kind, o["cx"], o["cy"], o["r"], o["rgb"])
     return np.asarray(img, dtype=np.uint8).copy()
 
 
@@ -93,12 +97,17 @@ def make_scenes(cfg: AlignConfig) -> list[dict]:
 
     rng = np.random.default_rng([cfg.seed, 1])
     colors, S = list(ALIGN_COLORS), cfg.image_size
+
+    def colour() -> tuple[str, tuple]:
+        name = colors[int(rng.integers(len(colors)))]
+        return name, ALIGN_COLORS[name][int(rng.integers(len(ALIGN_COLORS[name])))]
+
     scenes = []
     for _ in range(cfg.n_large):
-        r = int(rng.integers(8, 23))
+        r = int(rng.integers(6, 19))
         cx, cy = (int(v) for v in rng.integers(r + 2, S - r - 2, size=2))
-        obj = {"kind": ALIGN_SHAPES[int(rng.integers(4))], "cx": cx, "cy": cy, "r": r,
-               "color": colors[int(rng.integers(len(colors)))]}
+        name, rgb = colour()
+        obj = {"kind": ALIGN_SHAPES[int(rng.integers(4))], "cx": cx, "cy": cy, "r": r, "color": name, "rgb": rgb}
         bg = tuple(int(v) for v in rng.integers(215, 256, size=3))
         scenes.append({"image": _draw(S, [obj], bg), "objects": [obj], "digit": None})
     for _ in range(cfg.n_small):
@@ -110,8 +119,9 @@ def make_scenes(cfg: AlignConfig) -> list[dict]:
             r = int(rng.integers(4, 8))
             cx, cy = (int(v) for v in rng.integers(r + 2, S - r - 2, size=2))
             if all(max(abs(cx - o["cx"]), abs(cy - o["cy"])) >= r + o["r"] + 3 for o in objs):
+                name, rgb = colour()
                 objs.append({"kind": ("circle", "square", "triangle")[int(rng.integers(3))], "cx": cx, "cy": cy,
-                             "r": r, "color": colors[int(rng.integers(len(colors)))]})
+                             "r": r, "color": name, "rgb": rgb})
         scenes.append({"image": _draw(S, objs, (255, 255, 255)), "objects": objs, "digit": None})
     images, targets = _digits()
     reserved = align_digit_indices(len(targets))
