@@ -208,5 +208,5 @@ def test_ingesting_the_stream_quarantines_nothing(stream, tmp_path):
                 assert report.quarantined == [], report.summary()
                 assert (report.dataset, report.split, report.added) == (info.name, split, n)
         assert pool.count(split="train") == sum(i.n_train for i in read_manifest(stream))
-        (sample,) = pool.get(["text_only/test/text_only-test-00000"])
-        assert sample.images == [] and sample.provenance["source_id"] == "text_only-test-00000"
+        (sample,) = pool.get(["compare/test/compare-test-00000"])
+        assert sample.images == [] and sample.provenance["source_id"] == "compare-test-00000"
