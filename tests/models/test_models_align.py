@@ -79,3 +79,14 @@ def test_projector_init_from_a_file_and_refusals(tmp_path):
     with pytest.raises(ValueError, match="do not fit"):
         init_projector(wrong, dataclasses.replace(cfg, composed=dataclasses.replace(
             cfg.composed, projector_init=str(tmp_path / "p.safetensors"))))
+
+
+def test_model_card_names_the_projector_the_base_started_from(tmp_path):
+    from lifelong.export.adapter import base_note
+    from lifelong.models.config import ModelConfig
+
+    assert "stage-1 aligned projector" in base_note(ModelConfig())
+    assert "seeded random projector" in base_note(tiny_model_config(tmp_path))
+    cfg = ModelConfig()
+    cfg.composed.projector_init = "/x/p.safetensors"
+    assert "`/x/p.safetensors`" in base_note(cfg)
