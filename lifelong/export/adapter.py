@@ -83,6 +83,27 @@ def card_base_model(model_cfg, base: str) -> str | None:
     return base
 
 
+def base_note(model_cfg) -> str | None:
+    """The composed base's parts for the model card (the projector's starting point is part of the base)."""
+    if model_cfg.family != "composed":
+        return None
+    c = model_cfg.composed
+    init = c.projector_init
+    if init == "auto":
+        stage1 = c.vision == "efficientnet_lite0" and c.vision_pretrained and c.lm == "smollm2-135m" \
+            and c.projector_hidden in (0, 576)
+        init = "stage1" if stage1 else "random"
+    start = {
+        "stage1": "the stage-1 aligned projector shipped in the package "
+                  "(`lifelong/models/assets/projector_stage1.safetensors`, trained once on generated "
+                  "image-caption data by `python -m lifelong.models.align`, which reproduces it bit for bit)",
+        "random": "a seeded random projector",
+    }.get(init, f"the projector weights in `{init}`")
+    return (f"Frozen vision encoder `{c.vision}` ({c.image_tokens} pooled image tokens) -> MLP projector -> "
+            f"language model `{c.lm}` with LoRA. Round 1 started from {start}; the adapter's "
+            "`modules_to_save` projector holds the trained projector, so the adapter alone restores it.")
+
+
 def loader_snippet(model_cfg, base: str, merged: bool) -> str:
     """Python that loads the export (for the card)."""
     if model_cfg.family == "hf" and ":" not in base:
@@ -218,7 +239,7 @@ def export(
             run=run_dir.name, round_=t, base_model=base, card_base_model=card_base_model(run_cfg.model, base),
             family=run_cfg.model.family, strategy=strategy, datasets=lineage["datasets"], metrics=metrics,
             tasks=tasks, accuracy=accuracy, lineage_rounds=lineage["rounds"], merged=merge,
-            loader=loader_snippet(run_cfg.model, base, merge),
+            loader=loader_snippet(run_cfg.model, base, merge), base_note=base_note(run_cfg.model),
         )
         if stacked:
             how = ("These weights replay those merges" if merge

@@ -64,6 +64,7 @@ def model_card(
     lineage_rounds: list[dict],
     merged: bool,
     loader: str,
+    base_note: str | None = None,
 ) -> str:
     """Text of ``README.md`` for the adapter after round ``round_``.
 
@@ -73,6 +74,7 @@ def model_card(
     accuracy matrix rows 0..round_ (None = undefined). ``accuracy``: those rows
     (None = not evaluated). ``lineage_rounds``: :func:`~lifelong.export.lineage.round_lineage`
     records of rounds 1..round_. ``loader``: the code that loads the export.
+    ``base_note``: what the base is made of (a paragraph under "Base"), or None.
     """
     front: dict = {}
     if card_base_model:
@@ -101,6 +103,7 @@ def model_card(
         f"in run `{run}`, saved after round {round_} of {len(lineage_rounds)} trained rounds. "
         f"Model family: `{family}`; base model: `{base_model}`; selection strategy: `{strategy or 'unknown'}`.",
         "",
+        *(["## Base", "", base_note, ""] if base_note else []),
         "## How to load",
         "",
         "```python",

@@ -106,5 +106,33 @@ def build_composed(cfg: ModelConfig, device: torch.device, dtype: torch.dtype):
         lm = build_language_model(cfg, dtype, tokenizer.pad_token_id)
         if image_token_id < lm.config.vocab_size:
             raise ValueError("the <image> token must lie outside the LM vocabulary")
-        model = ComposedVLM(lm, features.dim, image_token_id, cfg.composed.projector_hidden).to(dtype)
-    return model.to(device), tokenizer, features
+        model = ComposedVLM(lm, features.dim, image_token_id, cfg.composed.projector_hidden)
+    init_projector(model.projector, cfg)
+    return model.to(dtype).to(device), tokenizer, features
+
+
+def init_projector(projector: nn.Module, cfg: ModelConfig) -> None:
+    """Load ``cfg.composed.projector_init`` into ``projector`` (see ``ComposedConfig``)."""
+    init, c = cfg.composed.projector_init, cfg.composed
+    has_stage1 = c.vision == "efficientnet_lite0" and c.vision_pretrained and c.lm == "smollm2-135m" \
+        and c.projector_hidden in (0, 576)
+    if init == "auto":
+        init = "stage1" if has_stage1 else "random"
+    if init == "random":
+        return
+    if init == "stage1":
+        if not has_stage1:
+            raise ValueError("projector_init='stage1' exists for EfficientNet-Lite0 + SmolLM2-135M with the "
+                             "default projector width; set model.composed.projector_init=random")
+        from lifelong.models.align import ASSET
+
+        path = ASSET
+    else:
+        path = Path(init).expanduser()
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    try:
+        projector.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"projector weights in {path} do not fit the projector: {e}") from None

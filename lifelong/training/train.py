@@ -31,7 +31,8 @@ class TrainConfig:
     epochs: passes over the selected samples.
     batch_size: samples per micro-batch per process.
     grad_accum: micro-batches per optimizer step.
-    lr: peak learning rate (LoRA and projector).
+    lr: peak learning rate of LoRA (and of the projector unless ``projector_lr`` is set).
+    projector_lr: peak learning rate of the vision->text projector (None = ``lr``).
     warmup_ratio: share of the round's steps spent warming up linearly.
     schedule: decay after warm-up, within the round.
     max_grad_norm: gradient clipping (0 = off).
@@ -44,6 +45,7 @@ class TrainConfig:
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 2e-4
+    projector_lr: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
@@ -92,6 +94,18 @@ class ResponseLoss(torch.nn.Module):
         return nll, torch.tensor(float(targets.numel()), device=nll.device)
 
 
+def param_groups(loaded, cfg: TrainConfig) -> list[dict]:
+    """AdamW parameter groups: LoRA at ``cfg.lr``, the projector at ``cfg.projector_lr`` (when set)."""
+    names = tuple(getattr(getattr(loaded, "backend", None), "projector_names", ()) or ())
+    lora, proj = [], []
+    for name, p in loaded.model.named_parameters():
+        if p.requires_grad:
+            (proj if names and any(f"{n}." in name for n in names) else lora).append(p)
+    if cfg.projector_lr is None or not proj:
+        return [{"params": lora + proj, "lr": cfg.lr}]
+    return [{"params": lora, "lr": cfg.lr}, {"params": proj, "lr": cfg.projector_lr}]
+
+
 def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, round_: int,
                 accelerator=None, on_log=None) -> list[list[float]]:
     """Train ``loaded.model`` in place on ``samples``; returns [[step, loss], ...].
@@ -124,7 +138,7 @@ def train_round(loaded, samples: list[Sample], image_loader, cfg: TrainConfig, r
     )
     model = loaded.model
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(loaded, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     P = max(1, accelerator.num_processes)
     steps_per_epoch = math.ceil(len(loader) / P / cfg.grad_accum)
     total = max(1, math.ceil(steps_per_epoch * cfg.epochs))

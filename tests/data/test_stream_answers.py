@@ -32,8 +32,9 @@ COLOURS = {
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("stream")
-    # The default order plus every other registered dataset (vqa_yesno).
-    prepare_stream(out, scale="small", seed=3, datasets=StreamConfig().order + ["vqa_yesno"])
+    # The default order plus every other registered dataset.
+    order = StreamConfig().order
+    prepare_stream(out, scale="small", seed=3, datasets=order + sorted(set(DATASETS) - set(order)))
     return out
 
 
@@ -117,9 +118,40 @@ def test_digits_image_and_answer_match_sklearn(stream):
         ink = np.rint((255 - img[4::8, 4::8, 0]) * 16 / 255)
         assert np.array_equal(ink, digits.images[i]), rec["id"]
         check(answer, str(digits.target[i]), ok, rec)
-    # No digit of the test split is in the train split.
+    # No digit of the test split is in the train split, and none is reserved for the projector's alignment.
     train = {r["provenance"]["source_index"] for r in records(stream, "digits", "train")}
-    assert not train & {r["provenance"]["source_index"] for r in records(stream, "digits", "test")}
+    test = {r["provenance"]["source_index"] for r in records(stream, "digits", "test")}
+    assert not train & test
+    assert not (train | test) & {i for i in range(len(digits.target)) if i % 3 == 2}
+
+
+def test_position_answer_is_the_quarter_of_the_colour_centroid(stream):
+    pattern = re.compile(r"In which corner of the image is the (\w+) (\w+)\?")
+    n = 0
+    for rec, img, answer, ok in graded(stream, "position"):
+        colour, _ = pattern.search(qa(rec)[0]).groups()
+        ys, xs = np.nonzero((img == COLOURS[colour]).all(-1))
+        assert len(ys) > 20 and (img != 255).any(-1).sum() == len(ys), rec["id"]  # one object, that colour
+        h, w = img.shape[:2]
+        # The whole shape within one quarter's half of each axis, well clear of the mid-lines.
+        cy, cx = ys.mean(), xs.mean()
+        assert min(abs(cy - h / 2), abs(cx - w / 2)) >= 2, rec["id"]
+        measured = f"{'top' if cy < h / 2 else 'bottom'}-{'left' if cx < w / 2 else 'right'}"
+        check(answer, measured, ok, rec)
+        n += 1
+    assert n > 30
+
+
+def test_compare_answers_are_the_larger_number_and_have_no_image(stream):
+    pattern = re.compile(r"Which (?:number is larger, |is the bigger number: )(\d+) or (\d+)\?")
+    for rec in all_records(stream, "compare"):
+        assert "image" not in rec
+        question, answer = qa(rec)
+        a, b = (int(x) for x in pattern.fullmatch(question).groups())
+        assert a != b
+        check(answer, str(max(a, b)), rec["provenance"]["noise"] != "mislabeled", rec)
+        if rec["provenance"]["noise"] == "mislabeled":
+            assert answer == str(min(a, b))
 
 
 @pytest.mark.parametrize("name", ["vqa_shape", "vqa_color", "vqa_yesno"])

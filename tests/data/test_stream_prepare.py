@@ -44,12 +44,12 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(stream, 
 
 
 def test_a_subset_of_datasets_gives_the_same_files(stream, tmp_path):
-    prepare_stream(tmp_path, scale="small", seed=SEED, datasets=["text_only", "digits"])
+    prepare_stream(tmp_path, scale="small", seed=SEED, datasets=["compare", "digits"])
     full = tree(stream)
     for rel, data in tree(tmp_path).items():
         if rel != "stream.json":
             assert full[rel] == data, rel
-    assert [d.name for d in read_manifest(tmp_path)] == ["text_only", "digits"]
+    assert [d.name for d in read_manifest(tmp_path)] == ["compare", "digits"]
 
 
 def test_manifest_lists_the_configured_order_with_paths_and_metric(stream):
@@ -208,5 +208,5 @@ def test_ingesting_the_stream_quarantines_nothing(stream, tmp_path):
                 assert report.quarantined == [], report.summary()
                 assert (report.dataset, report.split, report.added) == (info.name, split, n)
         assert pool.count(split="train") == sum(i.n_train for i in read_manifest(stream))
-        (sample,) = pool.get(["text_only/test/text_only-test-00000"])
-        assert sample.images == [] and sample.provenance["source_id"] == "text_only-test-00000"
+        (sample,) = pool.get(["compare/test/compare-test-00000"])
+        assert sample.images == [] and sample.provenance["source_id"] == "compare-test-00000"

@@ -12,6 +12,27 @@ from pathlib import Path
 from lifelong.data.stream.config import SCALES, StreamConfig, corruption_counts
 from lifelong.data.stream.generators import DATASETS, DatasetSpec, get_spec
 
+# Measured ceilings (eval/bench_learn.py --write-ceilings): task -> accuracy and how it was measured.
+CEILINGS = Path(__file__).resolve().parent / "ceilings.json"
+
+
+def load_ceilings() -> dict:
+    """``{task: {"accuracy", "epochs", "n_train", "n_test", "command", ...}}``; empty when never measured."""
+    return json.loads(CEILINGS.read_text(encoding="utf-8")) if CEILINGS.exists() else {}
+
+
+def ceiling_lines(name: str) -> list[str]:
+    c = load_ceilings().get(name)
+    if c is None:
+        return ["Not measured yet (`python eval/bench_learn.py --only ceilings --write-ceilings`)."]
+    return [
+        f"**{c['accuracy']:.2f}** exact match on the {c['n_test']} test questions of the `full` scale, for "
+        f"the offline default model (stage-1 projector, the `configs/demo.yaml` model and training "
+        f"settings) trained on this dataset alone, on its whole train split ({c['n_train']} records, "
+        f"{c['epochs']:g} epochs); before training: {c['before']:.2f}. Measured by `{c['command']}`.",
+    ]
+
+
 # Hugging Face size_categories buckets: (upper bound exclusive, label).
 _SIZE_BUCKETS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
@@ -106,6 +127,10 @@ def render_card(spec: DatasetSpec, cfg: StreamConfig, scale: str) -> str:
         "",
         "Every random choice comes from a NumPy generator seeded by (seed, dataset name, purpose), so the "
         "same seed gives byte-identical files.",
+        "",
+        "## Ceiling",
+        "",
+        *ceiling_lines(spec.name),
         "",
         "## Known noise and duplicates",
         "",

@@ -20,7 +20,7 @@ class SplitSizes:
 
 
 def _default_order() -> list[str]:
-    return ["vqa_shape", "vqa_color", "digits", "counting", "spatial", "text_reading", "text_only"]
+    return ["vqa_shape", "vqa_color", "digits", "counting", "spatial", "position", "compare"]
 
 
 @dataclass

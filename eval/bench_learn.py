@@ -1,0 +1,181 @@
+"""Does the offline default model learn the built-in stream's skills?
+
+Three measurements, printed and saved to ``eval/results/bench_learn.json`` / ``.md``:
+
+- **ceilings**: each task trained alone, from the base (stage-1 projector
+  included), on its whole train split with the demo config's model and
+  training settings (``--ceiling-epochs`` passes), then evaluated on its test
+  split. With ``--split val`` the model trains on train minus a validation
+  split carved from train and is scored on that validation split: that is the
+  split every tuning choice was made on (the test split never was).
+- **diagonal**: the accuracy of each task right after its own round,
+  a[i, i], in a run of the demo config (Adapt-inf), and the run's forgetting.
+- **sequential forgetting**: the same stream with ``select.strategy=sequential``.
+
+    python eval/bench_learn.py                       # all three (runs under runs/bench_learn_*, resumable)
+    python eval/bench_learn.py --only ceilings --split val --tasks vqa_shape,digits
+    python eval/bench_learn.py --only runs --demo-run runs/demo   # read an existing demo run instead
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "eval" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def ceilings(config: Path, tasks: list[str] | None, split: str, epochs: float, n_val: int, work: Path,
+             overrides: list[str]) -> dict:
+    """Per task: accuracy after training alone on its train split (see the module docstring)."""
+    import dataclasses
+
+    import torch
+
+    from learnlib import accuracy, build_pool, carve_validation, train_alone
+    from lifelong.models import load_model
+    from lifelong.run_config import load_run_config
+
+    cfg = load_run_config(config, overrides)
+    stream = cfg.stream.builtin_config
+    tasks = tasks or list(stream.order)
+    if cfg.model.num_threads is None:
+        torch.set_num_threads(2)
+    pool = build_pool(work, tasks, stream, cfg.stream.seed)
+    loaded = load_model(cfg.model)
+    init = work / "init_adapter"
+    loaded.save_adapter(init)
+    train_cfg = dataclasses.replace(cfg.train, epochs=epochs, progress=False)
+    out = {}
+    for task in tasks:
+        loaded.load_adapter(init)
+        train = pool.samples(task=task)
+        if split == "val":
+            train, held = carve_validation(train, n_val, cfg.stream.seed)
+        else:
+            held = pool.samples(status=None, split="test", task=task)
+        before, _ = accuracy(loaded, held, pool.load_image, cfg.eval.max_new_tokens)
+        info = train_alone(loaded, train, pool.load_image, train_cfg)
+        after, answers = accuracy(loaded, held, pool.load_image, cfg.eval.max_new_tokens)
+        out[task] = {"accuracy": after, "before": before, "n_train": len(train), "n_eval": len(held),
+                     "examples": answers[:8], **info}
+        print(f"{task:14s} {split}: {before:.3f} -> {after:.3f}  (train {len(train)}, eval {len(held)}, "
+              f"{info['seconds']} s)", flush=True)
+    return out
+
+
+def write_ceilings(found: dict, epochs: float, command: str) -> None:
+    """Merge test-split ceilings into the stream's ceilings.json and rewrite data_cards/."""
+    from lifelong.data.stream.cards import CEILINGS, load_ceilings, write_cards
+
+    known = load_ceilings()
+    for task, v in found.items():
+        known[task] = {"accuracy": round(v["accuracy"], 4), "before": round(v["before"], 4), "epochs": epochs,
+                       "n_train": v["n_train"], "n_test": v["n_eval"], "command": command}
+    CEILINGS.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_cards(ROOT / "data_cards")
+
+
+def run_stream(config: Path, name: str, runs_dir: Path, overrides: list[str]) -> Path:
+    """Run (or resume) the stream with ``config`` + ``overrides`` as run ``name``; returns its directory."""
+    d = runs_dir / name
+    cmd = [sys.executable, "-m", "lifelong.cli", "run", str(config), f"name={name}", f"runs_dir={runs_dir}",
+           *overrides]
+    print(" ".join(cmd[2:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return d
+
+
+def matrix_summary(run: Path) -> dict:
+    """Diagonal a[i, i], its mean, final average accuracy and forgetting of a finished run."""
+    from lifelong.evaluation import metrics
+    from lifelong.evaluation.history import read_accuracy_csv
+
+    tasks, a = read_accuracy_csv(run / "metrics" / "accuracy_matrix.csv")
+    diag = [float(a[i + 1, i]) for i in range(len(tasks))]
+    s = metrics.compute_all(a)
+    timings = []
+    for t in range(len(tasks) + 1):
+        for p in sorted((run / "rounds" / str(t)).glob("*/done")):
+            timings.append(json.loads(p.read_text()).get("seconds", 0.0))
+    return {"run": str(run), "tasks": tasks, "matrix": a.tolist(), "diagonal": dict(zip(tasks, diag)),
+            "diagonal_mean": float(np.mean(diag)), "final_average_accuracy": float(np.nanmean(a[-1])),
+            "forgetting": s.get("forgetting"), "bwt": s.get("bwt"), "stage_seconds_total": round(sum(timings), 1)}
+
+
+def markdown(res: dict) -> str:
+    lines = ["# bench_learn", "", f"command: `{res['command']}`", ""]
+    if "ceilings" in res:
+        c = res["ceilings"]
+        lines += [f"## Ceilings ({res['ceiling_split']} split, {res['ceiling_epochs']} epochs, trained alone)", "",
+                  "| task | before | after | train | eval |", "|---|---|---|---|---|"]
+        lines += [f"| {t} | {v['before']:.3f} | {v['accuracy']:.3f} | {v['n_train']} | {v['n_eval']} |"
+                  for t, v in c.items()]
+        lines.append("")
+    for key in ("demo", "sequential"):
+        if key in res:
+            r = res[key]
+            lines += [f"## {key} ({r['run']})", "", "| round | " + " | ".join(r["tasks"]) + " |",
+                      "|---" * (len(r["tasks"]) + 1) + "|"]
+            for t, row in enumerate(r["matrix"]):
+                lines.append(f"| {t} | " + " | ".join(f"{x:.2f}" for x in row) + " |")
+            lines += ["", f"diagonal: {', '.join(f'{k} {v:.2f}' for k, v in r['diagonal'].items())}; "
+                      f"mean {r['diagonal_mean']:.3f}; final average accuracy {r['final_average_accuracy']:.3f}; "
+                      f"forgetting {r['forgetting']:.3f}; stage seconds {r['stage_seconds_total']}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml")
+    p.add_argument("--only", choices=["all", "ceilings", "runs"], default="all")
+    p.add_argument("--tasks", default=None, help="ceilings of these tasks only (comma-separated)")
+    p.add_argument("--split", choices=["test", "val"], default="test", help="ceilings scored on test or validation")
+    p.add_argument("--ceiling-epochs", type=float, default=3.0)
+    p.add_argument("--n-val", type=int, default=50)
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_learn_work")
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    p.add_argument("--demo-run", type=Path, default=None, help="read this finished run instead of running the demo")
+    p.add_argument("--sequential-run", type=Path, default=None)
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--write-ceilings", action="store_true",
+                   help="record the test-split ceilings for the data cards (lifelong/data/stream/ceilings.json)")
+    p.add_argument("--tag", default="", help="suffix of the result files")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
+    a = p.parse_args(argv)
+    res: dict = {"command": "python eval/bench_learn.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
+    start = time.perf_counter()
+    if a.only in ("all", "ceilings"):
+        tasks = a.tasks.split(",") if a.tasks else None
+        res["ceilings"] = ceilings(a.config, tasks, a.split, a.ceiling_epochs, a.n_val, a.work, a.overrides)
+        res["ceiling_split"], res["ceiling_epochs"] = a.split, a.ceiling_epochs
+        if a.write_ceilings and a.split == "test":
+            write_ceilings(res["ceilings"], a.ceiling_epochs, res["command"])
+    if a.only in ("all", "runs"):
+        demo = a.demo_run or run_stream(a.config, "bench_learn_demo", a.runs_dir, a.overrides)
+        res["demo"] = matrix_summary(demo)
+        seq = a.sequential_run or run_stream(a.config, "bench_learn_sequential", a.runs_dir,
+                                             ["select.strategy=sequential", *a.overrides])
+        res["sequential"] = matrix_summary(seq)
+    res["seconds"] = round(time.perf_counter() - start, 1)
+    text = markdown(res)
+    print(text)
+    a.results.mkdir(parents=True, exist_ok=True)
+    stem = "bench_learn" + (f"_{a.tag}" if a.tag else "")
+    (a.results / f"{stem}.json").write_text(json.dumps(res, indent=1) + "\n")
+    (a.results / f"{stem}.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""eval/bench_learn.py: the diagonal and forgetting from a run's matrix, validation carving, ceilings."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "eval"))
+
+import bench_learn  # noqa: E402
+from learnlib import carve_validation  # noqa: E402
+
+from lifelong.data.sample import Sample  # noqa: E402
+
+
+def test_matrix_summary_reads_the_diagonal_and_forgetting(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    # rows: before training, after round 1, after round 2, after round 3
+    (tmp_path / "metrics/accuracy_matrix.csv").write_text(
+        "round,a,b,c\n0,0.0,0.0,0.0\n1,0.8,0.1,0.0\n2,0.5,0.6,0.1\n3,0.2,0.4,0.9\n")
+    s = bench_learn.matrix_summary(tmp_path)
+    assert s["diagonal"] == {"a": 0.8, "b": 0.6, "c": 0.9}
+    assert s["diagonal_mean"] == pytest.approx((0.8 + 0.6 + 0.9) / 3)
+    # forgetting: a max 0.8 -> 0.2 (0.6), b max 0.6 -> 0.4 (0.2); mean 0.4
+    assert s["forgetting"] == pytest.approx(0.4)
+    assert s["final_average_accuracy"] == pytest.approx(0.5)
+    md = bench_learn.markdown({"command": "x", "demo": s})
+    assert "| 3 | 0.20 | 0.40 | 0.90 |" in md and "forgetting 0.400" in md
+
+
+def _sample(i, noise=None, dup=None):
+    conv = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    return Sample(f"s{i}", "d", "t", "train", conv, provenance={"noise": noise, "duplicate_of": dup})
+
+
+def test_validation_is_clean_and_has_no_duplicate_left_in_train():
+    samples = [_sample(i) for i in range(20)] + [_sample(20, noise="mislabeled")]
+    samples += [_sample(21 + i, dup=f"s{i}") for i in range(20)]  # one near-duplicate of every clean one
+    train, val = carve_validation(samples, 5, seed=0)
+    assert len(val) == 5 and all(s.provenance["noise"] is None and s.provenance["duplicate_of"] is None for s in val)
+    val_ids = {s.id for s in val}
+    assert not val_ids & {s.id for s in train}
+    assert not val_ids & {s.provenance["duplicate_of"] for s in train}
+    assert len(train) == len(samples) - 5 - 5
+    assert [s.id for s in carve_validation(samples, 5, seed=0)[1]] == [s.id for s in val]
+
+
+def test_ceilings_on_the_smoke_config(tmp_path):
+    res = bench_learn.ceilings(ROOT / "configs/smoke.yaml", ["vqa_shape", "compare"], "val", 1.0, 4, tmp_path,
+                               ["stream.builtin_config.full_train=24", "stream.builtin_config.full_test=8"])
+    assert set(res) == {"vqa_shape", "compare"}
+    for v in res.values():
+        assert v["n_eval"] == 4 and 0.0 <= v["accuracy"] <= 1.0 and 0 < v["n_train"] <= 24 - 4
