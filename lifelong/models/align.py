@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-ASSET = Path(__file__).resolve().parent / "assets" / "projector_stage1.safetensors"
+from lifelong.models.composed import STAGE1_PROJECTOR as ASSET
+
 # Colour names and RGB variants: the stream's scene palette and the CSS named
 # colours of the same names (easy-vqa draws with CSS colours), so a colour word
 # is tied to the hue family rather than to one exact value.

@@ -17,6 +17,9 @@ from lifelong.models.config import ModelConfig
 from lifelong.models.vision import VisionFeatures, build_encoder
 from lifelong.models.weights import smollm2_dir, smollm2_tokenizer_dir
 
+# The stage-1 aligned projector shipped with the package (reproduced by lifelong/models/align.py).
+STAGE1_PROJECTOR = Path(__file__).resolve().parent / "assets" / "projector_stage1.safetensors"
+
 # A random Llama for tests: 2 layers of width 64 with SmolLM2's vocabulary; the
 # output head is untied so that greedy generation does not just echo its input.
 TINY_LM = dict(
@@ -124,9 +127,7 @@ def init_projector(projector: nn.Module, cfg: ModelConfig) -> None:
         if not has_stage1:
             raise ValueError("projector_init='stage1' exists for EfficientNet-Lite0 + SmolLM2-135M with the "
                              "default projector width; set model.composed.projector_init=random")
-        from lifelong.models.align import ASSET
-
-        path = ASSET
+        path = STAGE1_PROJECTOR
     else:
         path = Path(init).expanduser()
     from safetensors.torch import load_file
