@@ -90,3 +90,17 @@ def test_model_card_names_the_projector_the_base_started_from(tmp_path):
     cfg = ModelConfig()
     cfg.composed.projector_init = "/x/p.safetensors"
     assert "`/x/p.safetensors`" in base_note(cfg)
+
+
+@pytest.mark.offline_weights
+def test_the_offline_default_starts_from_the_shipped_projector(tmp_path):
+    from lifelong.models.composed import build_composed
+    from lifelong.models.config import ModelConfig
+
+    model, _, _ = build_composed(ModelConfig(device="cpu"), torch.device("cpu"), torch.float32)
+    shipped = load_file(str(ASSET))
+    assert all(torch.equal(v, shipped[k]) for k, v in model.projector.state_dict().items())
+    cfg = ModelConfig(device="cpu")
+    cfg.composed.projector_init = "random"
+    random_model, _, _ = build_composed(cfg, torch.device("cpu"), torch.float32)
+    assert not torch.equal(random_model.projector[0].weight, shipped["0.weight"])
