@@ -197,13 +197,14 @@ def sweep(table: MaxSimTable, tau: float, embeddings=None) -> tuple[np.ndarray, 
     """SemDeDup at threshold tau: (removed (N,) bool, reference (N,) int64) over table rows.
 
     reference: for a removed row, the earlier kept row it exceeds tau with
-    (-1 otherwise). Rows whose max-sim <= tau are kept; the others are decided
-    by fixed-point iteration over their neighbour lists (exact after as many
-    passes as the longest chain of removals). A row whose listed neighbours
-    above tau are all removed (and whose list is not complete) is checked
-    against every earlier kept row of its cluster when ``embeddings`` is given
-    (one such row per cluster at a time, so the check sees final statuses),
-    and counts as kept otherwise.
+    (-1 otherwise). Rows whose max-sim <= tau are kept. The others are decided
+    position by position (the rows at position p of every cluster at once):
+    their neighbours sit at earlier positions and are final by then, so one
+    pass decides every row, at a cost linear in the candidates (a fixed-point
+    iteration would pass over all of them once per link of the longest chain
+    of removals). A row whose listed neighbours above tau are all removed (and
+    whose list is not complete) is checked against every earlier kept row of
+    its cluster when ``embeddings`` is given, and counts as kept otherwise.
     """
     n = len(table.index)
     removed = np.zeros(n, dtype=bool)
@@ -214,36 +215,28 @@ def sweep(table: MaxSimTable, tau: float, embeddings=None) -> tuple[np.ndarray, 
     nb = np.maximum(table.neighbours[cand], 0)
     rel = (table.neighbour_sim[cand] > tau) & (table.neighbours[cand] >= 0)  # (c, m)
     open_ = rel.all(1) & ~table.complete[cand]  # the list may miss a kept row above tau
-    exact = np.zeros(len(cand), dtype=bool)  # decided by the exact check
-    exact_val = np.zeros(len(cand), dtype=bool)
-    removed[cand] = True
-    while True:
-        for _ in range(int(table.position[cand].max()) + 2):
-            kept_ref = rel & ~removed[nb]
-            new = np.where(exact, exact_val, kept_ref.any(1))
-            if np.array_equal(new, removed[cand]):
-                break
-            removed[cand] = new
-        unknown = np.flatnonzero(open_ & ~exact & ~kept_ref.any(1))
-        if embeddings is None or not len(unknown):
-            break
-        # Rare (more near-copies than the list holds, all removed): decide the first
-        # such row of each cluster exactly; everything before it is final already.
-        _, first_of_cluster = np.unique(table.cluster[cand[unknown]], return_index=True)
-        for j in unknown[first_of_cluster]:
+    pos = table.position[cand]
+    order = np.argsort(pos, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(pos[order]) > 0])
+    for lo, hi in zip(starts, np.r_[starts[1:], len(order)]):
+        js = order[lo:hi]  # candidates at one position, one per cluster at most
+        kept_ref = rel[js] & ~removed[nb[js]]
+        hit = kept_ref.any(1)
+        rows = cand[js]
+        removed[rows[hit]] = True
+        reference[rows[hit]] = nb[js[hit], np.argmax(kept_ref[hit], axis=1)]
+        if embeddings is None:
+            continue
+        # Rare (more near-copies than the list holds, all removed): decide exactly.
+        for j in js[~hit & open_[js]]:
             r = cand[j]
             earlier = np.arange(r - table.position[r], r)
             earlier = earlier[~removed[earlier]]
-            exact[j] = True
             if len(earlier):
-                s = _unit_rows(embeddings, table.index[earlier]) @ _unit_rows(embeddings, table.index[[r]])[0]
-                exact_val[j] = bool(s.max() > tau)
-                reference[r] = earlier[int(np.argmax(s))]
-        removed[cand] = np.where(exact, exact_val, removed[cand])
-    first = np.argmax(kept_ref, axis=1)
-    listed = removed[cand] & ~exact
-    reference[cand[listed]] = nb[listed, first[listed]]
-    reference[cand[~removed[cand]]] = -1
+                sims = _unit_rows(embeddings, table.index[earlier]) @ _unit_rows(embeddings, table.index[[r]])[0]
+                if sims.max() > tau:
+                    removed[r] = True
+                    reference[r] = earlier[int(np.argmax(sims))]
     return removed, reference
 
 
