@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifelong.config import ConfigError, from_dict, load_yaml
+from lifelong.loop import FAULT_ENV
 from lifelong.run_config import DatasetEntry, RunConfig, dump_run_config, load_run_config
 
 MANIFEST = "dataset.yaml"
@@ -50,8 +51,6 @@ ARRIVALS = "arrivals"
 QUARANTINE = "quarantine"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _EXTS = (".json", ".jsonl", ".parquet")
-# "claim:<name>": SIGKILL the watcher after the folder moved, before config.yaml names it (crash tests).
-FAULT_ENV = "LIFELONG_FAULT"
 
 
 class ArrivalError(ValueError):
@@ -274,7 +273,7 @@ class Watcher:
             shutil.copytree(folder, tmp, symlinks=True)
             os.rename(tmp, dest)
             shutil.rmtree(folder)
-        if os.environ.get(FAULT_ENV) == f"claim:{entry.name}":
+        if os.environ.get(FAULT_ENV) == f"claim:{entry.name}":  # crash tests: moved, not yet in the config
             os.kill(os.getpid(), signal.SIGKILL)
         self._append(resolve(dest, entry.name), folder.name)
         return True

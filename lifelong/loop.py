@@ -31,7 +31,8 @@ from lifelong.data.ingest import ingest, iter_dataset_files
 from lifelong.data.pool import Pool, PruneRecord
 from lifelong.run_config import DatasetEntry, RunConfig, check_same_config, dump_run_config
 
-# "<round>:<stage>": SIGKILL the process after that stage's work, before its marker.
+# "<round>:<stage>": SIGKILL the process after that stage's work, before its marker
+# ("claim:<dataset>": the watcher's claim, lifelong/arrivals.py). Crash tests only.
 FAULT_ENV = "LIFELONG_FAULT"
 ROUND_STAGES = ("ingest", "score", "select", "train", "prune", "eval", "report")
 # Under ``accelerate launch`` these stages run on every process over its share
