@@ -21,7 +21,12 @@ largest P <= 1.5 x the smallest; the run directory bounded by the cap (its
 pool and score stores stop growing once the cap is reached), not by what
 was ingested.
 
-Run: ``python eval/bench_loop_scale.py [--pools 2000 8000 32000]``; writes
+The default datasets' sources are finite: easy-vqa has ~5,000 shape
+questions, so P <= 20,000 with 4 datasets; beyond that pass another order
+(``--set "stream.builtin_config.order=[counting,spatial,text_reading,text_only]"``)
+and compare only runs with the same order (per-sample cost differs by dataset).
+
+Run: ``python eval/bench_loop_scale.py [--pools 2000 8000 16000]``; writes
 eval/results/bench_loop_scale.json and two SVG figures next to it.
 """
 from __future__ import annotations
@@ -167,7 +172,7 @@ def figures(results: list[dict], stem: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pools", type=int, nargs="+", default=[2000, 8000, 32000])
+    p.add_argument("--pools", type=int, nargs="+", default=[2000, 8000, 16000])
     p.add_argument("--datasets", type=int, default=4, help="rounds (datasets of pool / datasets samples)")
     p.add_argument("--cap-fraction", type=float, default=0.5)
     p.add_argument("--budget", type=float, default=0.05, help="select.budget.fraction")
