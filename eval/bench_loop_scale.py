@@ -11,15 +11,22 @@ Measured per P: seconds per stage (summed over rounds, from the stage
 markers), peak RSS, and the run directory's size after every round
 (without ``data/``, the prepared source files), split into the pool
 (manifest + images), score stores, the rest of ``rounds/``, and adapters.
-The growth exponent of a quantity q is the least-squares slope of log q
-against log P.
+Stages are timed twice: wall seconds (the stage markers) and CPU seconds of
+the process (getrusage between stages; one OMP thread), which a shared
+machine's load disturbs far less. The growth exponent of a quantity q is the
+least-squares slope of log q against log P.
 
 Targets (issue 19): every stage's time exponent <= 1.1; peak RSS at the
 largest P <= 1.5 x the smallest; the run directory bounded by the cap (its
 pool and score stores stop growing once the cap is reached), not by what
 was ingested.
 
-Run: ``python eval/bench_loop_scale.py [--pools 2000 8000 32000]``; writes
+The default datasets' sources are finite: easy-vqa has ~5,000 shape
+questions, so P <= 20,000 with 4 datasets; beyond that pass another order
+(``--set "stream.builtin_config.order=[counting,spatial,text_reading,text_only]"``)
+and compare only runs with the same order (per-sample cost differs by dataset).
+
+Run: ``python eval/bench_loop_scale.py [--pools 2000 8000 16000]``; writes
 eval/results/bench_loop_scale.json and two SVG figures next to it.
 """
 from __future__ import annotations
@@ -50,6 +57,12 @@ def overrides(pool: int, args) -> list[str]:
             f"stream.builtin_config.full_train={per}", "stream.builtin_config.full_test=16",
             f"prune.cap={int(args.cap_fraction * pool)}", "select.budget.fraction=" + str(args.budget),
             f"score.shard_size={args.shard_size}", "eval.max_samples_per_task=8", *args.set]
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def du(path: Path) -> int:
@@ -92,8 +105,16 @@ def child(args) -> None:
     from lifelong.loop import run
 
     per_round: list[dict] = []
+    order = [(0, "setup")] + [(t, s) for t in range(1, args.datasets + 1) for s in STAGES]
+    cpu: dict[str, float] = {s: 0.0 for s in STAGES}
+    last = [cpu_seconds()]
 
-    def after_stage() -> bool:  # polled after every stage: record size and RSS once a round has reported
+    def after_stage() -> bool:  # polled after every stage (a fresh run: in ``order``)
+        now = cpu_seconds()
+        t, name = order[min(len(order) - 1, sum(1 for _ in run_dir.glob("rounds/*/*/done")) - 1)]
+        if t > 0:
+            cpu[name] += now - last[0]
+        last[0] = now
         done = sum(1 for _ in run_dir.glob("rounds/*/report/done"))
         if done > len(per_round):
             per_round.append({"round": done, **sizes(run_dir),
@@ -106,7 +127,7 @@ def child(args) -> None:
     seconds = {s: sum(r.stage_info(t, s).get("seconds", 0.0) for t in range(1, args.datasets + 1)) for s in STAGES}
     ingested = sum(r.stage_info(t, "ingest").get("added", 0) for t in range(1, args.datasets + 1))
     out = {"pool": args.pool, "cap": cfg.prune.cap, "ingested": ingested, "active": r.pool.count(),
-           "wall_s": wall, "setup_s": r.stage_info(0, "setup").get("seconds", 0.0), "stage_s": seconds,
+           "wall_s": wall, "stage_cpu_s": cpu, "setup_s": r.stage_info(0, "setup").get("seconds", 0.0), "stage_s": seconds,
            "score_passes": [r.stage_info(t, "score").get("n") for t in range(1, args.datasets + 1)],
            "pruned": [r.stage_info(t, "prune").get("pruned") for t in range(1, args.datasets + 1)],
            "compacted": [r.stage_info(t, "prune").get("compacted") for t in range(1, args.datasets + 1)],
@@ -151,7 +172,7 @@ def figures(results: list[dict], stem: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pools", type=int, nargs="+", default=[2000, 8000, 32000])
+    p.add_argument("--pools", type=int, nargs="+", default=[2000, 8000, 16000])
     p.add_argument("--datasets", type=int, default=4, help="rounds (datasets of pool / datasets samples)")
     p.add_argument("--cap-fraction", type=float, default=0.5)
     p.add_argument("--budget", type=float, default=0.05, help="select.budget.fraction")
@@ -161,6 +182,7 @@ def main(argv=None) -> int:
     p.add_argument("--time-limit", type=float, default=3600, help="stop before a pool whose run would exceed it "
                    "(predicted from the last two at the measured exponent)")
     p.add_argument("--set", nargs="*", default=[], help="more run-config overrides")
+    p.add_argument("--previous", type=Path, help="an earlier output whose results are fitted together with these")
     p.add_argument("--child", action="store_true")
     p.add_argument("--prepare", action="store_true")
     p.add_argument("--pool", type=int)
@@ -169,7 +191,11 @@ def main(argv=None) -> int:
         child(args)
         return 0
     results, skipped = [], []
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if args.previous:
+        results = [r for r in json.loads(args.previous.read_text())["results"] if r["pool"] not in args.pools]
+    # One thread per process: on a shared machine, CPU seconds then measure work, not spinning.
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     for pool in sorted(args.pools):
         if len(results) >= 2:
             k = slope([r["pool"] for r in results[-2:]], [r["wall_s"] for r in results[-2:]])
@@ -192,21 +218,25 @@ def main(argv=None) -> int:
         print(f"P={pool:>7}: wall {res['wall_s']:7.1f} s, peak RSS {res['peak_rss_mib']:7.1f} MiB, run dir "
               f"{last['total'] / 2**20:7.1f} MiB (pool {(last['pool_manifest'] + last['pool_images']) / 2**20:.1f}, "
               f"scores {last['scores'] / 2**20:.1f}); active {res['active']} of {res['ingested']} ingested, "
-              f"cap {res['cap']}; " + " ".join(f"{s} {res['stage_s'][s]:.1f}" for s in STAGES), flush=True)
+              f"cap {res['cap']}; wall s " + " ".join(f"{s} {res['stage_s'][s]:.1f}" for s in STAGES)
+              + "; CPU s " + " ".join(f"{s} {res['stage_cpu_s'][s]:.1f}" for s in STAGES), flush=True)
         if not args.set:
             shutil.rmtree(args.work / f"p{pool}", ignore_errors=True)
+    results.sort(key=lambda r: r["pool"])
     pools = [r["pool"] for r in results]
     summary = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                   if k not in ("child", "prepare", "pool")},
+                   if k not in ("child", "prepare", "pool", "previous")},
         "results": results, "skipped": skipped,
         "time_exponent": {s: slope(pools, [r["stage_s"][s] for r in results]) for s in STAGES},
+        "cpu_time_exponent": {s: slope(pools, [r["stage_cpu_s"][s] for r in results]) for s in STAGES},
         "rss_ratio_largest_to_smallest": results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"] if results else None,
         "rss_exponent": slope(pools, [r["peak_rss_mib"] for r in results]),
         "run_dir_bytes_per_capped_sample": [r["per_round"][-1]["total"] / r["cap"] for r in results],
         "run_dir_bytes_per_ingested_sample": [r["per_round"][-1]["total"] / r["ingested"] for r in results],
     }
-    print("time exponent per stage: " + ", ".join(f"{s} {v:.2f}" for s, v in summary["time_exponent"].items()))
+    print("wall-time exponent per stage: " + ", ".join(f"{s} {v:.2f}" for s, v in summary["time_exponent"].items()))
+    print("CPU-time exponent per stage:  " + ", ".join(f"{s} {v:.2f}" for s, v in summary["cpu_time_exponent"].items()))
     if results:
         print(f"peak RSS largest / smallest pool: {summary['rss_ratio_largest_to_smallest']:.2f} "
               f"(exponent {summary['rss_exponent']:.3f})")
