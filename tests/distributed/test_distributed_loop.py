@@ -36,11 +36,13 @@ def test_smoke_run_two_processes(tmp_path):
     two = _run(LAUNCH, tmp_path, "two")
     for rel in ["rounds/0/setup/predictions.jsonl", "rounds/1/select/selection.json", "rounds/1/prune/pruned.json"]:
         assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel
-    # The last round's column store (earlier ones are deleted), written from two processes' shards.
-    cols = sorted(p.name for p in (one / "rounds/3/score/columns").iterdir())
-    assert "embed.npy" in cols and cols == sorted(p.name for p in (two / "rounds/3/score/columns").iterdir())
-    for s in cols:
-        assert (one / "rounds/3/score/columns" / s).read_bytes() == (two / "rounds/3/score/columns" / s).read_bytes()
+    # Round 1's scores, written from two processes' shards (its column store is deleted by later rounds;
+    # the selection stage's table keeps every sample's scores). Later rounds' models differ (batch 2 x).
+    import pyarrow.parquet as pq
+
+    a, b = (pq.read_table(d / "rounds/1/select/scores.parquet") for d in (one, two))
+    assert a.num_rows == 40 and a.equals(b)
+    assert (two / "rounds/3/score/columns/embed.npy").exists()  # the last round's store is there
     for t in (1, 2, 3):
         for stage in ("ingest", "score", "select", "train", "prune", "eval", "report"):
             assert (two / f"rounds/{t}/{stage}/done").exists()
