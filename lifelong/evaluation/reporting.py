@@ -1,4 +1,7 @@
-"""The report stage: history, metrics, dashboard, data card and trackers after a round.
+"""The report stage: history, metrics, dashboard, data card and trackers after a round; then the
+rows of samples pruned in earlier rounds leave the pool's manifest (their cards are written) and
+earlier rounds' per-sample score tables are cut to their selected rows, so the run directory
+stays bounded by the pool cap, not by everything ingested.
 
 The run history comes from what the stages wrote: the accuracy matrix from the
 stage markers every time, a round's record from its files once (later reports
@@ -13,6 +16,7 @@ import math
 from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history, save_metrics
 from lifelong.evaluation.metrics import per_round
 from lifelong.export.cards import write_round_card
+from lifelong.selection.outputs import slim_scores_table
 
 
 def accuracy_cells(run, t: int, entries) -> list[dict[str, float]]:
@@ -105,3 +109,10 @@ def report_round(run, t: int, entries) -> None:
     values.update({f"acc/{task}": a[t, i] for i, task in enumerate(h.tasks)})
     run.tracker.log({k: float(v) for k, v in values.items()}, step=t)
     write_round_card(run.dir, t)
+    # The data cards of rounds < t are written (their reports are done), and they were the last
+    # readers of those rounds' pruned rows: the rows leave the manifest, the ledger keeps them.
+    # (Round t's stay until the next report, so a resumed report t renders the same card.)
+    if run.pool.purge(before_round=t):
+        run.pool.compact()
+    for r in range(1, t):  # earlier rounds' per-sample score tables: their selected rows only
+        slim_scores_table(run.dir / "rounds" / str(r) / "select" / "scores.parquet")
