@@ -26,7 +26,7 @@ def vacuumed_bytes(pool) -> int:
 
 
 def main(argv=None) -> int:
-    from lifelong.data.ingest import ingest
+    from lifelong.data.ingest import IngestConfig, ingest
     from lifelong.data.pool import Pool, PruneRecord
     from lifelong.data.stream import prepare_stream
     from lifelong.data.stream.config import StreamConfig
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         files = [tmp / "data" / i.train for i in infos]
         with Pool(tmp / "pool") as pool:
             for f in files:
-                ingest(pool, f, dataset=f.parent.name, split="train", round_added=1)
+                ingest(pool, f, dataset=f.parent.name, split="train", round_added=1, cfg=IngestConfig(progress=False))
             ids = pool.ids()
             pruned = [i for k, i in enumerate(ids) if k % 4]
             kept = [i for k, i in enumerate(ids) if k % 4 == 0]
