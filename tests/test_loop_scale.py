@@ -90,6 +90,16 @@ def test_an_earlier_rounds_scores_table_keeps_only_its_selected_rows(run):
     assert {"cluster", "routed_expert", "score_ppl"} <= set(one.column_names)
 
 
+def test_earlier_rounds_prune_records_are_compressed_and_still_read(run):
+    from lifelong.export.lineage import round_files
+
+    one, two = run.dir / "rounds/1/prune", run.dir / "rounds/2/prune"
+    assert sorted(p.name for p in one.iterdir()) == ["done", "pruned.json.gz"]  # round 2's report packed it
+    assert (two / "pruned.json").is_file()  # the last round's stays as the loop wrote it
+    assert round_files(run.dir, 1)["prune"] == {"round": 1, "cap": 60, "pool_size": 40, "records": []}
+    assert len(round_files(run.dir, 2)["prune"]["records"]) == 20
+
+
 def test_pruned_conversations_leave_the_manifest(run):
     led = run.pool.ledger()
     assert len(led) == 20 and all(r["content_key"] and r["round"] == 2 for r in led)
