@@ -21,12 +21,16 @@ largest P <= 1.5 x the smallest; the run directory bounded by the cap (its
 pool and score stores stop growing once the cap is reached), not by what
 was ingested.
 
-The default datasets' sources are finite: easy-vqa has ~5,000 shape
-questions, so P <= 20,000 with 4 datasets; beyond that pass another order
-(``--set "stream.builtin_config.order=[counting,spatial,text_reading,text_only]"``)
-and compare only runs with the same order (per-sample cost differs by dataset).
+The datasets are generated ones whose sources do not run out at these
+sizes: counting and spatial scenes (random object layouts), number
+comparisons (~1,000,000 distinct pairs) and object positions (~100,000
+distinct scenes), so P = 160,000 with 4 datasets draws 40,000 of each.
+(easy-vqa has ~5,000 shape questions and text_only ~15,000 questions: the
+order the earlier results used, vqa_shape/counting/spatial/text_only, stops
+near P = 20,000.) Compare only runs with the same order: the per-sample cost
+differs by dataset.
 
-Run: ``python eval/bench_loop_scale.py [--pools 2000 8000 16000]``; writes
+Run: ``python eval/bench_loop_scale.py [--pools 10000 40000 160000]``; writes
 eval/results/bench_loop_scale.json and two SVG figures next to it.
 """
 from __future__ import annotations
@@ -47,7 +51,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "eval" / "results"
 STAGES = ("ingest", "score", "select", "train", "prune", "eval", "report")
-ORDER = ["vqa_shape", "counting", "spatial", "text_only"]  # generators without a small finite source
+ORDER = ["counting", "spatial", "compare", "position"]  # generators whose sources do not run out
 
 
 def overrides(pool: int, args) -> list[str]:
@@ -84,7 +88,21 @@ def sizes(run_dir: Path) -> dict[str, int]:
            "pool_images": du(run_dir / "pool" / "blobs"), "scores": stores,
            "rounds_other": du(rounds) - stores, "adapters": du(run_dir / "adapters")}
     out["total"] = sum(out.values()) + sum(du(run_dir / p) for p in ("metrics", "data_cards"))
+    out.update(manifest_rows(run_dir / "pool" / "pool.sqlite"))
     return out
+
+
+def manifest_rows(path: Path) -> dict[str, int]:
+    """Rows of the pool's manifest: active and pruned samples in ``samples``, and ledger rows."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = dict(db.execute("SELECT status, COUNT(*) FROM samples GROUP BY status").fetchall())
+        return {"rows_active": rows.get("active", 0), "rows_pruned": rows.get("pruned", 0),
+                "rows_ledger": db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]}
+    finally:
+        db.close()
 
 
 def child(args) -> None:
@@ -172,7 +190,7 @@ def figures(results: list[dict], stem: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pools", type=int, nargs="+", default=[2000, 8000, 16000])
+    p.add_argument("--pools", type=int, nargs="+", default=[10000, 40000, 160000])
     p.add_argument("--datasets", type=int, default=4, help="rounds (datasets of pool / datasets samples)")
     p.add_argument("--cap-fraction", type=float, default=0.5)
     p.add_argument("--budget", type=float, default=0.05, help="select.budget.fraction")

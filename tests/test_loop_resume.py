@@ -11,6 +11,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from lifelong.data.pool import Pool
+from lifelong.export.lineage import round_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # Three datasets, a cap that forces pruning in round 3, small shards to kill between.
@@ -35,7 +36,7 @@ def _state(run_dir: Path) -> dict:
     out = {}
     for t in (1, 2, 3):
         out[f"selected{t}"] = json.loads((run_dir / f"rounds/{t}/select/selection.json").read_text())["ids"]
-        out[f"pruned{t}"] = json.loads((run_dir / f"rounds/{t}/prune/pruned.json").read_text())["records"]
+        out[f"pruned{t}"] = round_files(run_dir, t)["prune"]["records"]  # earlier rounds': pruned.json.gz
     with Pool(run_dir / "pool") as pool:
         out["active"] = pool.ids()
         out["ledger"] = [(r["sample_id"], r["round"], r["reason"]) for r in pool.ledger()]

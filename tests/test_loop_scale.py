@@ -70,13 +70,34 @@ def test_scoring_and_pruning_fetch_one_shard_at_a_time(run):
 
 def test_only_the_last_rounds_scores_stay_on_disk(run):
     one, two = run.dir / "rounds/1/score", run.dir / "rounds/2/score"
-    assert sorted(p.name for p in one.iterdir()) == ["done", "sources.json"]
+    assert sorted(p.name for p in one.iterdir()) == ["done"]  # round 2's sources.json supersedes round 1's
     assert sorted(p.name for p in two.iterdir()) == ["columns", "done", "sources.json"]
     assert not (run.dir / "rounds/2/prune/embeddings.npy").exists()
     scores = run._scores(2)
     assert len(scores.ids) == 80 and isinstance(scores.sketches, np.memmap)
     with pytest.raises(FileNotFoundError, match="round 1's scores are gone"):
         run._scores(1)
+
+
+def test_an_earlier_rounds_scores_table_keeps_only_its_selected_rows(run):
+    import pyarrow.parquet as pq
+
+    one, two = (pq.read_table(run.dir / f"rounds/{t}/select/scores.parquet") for t in (1, 2))
+    sel1 = json.loads((run.dir / "rounds/1/select/selection.json").read_text())["ids"]
+    assert sorted(one.column("id").to_pylist()) == sorted(sel1)
+    assert all(one.column("selected").to_pylist()) and one.num_rows == len(sel1) == 20
+    assert two.num_rows == 80 and sum(two.column("selected").to_pylist()) == 40  # the latest stays whole
+    assert {"cluster", "routed_expert", "score_ppl"} <= set(one.column_names)
+
+
+def test_earlier_rounds_prune_records_are_compressed_and_still_read(run):
+    from lifelong.export.lineage import round_files
+
+    one, two = run.dir / "rounds/1/prune", run.dir / "rounds/2/prune"
+    assert sorted(p.name for p in one.iterdir()) == ["done", "pruned.json.gz"]  # round 2's report packed it
+    assert (two / "pruned.json").is_file()  # the last round's stays as the loop wrote it
+    assert round_files(run.dir, 1)["prune"] == {"round": 1, "cap": 60, "pool_size": 40, "records": []}
+    assert len(round_files(run.dir, 2)["prune"]["records"]) == 20
 
 
 def test_pruned_conversations_leave_the_manifest(run):

@@ -1,5 +1,6 @@
 """configs/smoke.yaml end to end, and permanent pruning to the pool cap."""
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,15 @@ def test_smoke_config_runs_every_round(tmp_path, capsys):
         assert pool.count() == 120
         assert len(pool.ledger()) == 7 * 40 - 120
         assert pool.check() == []
+        # A pruned row leaves the manifest at the report after its round's (its data card is
+        # written by then): only the last round's are still there, and every card counted its own.
+        per_round = Counter(r["round"] for r in pool.ledger())
+        last = max(per_round)
+        assert pool.count(status="pruned", split=None) == per_round[last] > 0
+        for t, n in per_round.items():
+            card = (run / f"data_cards/round_{t}.md").read_text()
+            total = next(line for line in card.splitlines() if line.startswith("| **total**"))
+            assert total.split("|")[6].strip() == str(n) and "| ? |" not in card, (t, n, total)
     assert (run / "dashboard.html").stat().st_size > 10_000
     assert list((run / "metrics/tb").rglob("events.out.tfevents*"))
 

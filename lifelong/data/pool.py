@@ -2,99 +2,30 @@
 
 Layout under the pool root::
 
-    pool.sqlite        manifest (WAL): samples, their images, ingests, prune ledger
-    blobs/ab/abcdef…   image files named by the sha256 of their bytes
+    pool.sqlite        manifest (WAL): samples, their images, ingests, prune ledger (manifest.py)
+    blobs/ab/abcdef…   image files named by the sha256 of their bytes (blobs.py)
     quarantine/        one JSONL report per ingest of bad records
 
 The pool owns its content: images are copied in, so the source folder can go
 away. Every change of the manifest is one SQLite transaction; blobs are written
 (atomically, by rename) before the rows that name them, so a killed writer
-leaves at worst unreferenced blobs, never a row without its image.
+leaves at worst unreferenced blobs, never a row without its image. Removal
+(prune, purge) and compaction live in ledger.py.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import os
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from lifelong.data import ledger
+from lifelong.data.blobs import BlobStore
+from lifelong.data.ledger import PruneRecord
+from lifelong.data.manifest import PoolError, connect, transaction
 from lifelong.data.sample import Sample
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS samples (
-    rowid INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    content_key TEXT NOT NULL UNIQUE,
-    dataset TEXT NOT NULL,
-    task TEXT NOT NULL,
-    split TEXT NOT NULL,
-    images TEXT NOT NULL,
-    conversation TEXT,
-    provenance TEXT NOT NULL,
-    round_added INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active',
-    ingest_id INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS samples_status ON samples(status, split, dataset);
--- The evaluation reads one task's held-out split, in any status, in rowid order.
-CREATE INDEX IF NOT EXISTS samples_split_task ON samples(split, task);
-CREATE TABLE IF NOT EXISTS sample_images (
-    sample_rowid INTEGER NOT NULL REFERENCES samples(rowid),
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sample_images_hash ON sample_images(hash);
-CREATE INDEX IF NOT EXISTS sample_images_row ON sample_images(sample_rowid);
-CREATE TABLE IF NOT EXISTS ingests (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL,
-    format TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    split TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    added INTEGER NOT NULL,
-    unchanged INTEGER NOT NULL,
-    quarantined INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger (
-    sample_id TEXT NOT NULL,
-    content_key TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    cluster INTEGER,
-    max_sim REAL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value
-);
-"""
-# Bytes of content deleted since the last VACUUM: SQLite leaves them as slack
-# inside pages (a pruned row shrinks in place), which only a VACUUM gives back.
-SLACK_KEY = "slack_bytes"
-# WAL file kept after a checkpoint, bytes (a large ingest or a VACUUM would
-# otherwise leave a WAL as big as what it wrote).
-WAL_LIMIT = 64 * 2**20
-
-
-@dataclass
-class PruneRecord:
-    """One permanent removal, as the ledger keeps it."""
-
-    sample_id: str
-    round: int
-    reason: str
-    cluster: int | None = None
-    max_sim: float | None = None
-
-
-class PoolError(RuntimeError):
-    pass
+__all__ = ["Pool", "PoolError", "PruneRecord", "SampleView"]
 
 
 class Pool:
@@ -103,15 +34,10 @@ class Pool:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.blob_dir = self.root / "blobs"
-        self.blob_dir.mkdir(exist_ok=True)
-        self._blob_subdirs: set[str] = set()
-        self.db = sqlite3.connect(self.root / "pool.sqlite", isolation_level=None, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-        self.db.executescript(SCHEMA)
+        self.blobs = BlobStore(self.root / "blobs")
+        self.blob_dir = self.blobs.root
+        self.path = self.root / "pool.sqlite"
+        self.db = connect(self.path)
 
     def close(self) -> None:
         self.db.close()
@@ -122,65 +48,45 @@ class Pool:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ---- transactions -------------------------------------------------
-    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All writes inside commit together or not at all."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+        return transaction(self.db)
 
-    # ---- blobs ----------------------------------------------------------
+    # ---- blobs (blobs.py) ---------------------------------------------------
     def blob_path(self, digest: str) -> Path:
-        return self.blob_dir / digest[:2] / digest
+        return self.blobs.path(digest)
 
     def put_blob(self, data: bytes, digest: str | None = None) -> str:
-        """Store ``data`` under its sha256 (atomic rename); returns the hex digest."""
-        digest = digest or hashlib.sha256(data).hexdigest()
-        path = self.blob_path(digest)
-        if path.exists():
-            return digest
-        if path.parent.name not in self._blob_subdirs:
-            path.parent.mkdir(exist_ok=True)
-            self._blob_subdirs.add(path.parent.name)
-        # A per-writer temporary name: concurrent writers of the same content
-        # each rename a complete file into place.
-        tmp = path.parent / f".tmp-{digest}-{os.getpid()}-{threading.get_ident()}"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return digest
+        return self.blobs.put(data, digest)
 
     def read_blob(self, digest: str) -> bytes:
-        return self.blob_path(digest).read_bytes()
+        return self.blobs.read(digest)
 
     def load_image(self, digest: str):
         """The stored image as an RGB ``PIL.Image``."""
-        from PIL import Image
+        return self.blobs.load_image(digest)
 
-        with Image.open(io.BytesIO(self.read_blob(digest))) as im:
-            return im.convert("RGB")
+    def n_blobs(self) -> int:
+        return self.blobs.count()
 
     # ---- samples --------------------------------------------------------
     def lookup(self, sample_id: str) -> tuple[str, str] | None:
-        """(content_key, status) of an id, or None when the pool never had it."""
+        """(content_key, status) of an id, or None when the pool never had it (a purged row: the ledger's)."""
         row = self.db.execute("SELECT content_key, status FROM samples WHERE id=?", (sample_id,)).fetchone()
-        return (row[0], row[1]) if row else None
+        if row:
+            return row[0], row[1]
+        key = ledger.pruned_key(self.db, sample_id)
+        return None if key is None else (key, "pruned")
 
     def has_content(self, content_key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM samples WHERE content_key=?", (content_key,)).fetchone() is not None
+        """Whether the pool has, or once had, this content (a pruned sample never comes back)."""
+        row = self.db.execute("SELECT 1 FROM samples WHERE content_key=?", (content_key,)).fetchone()
+        return row is not None or ledger.was_pruned(self.db, content_key)
 
     def insert(self, sample: Sample, content_key: str, round_added: int, ingest_id: int) -> bool:
-        """Insert one sample inside an open transaction; False if its content is already known."""
+        """Insert one sample inside an open transaction; False if its content is already known (or was pruned)."""
+        if ledger.was_pruned(self.db, content_key):
+            return False
         cur = self.db.execute(
             "INSERT OR IGNORE INTO samples (id, content_key, dataset, task, split, images, conversation,"
             " provenance, round_added, status, ingest_id) VALUES (?,?,?,?,?,?,?,?,?, 'active', ?)",
@@ -280,72 +186,27 @@ class Pool:
         rows = self.db.execute(f"SELECT dataset, MIN(rowid) m FROM samples{where} GROUP BY dataset ORDER BY m", params)
         return [r[0] for r in rows]
 
-    # ---- pruning ---------------------------------------------------------
+    # ---- removal and compaction (ledger.py) -----------------------------------
     def prune(self, records: list[PruneRecord]) -> int:
-        """Permanently remove active samples: ledger rows, content deleted, blobs freed.
+        """Permanently remove active samples (see :func:`lifelong.data.ledger.prune`)."""
+        return ledger.prune(self.db, self.blobs, records)
 
-        One transaction; afterwards every blob no longer referenced by any
-        sample is deleted from disk. Returns the number removed.
-        """
-        freed: set[str] = set()
-        slack = 0
-        with self.transaction() as db:
-            for rec in records:
-                row = db.execute(
-                    "SELECT rowid, content_key, status, LENGTH(conversation) FROM samples WHERE id=?",
-                    (rec.sample_id,),
-                ).fetchone()
-                if row is None or row[2] != "active":
-                    raise PoolError(f"cannot prune {rec.sample_id!r}: not an active sample")
-                rowid, key, _, size = row
-                slack += size or 0
-                db.execute(
-                    "INSERT INTO ledger (sample_id, content_key, round, cluster, max_sim, reason) VALUES (?,?,?,?,?,?)",
-                    (rec.sample_id, key, rec.round, rec.cluster, rec.max_sim, rec.reason),
-                )
-                hashes = [h for (h,) in db.execute("SELECT hash FROM sample_images WHERE sample_rowid=?", (rowid,))]
-                db.execute("DELETE FROM sample_images WHERE sample_rowid=?", (rowid,))
-                db.execute("UPDATE samples SET status='pruned', conversation=NULL WHERE rowid=?", (rowid,))
-                freed.update(hashes)
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + ?",
-                (SLACK_KEY, slack, slack),
-            )
-        for h in freed:
-            if self.db.execute("SELECT 1 FROM sample_images WHERE hash=? LIMIT 1", (h,)).fetchone() is None:
-                self.blob_path(h).unlink(missing_ok=True)
-        return len(records)
+    def purge(self, before_round: int) -> int:
+        """Drop the rows of samples pruned before ``before_round`` (see :func:`lifelong.data.ledger.purge`)."""
+        return ledger.purge(self.db, before_round)
 
     def file_bytes(self) -> int:
-        """Size of the manifest on disk: the database file plus its WAL."""
-        return sum(p.stat().st_size for p in (self.root / "pool.sqlite", self.root / "pool.sqlite-wal") if p.exists())
+        return ledger.file_bytes(self.path)
 
     def reclaimable_bytes(self) -> int:
-        """What a VACUUM would give back, about: free pages plus content deleted since the last one."""
-        page = self.db.execute("PRAGMA page_size").fetchone()[0]
-        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (SLACK_KEY,)).fetchone()
-        return free * page + int(row[0] if row else 0)
+        return ledger.reclaimable_bytes(self.db)
 
     def compact(self, min_fraction: float = 0.25) -> bool:
-        """VACUUM the manifest when at least ``min_fraction`` of its file would be given back.
-
-        A VACUUM rewrites the whole file (time linear in its size), so it runs
-        only when worthwhile; afterwards the WAL is checkpointed and truncated.
-        Needs no other connection inside a transaction. Returns whether it ran.
-        """
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        size = self.file_bytes()
-        if size == 0 or self.reclaimable_bytes() < min_fraction * size:
-            return False
-        self.db.execute("VACUUM")
-        self.db.execute("DELETE FROM meta WHERE key=?", (SLACK_KEY,))
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return True
+        """VACUUM when worthwhile (see :func:`lifelong.data.ledger.compact`); returns whether it ran."""
+        return ledger.compact(self.db, self.path, min_fraction)
 
     def ledger(self) -> list[dict]:
-        cols = ("sample_id", "content_key", "round", "cluster", "max_sim", "reason")
-        return [dict(zip(cols, r)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM ledger ORDER BY rowid")]
+        return ledger.ledger_rows(self.db)
 
     # ---- summaries ----------------------------------------------------------
     def stats(self) -> list[dict]:
@@ -355,9 +216,6 @@ class Pool:
             " ORDER BY MIN(rowid), split, status"
         )
         return [dict(dataset=r[0], task=r[1], split=r[2], status=r[3], count=r[4]) for r in rows]
-
-    def n_blobs(self) -> int:
-        return sum(1 for p in self.blob_dir.glob("*/*") if not p.name.startswith(".tmp-"))
 
     def check(self) -> list[str]:
         """Consistency problems (empty list when the pool is sound)."""
@@ -383,6 +241,7 @@ class Pool:
             "UPDATE ingests SET added=?, unchanged=?, quarantined=? WHERE id=?",
             (added, unchanged, quarantined, ingest_id),
         )
+
 
 
 class SampleView(Sequence):

@@ -1,5 +1,10 @@
 """The report stage: history, metrics, dashboard, data card and trackers after a round.
 
+Then the upkeep that keeps the run directory bounded by the pool cap, not by
+everything ingested: the rows of samples pruned in earlier rounds leave the
+pool's manifest (their data cards are written), and earlier rounds' score
+tables are cut to their selected rows and their prune records gzipped.
+
 The run history comes from what the stages wrote: the accuracy matrix from the
 stage markers every time, a round's record from its files once (later reports
 take it from the saved history), so a resumed run reports exactly what an
@@ -13,6 +18,7 @@ import math
 from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history, save_metrics
 from lifelong.evaluation.metrics import per_round
 from lifelong.export.cards import write_round_card
+from lifelong.export.lineage import compress_json
 
 
 def accuracy_cells(run, t: int, entries) -> list[dict[str, float]]:
@@ -92,6 +98,7 @@ def _saved_history(run) -> RunHistory | None:
 
 def report_round(run, t: int, entries) -> None:
     from lifelong.evaluation.dashboard import write_dashboard
+    from lifelong.selection.outputs import slim_scores_table  # (lazy: selection pulls in torch, faiss)
 
     h = build_history(run, t, entries, _saved_history(run))
     save_history(h, run.dir)
@@ -105,3 +112,11 @@ def report_round(run, t: int, entries) -> None:
     values.update({f"acc/{task}": a[t, i] for i, task in enumerate(h.tasks)})
     run.tracker.log({k: float(v) for k, v in values.items()}, step=t)
     write_round_card(run.dir, t)
+    # The data cards of rounds < t are written (their reports are done), and they were the last
+    # readers of those rounds' pruned rows: the rows leave the manifest, the ledger keeps them.
+    # (Round t's stay until the next report, so a resumed report t renders the same card.)
+    if run.pool.purge(before_round=t):
+        run.pool.compact()
+    for r in range(1, t):  # earlier rounds' per-sample files: score tables cut, prune records compressed
+        slim_scores_table(run.dir / "rounds" / str(r) / "select" / "scores.parquet")
+        compress_json(run.dir / "rounds" / str(r) / "prune" / "pruned.json")

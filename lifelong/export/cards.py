@@ -8,7 +8,8 @@
   and pruned counts per source dataset and task, and how many of them were
   near-duplicates or noisy according to each sample's provenance (the built-in
   stream records ``provenance.duplicate_of`` and ``provenance.noise``; the pool
-  keeps a pruned sample's provenance after deleting its content).
+  keeps a pruned sample's provenance after deleting its content, until the
+  next round's report, when this card is written).
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ Read from the files the loop leaves in a run directory (nothing is recomputed):
     rounds/<t>/ingest/ingest.json     dataset that arrived, added/unchanged/quarantined
     rounds/<t>/select/selection.json  ids selected for training, clusters and routed experts
     rounds/<t>/prune/pruned.json      ids removed from the pool for good after training
+                                      (pruned.json.gz once a later round has reported)
 
 The adapter saved after round ``t`` (``adapters/round_<t>``) was trained, in
 the default ``continue`` adapter policy, on the selections of rounds 1..t, so
@@ -14,8 +15,11 @@ pruned" and "not recorded" stay distinguishable.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 LINEAGE_VERSION = 1
@@ -37,7 +41,31 @@ def adapter_rounds(run_dir: str | Path) -> list[int]:
 
 
 def _read_json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """The JSON at ``path``, or at ``path`` + ``.gz`` (an earlier round's record, compressed), or None."""
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    packed = path.with_name(path.name + ".gz")
+    if packed.is_file():
+        with gzip.open(packed, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    return None
+
+
+def compress_json(path: Path) -> bool:
+    """Replace ``path`` by ``path.gz`` (written atomically before the original goes); False if absent.
+
+    For records that grow with everything ever pruned (``pruned.json``) once
+    only the lineage reads them.
+    """
+    if not path.is_file():
+        return False
+    packed = path.with_name(path.name + ".gz")
+    tmp = path.with_name(f".{packed.name}.tmp")
+    with open(path, "rb") as src, gzip.open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(tmp, packed)
+    path.unlink()
+    return True
 
 
 def round_files(run_dir: str | Path, t: int) -> dict:

@@ -3,7 +3,9 @@
 ``selection.json``: the selected ids and, per pseudo-skill cluster, its size,
 its share of the budget, the routed expert and every expert's entropy.
 ``scores.parquet``: one row per pool sample: id, selected, cluster, routed
-expert and every expert's score.
+expert and every expert's score. Once a later round has selected, a run keeps
+only the selected rows of an earlier round's table (:func:`slim_scores_table`):
+the table of every round would otherwise hold the whole pool again.
 """
 from __future__ import annotations
 
@@ -66,3 +68,28 @@ def write_scores_table(path: Path, ids: list[str], scores: dict[str, np.ndarray]
     finally:
         if writer is not None:
             writer.close()
+
+
+# Schema metadata of a table cut to its selected rows.
+SLIM_KEY, SLIM_VALUE = b"lifelong.rows", b"selected"
+
+
+def slim_scores_table(path: Path) -> bool:
+    """Cut the table at ``path`` to its selected rows (in place, atomically); False if absent or already cut.
+
+    The selected rows keep the explanation of what was trained on (cluster,
+    routed expert, scores); the rest of the pool's rows go.
+    """
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return False
+    meta = pq.read_schema(path).metadata or {}
+    if meta.get(SLIM_KEY) == SLIM_VALUE:
+        return False
+    table = pq.read_table(path, filters=[("selected", "==", True)])
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), SLIM_KEY: SLIM_VALUE})
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return True

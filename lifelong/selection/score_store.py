@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Per round, next to ``columns/`` under a partial refresh: sample id -> the round that last scored it.
+SOURCES_FILE = "sources.json"
+
 
 @dataclass
 class ScoreResult:
@@ -231,10 +234,12 @@ def build_round_store(d: Path, t: int, ids: list[str], todo: list[str], sources:
 
 
 def release_before(rounds_dir: Path, t: int) -> None:
-    """Round ``t``'s store is complete: delete its shards and pass, and every earlier round's store.
+    """Round ``t``'s store is complete: delete its shards and pass, and every earlier round's store
+    and ``sources.json`` (which round last scored each sample).
 
     Idempotent (a resumed stage runs it again). Nothing later reads them:
-    round ``t``'s store holds every active sample's row.
+    round ``t``'s store holds every active sample's row, and a later partial
+    refresh reads the sources of the latest round that scored (t or after).
     """
     d = Path(rounds_dir) / str(t) / "score"
     shutil.rmtree(d / "shards", ignore_errors=True)
@@ -244,3 +249,4 @@ def release_before(rounds_dir: Path, t: int) -> None:
         remove_store(old / "columns")
         remove_store(old / "pass")
         shutil.rmtree(old / "shards", ignore_errors=True)
+        (old / SOURCES_FILE).unlink(missing_ok=True)

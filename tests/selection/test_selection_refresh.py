@@ -1,5 +1,7 @@
 """score.refresh < 1: a round scores new samples and the stalest share of the old ones, and reuses the rest."""
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from lifelong.config import ConfigError
+from lifelong.loop import FAULT_ENV
 from lifelong.run_config import load_run_config
 from lifelong.selection.score import ScoreResult, gather_scores, plan_rescoring
 
@@ -64,17 +67,24 @@ def _cmd(runs_dir, name):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """The finished run; next to it ``mid``, a copy as it was when round 2's evaluation ended (before
+    round 2's report cut round 1's scores table and round 3's scoring deleted round 2's sources)."""
     runs = tmp_path_factory.mktemp("runs")
-    subprocess.run(_cmd(runs, "ref"), check=True, capture_output=True, cwd=ROOT)
+    killed = subprocess.run(_cmd(runs, "ref"), capture_output=True, cwd=ROOT, env={**os.environ, FAULT_ENV: "2:eval"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    shutil.copytree(runs / "ref", runs / "mid")
+    subprocess.run(_cmd(runs, "ref"), check=True, capture_output=True, cwd=ROOT)  # resumes at round 2's eval
     return runs / "ref"
 
 
 def test_a_run_rescores_half_of_the_old_pool_per_round(run):
+    mid = run.parent / "mid"
+
     def info(t):
         return json.loads((run / f"rounds/{t}/score/done").read_text())
 
     def sources(t):
-        return json.loads((run / f"rounds/{t}/score/sources.json").read_text())
+        return json.loads(((mid if t < 3 else run) / f"rounds/{t}/score/sources.json").read_text())
 
     # Round 1: 40 new samples. Round 2: 40 new + 20 of the 40 old. Round 3: 40 new + 40 of the 80 old.
     assert [info(t)["n"] for t in (1, 2, 3)] == [40, 60, 80]
@@ -89,11 +99,11 @@ def test_a_run_rescores_half_of_the_old_pool_per_round(run):
     assert sel["pool_size"] == 80 and sel["budget"] == 40
     import pyarrow.parquet as pq
 
-    one = pq.read_table(run / "rounds/1/select/scores.parquet").to_pydict()
+    one = pq.read_table(mid / "rounds/1/select/scores.parquet").to_pydict()
     before = dict(zip(one["id"], one["score_ppl"]))
     kept = [x for x, r in s2.items() if r == 1]
     assert len(kept) == 20
-    table = pq.read_table(run / "rounds/2/select/scores.parquet").to_pydict()
+    table = pq.read_table(mid / "rounds/2/select/scores.parquet").to_pydict()
     ppl = dict(zip(table["id"], table["score_ppl"]))
     assert len(ppl) == 80
     assert all(ppl[x] == before[x] for x in kept)
@@ -105,8 +115,8 @@ def test_a_refresh_run_keeps_only_the_last_rounds_score_store(run):
     """Round 3's store holds every active sample's row (copied forward), so earlier stores and every shard are gone."""
     from lifelong.selection.score_store import open_scores
 
-    for t in (1, 2):
-        assert sorted(p.name for p in (run / f"rounds/{t}/score").iterdir()) == ["done", "sources.json"]
+    for t in (1, 2):  # round 3's sources.json says which round last scored each sample
+        assert sorted(p.name for p in (run / f"rounds/{t}/score").iterdir()) == ["done"]
     assert sorted(p.name for p in (run / "rounds/3/score").iterdir()) == ["columns", "done", "sources.json"]
     res = open_scores(run / "rounds/3/score/columns")
     assert isinstance(res.sketches, np.memmap) and isinstance(res.scores["ppl"], np.memmap)
