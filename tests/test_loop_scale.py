@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from lifelong.data.pool import Pool
+from lifelong import stages
+from lifelong.layout import RunLayout
 from lifelong.loop import Run
 from lifelong.run_config import load_run_config
 
@@ -73,10 +75,10 @@ def test_only_the_last_rounds_scores_stay_on_disk(run):
     assert sorted(p.name for p in one.iterdir()) == ["done", "sources.json"]
     assert sorted(p.name for p in two.iterdir()) == ["columns", "done", "sources.json"]
     assert not (run.dir / "rounds/2/prune/embeddings.npy").exists()
-    scores = run._scores(2)
+    scores = stages.scores(run, 2)
     assert len(scores.ids) == 80 and isinstance(scores.sketches, np.memmap)
     with pytest.raises(FileNotFoundError, match="round 1's scores are gone"):
-        run._scores(1)
+        stages.scores(run, 1)
 
 
 def test_pruned_conversations_leave_the_manifest(run):
@@ -96,11 +98,8 @@ def test_a_report_reads_only_its_own_rounds_selection(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run.dir, copy)
     (copy / "rounds/1/select/selection.json").write_text("not json")  # round 1's report already ran
-    run.dir, real = copy, run.dir
-    try:
-        again = build_history(run, 2, run.entries(), previous=load_history(copy))
-        assert to_dict(again) == to_dict(saved)
-        with pytest.raises(json.JSONDecodeError):
-            build_history(run, 2, run.entries())  # without the saved history every round is read again
-    finally:
-        run.dir = real
+    tasks, name, strategy = [e.name for e in run.entries()], run.cfg.name, run.cfg.select.strategy
+    again = build_history(RunLayout(copy), 2, tasks, name, strategy, previous=load_history(copy))
+    assert to_dict(again) == to_dict(saved)
+    with pytest.raises(json.JSONDecodeError):
+        build_history(RunLayout(copy), 2, tasks, name, strategy)  # without the saved history every round is read again
