@@ -11,6 +11,8 @@ from lifelong.cli import main
 from lifelong.data.pool import Pool
 from lifelong.evaluation.bootstrap import accuracy_matrix, question_scores
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 

@@ -12,6 +12,8 @@ from safetensors.numpy import load_file
 
 from lifelong.data.pool import Pool
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 # Three datasets, a cap that forces pruning in round 3, small shards to kill between.
 SHORT = ["stream.builtin_config.order=[vqa_shape,digits,text_only]", "prune.cap=80", "score.shard_size=16",

@@ -13,6 +13,8 @@ from lifelong.layout import RunLayout
 from lifelong.loop import Run
 from lifelong.run_config import load_run_config
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARD = 16
 # Two datasets of 40; round 2 prunes 80 -> 60 with its own embedding pass (refresh < 1).

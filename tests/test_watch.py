@@ -17,6 +17,8 @@ from safetensors.numpy import load_file
 from arrival_data import write_hf, write_llava, write_messages
 from lifelong.cli import main
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = [str(ROOT / "configs" / "smoke.yaml"), "stream.builtin=none", "eval.max_samples_per_task=4", "prune.cap=20"]
 

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["stream.builtin_config.order=[vqa_shape,digits]", "score.shard_size=16", "eval.max_samples_per_task=4"]

@@ -69,6 +69,7 @@ def run(tmp_path_factory):
     return runs / "ref"
 
 
+@pytest.mark.e2e
 def test_a_run_rescores_half_of_the_old_pool_per_round(run):
     def info(t):
         return json.loads((run / f"rounds/{t}/score/done").read_text())
@@ -101,6 +102,7 @@ def test_a_run_rescores_half_of_the_old_pool_per_round(run):
     assert len(rescored) == 20 and any(ppl[x] != before[x] for x in rescored)  # round 2's model scored these
 
 
+@pytest.mark.e2e
 def test_a_refresh_run_keeps_only_the_last_rounds_score_store(run):
     """Round 3's store holds every active sample's row (copied forward), so earlier stores and every shard are gone."""
     from lifelong.selection.score_store import open_scores
@@ -117,6 +119,7 @@ def test_a_refresh_run_keeps_only_the_last_rounds_score_store(run):
     np.testing.assert_array_equal(np.asarray(table["score_ppl"]), res.scores["ppl"])
 
 
+@pytest.mark.e2e
 def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
     proc = subprocess.Popen(_cmd(tmp_path, "k"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -136,6 +139,7 @@ def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
             == json.loads((run / "rounds/3/score/sources.json").read_text()))
 
 
+@pytest.mark.e2e
 def test_pruning_embeddings_come_from_one_model(run):
     """Round 3 prunes (120 > cap 80) under refresh=0.5: its embeddings are one forward pass
     of round 3's model over the pool, not the scoring rows gathered from rounds 1-3."""
