@@ -96,7 +96,7 @@ def score(run, t, d, entry, entries):
             prev = None if held_by is None else run.layout.score_columns(held_by)
             store.build_round_store(d, t, ids, todo, sources, held_by, prev, cfg.shard_size)
     if run.main:
-        store.release_before(run.layout.rounds, t)
+        store.release_before(run.layout, t)
     if sources is None:
         return {"n": len(ids)}
     return {"n": len(todo), "pool_size": len(ids)}

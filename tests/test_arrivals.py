@@ -114,10 +114,16 @@ def test_fwt_backfill_fills_only_the_cells_forward_transfer_needs(tmp_path):
     assert np.isfinite(a[[0, 2, 3], 2]).all()
 
 
-def test_round_refuses_a_dataset_it_cannot_train(tmp_path, capsys):
-    assert main(start_args(tmp_path, "bad")) == 0
-    run = tmp_path / "runs" / "bad"
+def _files(run: Path) -> list[Path]:
+    """The run's files, less the lock and SQLite's transient WAL files."""
+    return sorted(p.relative_to(run) for p in run.rglob("*")
+                  if p.name != "run.lock" and not p.name.endswith(("-wal", "-shm")))
+
+
+def test_round_refuses_a_dataset_it_cannot_train(arrived, tmp_path, capsys):
+    run = arrived  # a refusal changes nothing, so the finished run of the other tests serves
     config = (run / "config.yaml").read_text()
+    files = _files(run)
     bad = tmp_path / "src" / "broken"
     bad.mkdir(parents=True)
     (bad / "train.jsonl").write_text('{"messages": "not a list"}\n{"id": 1}\n')
@@ -129,6 +135,7 @@ def test_round_refuses_a_dataset_it_cannot_train(tmp_path, capsys):
     assert main(["round", "--run", str(run), "--dataset", str(again), "--name", "warm"]) == 2
     assert "already part of run" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == config
-    assert not (run / "rounds" / "2").exists()
+    assert _files(run) == files  # nothing written, not even a stage folder
+    assert not (run / "rounds" / "4").exists()
     with Pool(run / "pool") as pool:
-        assert pool.datasets() == ["warm"]
+        assert pool.datasets() == ["warm", "cool", "mono"]

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lifelong.layout import RunLayout
+
 
 @dataclass
 class ScoreResult:
@@ -230,17 +232,17 @@ def build_round_store(d: Path, t: int, ids: list[str], todo: list[str], sources:
     gather_scores(ids, here, lambda r: open_scores(stores[r]), d / "columns")
 
 
-def release_before(rounds_dir: Path, t: int) -> None:
+def release_before(layout: RunLayout, t: int) -> None:
     """Round ``t``'s store is complete: delete its shards and pass, and every earlier round's store.
 
     Idempotent (a resumed stage runs it again). Nothing later reads them:
     round ``t``'s store holds every active sample's row.
     """
-    d = Path(rounds_dir) / str(t) / "score"
+    d = layout.stage_dir(t, "score")
     shutil.rmtree(d / "shards", ignore_errors=True)
     remove_store(d / "pass")
     for r in range(1, t):
-        old = Path(rounds_dir) / str(r) / "score"
+        old = layout.stage_dir(r, "score")
         remove_store(old / "columns")
         remove_store(old / "pass")
         shutil.rmtree(old / "shards", ignore_errors=True)

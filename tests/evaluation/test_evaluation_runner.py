@@ -185,7 +185,7 @@ def test_config_errors(pool):
         evaluate_tasks(short, pool, ["count"], EvalConfig(batch_size=2), progress=False)
 
 
-def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
+def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys, model_cache):
     """``lifelong eval`` on a run dir with a tiny composed model: same answers as the in-memory model."""
     from lifelong.models import load_model
     from lifelong.models.config import tiny_model_config
@@ -201,7 +201,7 @@ def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
 
     run_dir = tmp_path / "runs" / "demo"
     _make_pool(run_dir / "pool", tmp_path / "src").close()
-    model_cfg = tiny_model_config(tmp_path / "cache")
+    model_cfg = tiny_model_config(model_cache)
     eval_cfg = EvalConfig(batch_size=4, max_new_tokens=3)
     stream = StreamSpec(builtin="none", datasets=[DatasetEntry("caption", train="unused", metric="token_f1")])
     cfg = RunConfig(name="demo", runs_dir=tmp_path / "runs", model=model_cfg, eval=eval_cfg, stream=stream)
