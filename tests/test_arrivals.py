@@ -86,6 +86,12 @@ def test_arrivals_reach_metrics_dashboard_cards_and_tensorboard(arrived):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert any(t.endswith("acc/mono") for t in tags), tags
+    # Per-round scalars come from Tracker.log_round (round_scalars' tags), one point per round report.
+    avg_tag = next(t for t in tags if t.endswith("cl/avg_acc"))
+    got = {e.step: e.value for e in acc.Scalars(avg_tag)}
+    assert sorted(got) == [1, 2, 3]
+    assert all(got[t] == pytest.approx(m["per_round"]["avg_acc"][t], abs=1e-6) for t in (1, 2, 3))
+    assert any(t.endswith("seconds/train") for t in tags) and any(t.endswith("pool/size") for t in tags)
     # The loss curve continues across rounds (and processes) on one step axis: 1 .. all optimizer steps.
     rounds_steps = [json.loads((arrived / f"rounds/{t}/train/losses.json").read_text())[-1][0] for t in (1, 2, 3)]
     loss_tag = next(t for t in tags if t.endswith("train/loss"))
