@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import time
@@ -35,8 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def ceilings(config: Path, tasks: list[str] | None, split: str, epochs: float, n_val: int, work: Path,
-             overrides: list[str]) -> dict:
-    """Per task: accuracy after training alone on its train split (see the module docstring)."""
+             overrides: list[str], n_train: int | None = None, share: float | None = None) -> dict:
+    """Per task: accuracy after training alone on its train split (see the module docstring).
+    ``share``: instead of alone, train as in a round of the stream, where the task makes up this
+    fraction of the training set and the rest is drawn (seeded) from the tasks before it in the order."""
     import dataclasses
 
     import torch
@@ -50,7 +53,9 @@ def ceilings(config: Path, tasks: list[str] | None, split: str, epochs: float, n
     tasks = tasks or list(stream.order)
     if cfg.model.num_threads is None:
         torch.set_num_threads(2)
-    pool = build_pool(work, tasks, stream, cfg.stream.seed)
+    order = list(stream.order)
+    needed = sorted({*tasks, *(order[:max(order.index(t) for t in tasks)] if share else [])}, key=order.index)
+    pool = build_pool(work, needed, stream, cfg.stream.seed)
     loaded = load_model(cfg.model)
     init = work / "init_adapter"
     loaded.save_adapter(init)
@@ -63,6 +68,13 @@ def ceilings(config: Path, tasks: list[str] | None, split: str, epochs: float, n
             train, held = carve_validation(train, n_val, cfg.stream.seed)
         else:
             held = pool.samples(status=None, split="test", task=task)
+        if n_train is not None and n_train < len(train):
+            train = random.Random(cfg.stream.seed).sample(train, n_train)
+        earlier = order[:order.index(task)]
+        if share and share < 1 and earlier:
+            others = [x for e in earlier for x in pool.samples(task=e)]
+            n_other = min(len(others), round(len(train) * (1 - share) / share))
+            train = train + random.Random(cfg.stream.seed + 1).sample(others, n_other)
         before, _ = accuracy(loaded, held, pool.load_image, cfg.eval.max_new_tokens)
         info = train_alone(loaded, train, pool.load_image, train_cfg)
         after, answers = accuracy(loaded, held, pool.load_image, cfg.eval.max_new_tokens)
@@ -142,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=["test", "val"], default="test", help="ceilings scored on test or validation")
     p.add_argument("--ceiling-epochs", type=float, default=3.0)
     p.add_argument("--n-val", type=int, default=50)
+    p.add_argument("--n-train", type=int, default=None,
+                   help="train on a seeded subset of this many samples (a task's share of a demo round, ~75)")
+    p.add_argument("--share", type=float, default=None,
+                   help="train as in a round: the task is this fraction of the training set, the rest drawn "
+                        "from the tasks before it (0.25 ~ a demo round at the cap)")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_learn_work")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
     p.add_argument("--demo-run", type=Path, default=None, help="read this finished run instead of running the demo")
@@ -157,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if a.only in ("all", "ceilings"):
         tasks = a.tasks.split(",") if a.tasks else None
-        res["ceilings"] = ceilings(a.config, tasks, a.split, a.ceiling_epochs, a.n_val, a.work, a.overrides)
-        res["ceiling_split"], res["ceiling_epochs"] = a.split, a.ceiling_epochs
+        res["ceilings"] = ceilings(a.config, tasks, a.split, a.ceiling_epochs, a.n_val, a.work, a.overrides, a.n_train, a.share)
+        res["ceiling_split"], res["ceiling_epochs"], res["ceiling_n_train"] = a.split, a.ceiling_epochs, a.n_train
+        res["ceiling_share"] = a.share
         if a.write_ceilings and a.split == "test":
             write_ceilings(res["ceilings"], a.ceiling_epochs, res["command"])
     if a.only in ("all", "runs"):

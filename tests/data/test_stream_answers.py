@@ -104,6 +104,11 @@ def test_spatial_answer_matches_colour_centroids(stream):
         else:
             measured = "above" if dy < 0 else "below"  # rows grow downwards
         check(answer, measured, ok, rec)
+        # Opposite sides of the midline along the relation's axis (a 2x2 grid sees them apart);
+        # 3 px of slack for a triangle's centroid (r/3 below its box centre) and the 1-px jitter.
+        lo, hi = sorted((ax, bx) if measured in ("left", "right") else (ay, by))
+        half = img.shape[0] / 2
+        assert lo < half + 3 and hi > half - 3 and hi - lo > 6, rec["id"]
         n += 1
     assert n > 30
 

@@ -51,3 +51,23 @@ def test_ceilings_on_the_smoke_config(tmp_path):
     assert set(res) == {"vqa_shape", "compare"}
     for v in res.values():
         assert v["n_eval"] == 4 and 0.0 <= v["accuracy"] <= 1.0 and 0 < v["n_train"] <= 24 - 4
+
+
+def test_share_mixes_earlier_tasks_into_a_round_sized_training_set(tmp_path):
+    over = ["stream.builtin_config.full_train=24", "stream.builtin_config.full_test=8",
+            "stream.builtin_config.order=[vqa_shape,vqa_color,compare]"]
+    res = bench_learn.ceilings(ROOT / "configs/smoke.yaml", ["vqa_shape", "compare"], "val", 1.0, 4, tmp_path, over,
+                               n_train=6, share=0.25)
+    # vqa_shape comes first: nothing earlier to mix in. compare: 6 of its own + 6 * 0.75 / 0.25 = 18 earlier ones.
+    assert res["vqa_shape"]["n_train"] == 6
+    assert res["compare"]["n_train"] == 6 + 18
+
+
+@pytest.mark.slow
+@pytest.mark.offline_weights
+def test_the_offline_default_learns_a_skill_from_one_rounds_share(tmp_path):
+    """What the demo needs of the default model: a task's share of a round (75 samples, 2 epochs, the demo's
+    settings) takes it from 0 to well above chance (1/3 for shapes) on validation questions."""
+    res = bench_learn.ceilings(ROOT / "configs/demo.yaml", ["vqa_shape"], "val", 2.0, 40, tmp_path, [], n_train=75)
+    assert res["vqa_shape"]["before"] < 0.1
+    assert res["vqa_shape"]["accuracy"] >= 0.6

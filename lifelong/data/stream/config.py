@@ -58,7 +58,7 @@ class StreamConfig:
     # Shift of a near-duplicate's image, in pixels (edge pixels are repeated).
     jitter_px: int = 1
     # Counting: the number of objects drawn is uniform in [1, max_count].
-    max_count: int = 6
+    max_count: int = 4
 
     def sizes(self, scale: str) -> SplitSizes:
         """Split sizes of ``scale`` (one of ``SCALES``)."""

@@ -114,6 +114,16 @@ def relation_of(ax: float, ay: float, bx: float, by: float) -> str | None:
     return None
 
 
+def across_midline(rel: str, ax: int, ay: int, bx: int, by: int, size: int) -> bool:
+    """Whether the two centres lie on opposite sides of the image's midline along the
+    relation's axis (the vertical midline for left/right, the horizontal one for
+    above/below), so that even a 2x2 pooled grid puts them in different cells."""
+    half = size / 2
+    if rel in ("left", "right"):
+        return (ax < half) != (bx < half)
+    return (ay < half) != (by < half)
+
+
 def make_spatial(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
     colors = list(draw.PALETTE)
 
@@ -126,7 +136,7 @@ def make_spatial(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig
             return None
         (ax, ay), (bx, by) = centres
         rel = relation_of(ax, ay, bx, by)
-        if rel is None:
+        if rel is None or not across_midline(rel, ax, ay, bx, by, cfg.image_size):
             return None
         objects = [
             {"kind": ka, "cx": ax, "cy": ay, "r": radii[0], "color": ca},
@@ -158,8 +168,9 @@ register(
                 "A white square canvas with two filled shapes (circle, square or triangle) of two "
                 "different palette colours, half-side 5-7 px, drawn with PIL without anti-aliasing, not "
                 "touching. Placements are kept only when the offset between the centres along one axis "
-                f"is at least {RELATION_RATIO} times the offset along the other, so the relation is "
-                "unambiguous. The answer is where the first-named object is relative to the second (y "
+                f"is at least {RELATION_RATIO} times the offset along the other and the two centres lie on "
+                "opposite sides of the image's midline along that axis, so the relation is unambiguous and "
+                "visible at a 2x2 grid. The answer is where the first-named object is relative to the second (y "
                 "grows downwards: `above` means a smaller row)."
             ),
             answers="`left`, `right`, `above`, `below`",
