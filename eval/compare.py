@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lifelong.layout import RunLayout
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "eval" / "results"
 BOOTSTRAP = 1000
@@ -74,7 +76,7 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
 
 
 def is_done(d: Path) -> bool:
-    hist = d / "metrics" / "history.json"
+    hist = RunLayout(d).history
     if not hist.exists():
         return False
     h = json.loads(hist.read_text())
@@ -85,7 +87,7 @@ def selection_digest(d: Path, n_rounds: int) -> str:
     """sha256 (12 hex) of every round's selected ids, in round order: equal digests = equal selections."""
     h = hashlib.sha256()
     for t in range(1, n_rounds + 1):
-        path = d / "rounds" / str(t) / "select" / "selection.json"
+        path = RunLayout(d).selection(t)
         ids = json.loads(path.read_text()).get("ids", []) if path.exists() else []
         h.update(json.dumps([t, ids]).encode())
     return h.hexdigest()[:12]
@@ -100,8 +102,7 @@ def costs(d: Path) -> dict:
     train_s = [r.stage_seconds.get("train", 0.0) for r in rounds]
     scored = []
     for t in range(1, len(rounds) + 1):
-        done = d / "rounds" / str(t) / "score" / "done"
-        scored.append(int(json.loads(done.read_text()).get("n") or 0) if done.exists() else 0)
+        scored.append(int(RunLayout(d).stage_info(t, "score").get("n") or 0))
     return {
         "samples_trained": int(sum(r.selected for r in rounds)), "samples_scored": int(sum(scored)),
         "selection_s": float(sum(sel_s)), "train_s": float(sum(train_s)), "rounds": len(rounds),

@@ -43,11 +43,11 @@ from pathlib import Path
 
 from lifelong.config import ConfigError, from_dict, load_yaml
 from lifelong.loop import FAULT_ENV
-from lifelong.run_config import DatasetEntry, RunConfig, dump_run_config, load_run_config
+from lifelong.layout import RunLayout
+from lifelong.run_config import DatasetEntry, RunConfig, load_run_config, save_run_config
 
 MANIFEST = "dataset.yaml"
 READY = "READY"
-ARRIVALS = "arrivals"
 QUARANTINE = "quarantine"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _EXTS = (".json", ".jsonl", ".parquet")
@@ -154,21 +154,18 @@ def check(entry: DatasetEntry, cfg: RunConfig) -> None:
 def known_entries(cfg: RunConfig) -> list[DatasetEntry]:
     """The datasets a run already has: the built-in stream's (once prepared) and the user's."""
     out = list(cfg.stream.datasets)
-    manifest = cfg.run_dir / "data" / "stream.json"
-    if cfg.stream.builtin != "none" and manifest.exists():
+    layout = RunLayout(cfg.run_dir)
+    if cfg.stream.builtin != "none" and layout.stream_manifest.exists():
         from lifelong.data.stream import read_manifest
 
-        out += [DatasetEntry(i.name, "") for i in read_manifest(cfg.run_dir / "data")]
+        out += [DatasetEntry(i.name, "") for i in read_manifest(layout.data)]
     return out
 
 
 def append_entry(cfg: RunConfig, entry: DatasetEntry) -> None:
     """Add ``entry`` to the end of the run's stream and save ``config.yaml`` atomically."""
     cfg.stream.datasets.append(entry)
-    path = cfg.run_dir / "config.yaml"
-    tmp = path.with_name(".config.yaml.tmp")
-    tmp.write_text(dump_run_config(cfg))
-    os.replace(tmp, path)
+    save_run_config(cfg)
 
 
 # ---- the inbox ------------------------------------------------------------------
@@ -234,7 +231,7 @@ class Watcher:
         self.poll = poll
         self.log = log
         self.stop = threading.Event()
-        self.arrivals = cfg.run_dir / ARRIVALS
+        self.arrivals = RunLayout(cfg.run_dir).arrivals
 
     def event(self, kind: str, **fields) -> None:
         self.arrivals.mkdir(parents=True, exist_ok=True)
@@ -321,7 +318,7 @@ def watch(run_dir: str | Path, inbox: str | Path | None = None, config: str | Pa
 
     run_dir = Path(run_dir)
     with run_lock(run_dir):
-        if (run_dir / "config.yaml").exists():
+        if RunLayout(run_dir).config.exists():
             if config is not None or overrides:
                 raise ConfigError(f"{run_dir} already has a config.yaml; watch it without --config/overrides")
             cfg = load_run_config(run_dir)
@@ -330,7 +327,7 @@ def watch(run_dir: str | Path, inbox: str | Path | None = None, config: str | Pa
         else:
             cfg = load_run_config(config, [*(overrides or []), f"name={run_dir.name}",
                                            f"runs_dir={run_dir.parent}"])
-        w = Watcher(cfg, Path(inbox) if inbox else run_dir / "inbox", poll, stable_after)
+        w = Watcher(cfg, Path(inbox) if inbox else RunLayout(run_dir).inbox, poll, stable_after)
         w.inbox.root.mkdir(parents=True, exist_ok=True)
 
         def on_term(signum, frame):

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from lifelong.layout import RunLayout
+
 # name -> (help, add-arguments function, run function returning an exit code)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -23,7 +25,7 @@ def _pool_dir(args) -> Path:
     if getattr(args, "pool", None):
         return Path(args.pool)
     if getattr(args, "run", None):
-        return Path(args.run) / "pool"
+        return RunLayout(args.run).pool
     raise SystemExit("error: give --pool DIR or --run RUN_DIR")
 
 
@@ -115,7 +117,7 @@ def cmd_run(args) -> int:
     from lifelong.distributed import is_main
 
     if is_main():
-        print(f"run directory: {r.dir}\ndashboard: {r.dir / 'dashboard.html'}")
+        print(f"run directory: {r.dir}\ndashboard: {r.layout.dashboard}")
     return 0
 
 
@@ -136,7 +138,7 @@ def cmd_round(args) -> int:
     from lifelong.runlock import run_lock
 
     run_dir = Path(args.run)
-    if not (run_dir / "config.yaml").exists():
+    if not RunLayout(run_dir).config.exists():
         raise SystemExit(f"error: {run_dir} is not a run directory (no config.yaml); start one with 'lifelong run'")
     with run_lock(run_dir):
         cfg = load_run_config(run_dir)

@@ -17,6 +17,7 @@ from lifelong.data.ingest import IngestConfig
 from lifelong.data.stream.config import StreamConfig
 from lifelong.evaluation.evaluate import EvalConfig
 from lifelong.evaluation.trackers import TrackerConfig
+from lifelong.layout import RunLayout, write_atomic
 from lifelong.models.config import ModelConfig
 from lifelong.pruning.semdedup import PruneConfig
 from lifelong.selection.score import ScoreConfig
@@ -94,12 +95,19 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
     data: dict = {}
     if path is not None:
         path = Path(path)
-        data = load_yaml(path / "config.yaml" if path.is_dir() else path)
+        data = load_yaml(RunLayout(path).config if path.is_dir() else path)
     return from_dict(RunConfig, apply_overrides(data, overrides or []))
 
 
 def dump_run_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_run_config(cfg: RunConfig) -> Path:
+    """Write ``cfg`` as its run directory's ``config.yaml``, atomically (a reader never sees half a file)."""
+    path = RunLayout(cfg.run_dir).config
+    write_atomic(path, dump_run_config(cfg))
+    return path
 
 
 def check_same_config(saved: str, cfg: RunConfig, force: bool) -> None:

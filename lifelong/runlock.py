@@ -22,7 +22,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-LOCK_FILE = "run.lock"
+from lifelong.layout import RunLayout
+
 EXIT_LOCKED = 3
 
 # Real path of a locked run dir -> (fd, nesting depth). flock conflicts between
@@ -49,7 +50,7 @@ class RunLocked(RuntimeError):
 def holder(run_dir: str | Path) -> dict:
     """What the lock file says about its holder (``{}`` if unreadable or empty)."""
     try:
-        return json.loads((Path(run_dir) / LOCK_FILE).read_text() or "{}")
+        return json.loads(RunLayout(run_dir).lock.read_text() or "{}")
     except (OSError, ValueError):
         return {}
 
@@ -71,7 +72,7 @@ def run_lock(run_dir: str | Path, command: str | None = None):
         finally:
             _held[key][1] -= 1
         return
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(RunLayout(run_dir).lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

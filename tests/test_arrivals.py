@@ -11,6 +11,8 @@ from lifelong.cli import main
 from lifelong.data.pool import Pool
 from lifelong.evaluation.bootstrap import accuracy_matrix, question_scores
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 
@@ -84,6 +86,12 @@ def test_arrivals_reach_metrics_dashboard_cards_and_tensorboard(arrived):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert any(t.endswith("acc/mono") for t in tags), tags
+    # Per-round scalars come from Tracker.log_round (round_scalars' tags), one point per round report.
+    avg_tag = next(t for t in tags if t.endswith("cl/avg_acc"))
+    got = {e.step: e.value for e in acc.Scalars(avg_tag)}
+    assert sorted(got) == [1, 2, 3]
+    assert all(got[t] == pytest.approx(m["per_round"]["avg_acc"][t], abs=1e-6) for t in (1, 2, 3))
+    assert any(t.endswith("seconds/train") for t in tags) and any(t.endswith("pool/size") for t in tags)
     # The loss curve continues across rounds (and processes) on one step axis: 1 .. all optimizer steps.
     rounds_steps = [json.loads((arrived / f"rounds/{t}/train/losses.json").read_text())[-1][0] for t in (1, 2, 3)]
     loss_tag = next(t for t in tags if t.endswith("train/loss"))
@@ -112,10 +120,16 @@ def test_fwt_backfill_fills_only_the_cells_forward_transfer_needs(tmp_path):
     assert np.isfinite(a[[0, 2, 3], 2]).all()
 
 
-def test_round_refuses_a_dataset_it_cannot_train(tmp_path, capsys):
-    assert main(start_args(tmp_path, "bad")) == 0
-    run = tmp_path / "runs" / "bad"
+def _files(run: Path) -> list[Path]:
+    """The run's files, less the lock and SQLite's transient WAL files."""
+    return sorted(p.relative_to(run) for p in run.rglob("*")
+                  if p.name != "run.lock" and not p.name.endswith(("-wal", "-shm")))
+
+
+def test_round_refuses_a_dataset_it_cannot_train(arrived, tmp_path, capsys):
+    run = arrived  # a refusal changes nothing, so the finished run of the other tests serves
     config = (run / "config.yaml").read_text()
+    files = _files(run)
     bad = tmp_path / "src" / "broken"
     bad.mkdir(parents=True)
     (bad / "train.jsonl").write_text('{"messages": "not a list"}\n{"id": 1}\n')
@@ -127,6 +141,7 @@ def test_round_refuses_a_dataset_it_cannot_train(tmp_path, capsys):
     assert main(["round", "--run", str(run), "--dataset", str(again), "--name", "warm"]) == 2
     assert "already part of run" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == config
-    assert not (run / "rounds" / "2").exists()
+    assert _files(run) == files  # nothing written, not even a stage folder
+    assert not (run / "rounds" / "4").exists()
     with Pool(run / "pool") as pool:
-        assert pool.datasets() == ["warm"]
+        assert pool.datasets() == ["warm", "cool", "mono"]

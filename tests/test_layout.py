@@ -1,4 +1,5 @@
-"""The package's layout: no import cycle among lifelong's modules, lazy (in-function) imports included."""
+"""The package's layout: no import cycle among lifelong's modules, lazy (in-function) imports included;
+no module over 400 lines."""
 import ast
 from pathlib import Path
 
@@ -73,3 +74,13 @@ def test_no_import_cycle_in_lifelong():
     graph = import_graph(ROOT)
     assert "lifelong.loop" in graph and "lifelong.run_config" in graph["lifelong.loop"]
     assert cycles(graph) == []
+
+
+MAX_LINES = 400
+
+
+def test_no_module_in_lifelong_is_over_400_lines():
+    """A module that grows past this has grown a second job: split it by job."""
+    long = {str(p.relative_to(ROOT.parent)): n for p in sorted(ROOT.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, long

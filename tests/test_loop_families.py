@@ -11,6 +11,8 @@ import yaml
 from lifelong.cli import main
 from lifelong.models.tiny import TINY_BUILDERS
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 PROXY = {"family": "composed", "composed": {"vision": "tiny", "lm": "tiny", "image_size": 32},
          "system_prompt": "", "max_length": 256, "lora": {"rank": 4, "alpha": 8, "dropout": 0.0}}

@@ -13,6 +13,8 @@ from safetensors.numpy import load_file
 from lifelong.data.pool import Pool
 from lifelong.export.lineage import round_files
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 # Three datasets, a cap that forces pruning in round 3, small shards to kill between.
 SHORT = ["stream.builtin_config.order=[vqa_shape,digits,text_only]", "prune.cap=80", "score.shard_size=16",
@@ -80,23 +82,23 @@ def _kill_when(proc, path_glob: str, run_dir: Path, timeout=300):
     return False
 
 
-@pytest.mark.parametrize("where", ["score", "train", "prune"])
-def test_killed_run_resumes_to_the_same_result(reference, tmp_path, where):
-    name = f"k{where}"
-    run_dir = tmp_path / name
-    if where == "score":
-        # Mid-stage: some scoring shards of round 2 done, the stage not.
-        proc = subprocess.Popen(_cmd(tmp_path, name), env=_env(), cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert _kill_when(proc, "rounds/2/score/shards/shard_00001.done", run_dir)
-        assert not (run_dir / "rounds/2/score/done").exists()
-    else:
-        t = 2 if where == "train" else 3
-        r = subprocess.run(_cmd(tmp_path, name), env=_env(LIFELONG_FAULT=f"{t}:{where}"), cwd=ROOT,
-                           capture_output=True)
-        assert r.returncode == -signal.SIGKILL
+def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
+    """One run killed three times, each at a worst moment, resumed after each: the uninterrupted result.
+
+    Mid-stage (round 2's scoring, some shards done), then with a stage's work
+    done and its marker not yet written (round 2's training, round 3's pruning).
+    """
+    run_dir = tmp_path / "k"
+    proc = subprocess.Popen(_cmd(tmp_path, "k"), env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    assert _kill_when(proc, "rounds/2/score/shards/shard_00001.done", run_dir)
+    assert not (run_dir / "rounds/2/score/done").exists()
+    for t, where in ((2, "train"), (3, "prune")):
+        r = subprocess.run(_cmd(tmp_path, "k"), env=_env(LIFELONG_FAULT=f"{t}:{where}"), cwd=ROOT, capture_output=True)
+        assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
         assert not (run_dir / f"rounds/{t}/{where}/done").exists()
-    subprocess.run(_cmd(tmp_path, name), check=True, env=_env(), capture_output=True, cwd=ROOT)
+        assert (run_dir / f"rounds/{t}/{'score' if where == 'train' else 'train'}/done").exists()  # resumed past
+    subprocess.run(_cmd(tmp_path, "k"), check=True, env=_env(), capture_output=True, cwd=ROOT)
     assert _state(run_dir) == _state(reference)
     for t in (1, 2, 3):
         a, b = _adapter(run_dir, t), _adapter(reference, t)

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from lifelong.data.pool import Pool
+from lifelong import stages
+from lifelong.layout import RunLayout
 from lifelong.loop import Run
 from lifelong.run_config import load_run_config
+
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARD = 16
@@ -73,10 +77,10 @@ def test_only_the_last_rounds_scores_stay_on_disk(run):
     assert sorted(p.name for p in one.iterdir()) == ["done"]  # round 2's sources.json supersedes round 1's
     assert sorted(p.name for p in two.iterdir()) == ["columns", "done", "sources.json"]
     assert not (run.dir / "rounds/2/prune/embeddings.npy").exists()
-    scores = run._scores(2)
+    scores = stages.scores(run, 2)
     assert len(scores.ids) == 80 and isinstance(scores.sketches, np.memmap)
     with pytest.raises(FileNotFoundError, match="round 1's scores are gone"):
-        run._scores(1)
+        stages.scores(run, 1)
 
 
 def test_an_earlier_rounds_scores_table_keeps_only_its_selected_rows(run):
@@ -117,11 +121,8 @@ def test_a_report_reads_only_its_own_rounds_selection(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run.dir, copy)
     (copy / "rounds/1/select/selection.json").write_text("not json")  # round 1's report already ran
-    run.dir, real = copy, run.dir
-    try:
-        again = build_history(run, 2, run.entries(), previous=load_history(copy))
-        assert to_dict(again) == to_dict(saved)
-        with pytest.raises(json.JSONDecodeError):
-            build_history(run, 2, run.entries())  # without the saved history every round is read again
-    finally:
-        run.dir = real
+    tasks, name, strategy = [e.name for e in run.entries()], run.cfg.name, run.cfg.select.strategy
+    again = build_history(RunLayout(copy), 2, tasks, name, strategy, previous=load_history(copy))
+    assert to_dict(again) == to_dict(saved)
+    with pytest.raises(json.JSONDecodeError):
+        build_history(RunLayout(copy), 2, tasks, name, strategy)  # without the saved history every round is read again

@@ -4,10 +4,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from lifelong.cli import main
 from lifelong.data.pool import Pool
+
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 
 ROOT = Path(__file__).resolve().parents[1]
 

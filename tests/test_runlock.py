@@ -85,6 +85,7 @@ def test_a_killed_holder_leaves_no_stale_lock(held_run):
     assert (run / "run.lock").read_text() == ""
 
 
+@pytest.mark.e2e
 def test_two_runs_started_at_once_one_is_refused(tmp_path):
     warm = write_llava(tmp_path / "src" / "warm")
     cmd = [sys.executable, "-m", "lifelong.cli", "run", str(ROOT / "configs" / "smoke.yaml"),

@@ -64,6 +64,7 @@ def runs(tmp_path_factory):
     return {name: _run(tmp, name, seed) for name, seed in (("a", 1), ("b", 1), ("c", 2))}
 
 
+@pytest.mark.e2e
 def test_same_seed_gives_the_same_run(runs):
     (sel_a, ad_a, run_a), (sel_b, ad_b, run_b) = runs["a"], runs["b"]
     assert sel_a == sel_b
@@ -72,6 +73,7 @@ def test_same_seed_gives_the_same_run(runs):
             == json.loads((run_b / "metrics/history.json").read_text())["accuracy"])
 
 
+@pytest.mark.e2e
 def test_another_seed_gives_other_selections_and_weights(runs):
     (sel_a, ad_a, _), (sel_c, ad_c, _) = runs["a"], runs["c"]
     assert sel_a[0] != sel_c[0] and sel_a[1] != sel_c[1]

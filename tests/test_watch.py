@@ -17,6 +17,8 @@ from safetensors.numpy import load_file
 from arrival_data import write_hf, write_llava, write_messages
 from lifelong.cli import main
 
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = [str(ROOT / "configs" / "smoke.yaml"), "stream.builtin=none", "eval.max_samples_per_task=4", "prune.cap=20"]
 
@@ -88,27 +90,29 @@ def test_watch_once_takes_ready_folders_in_arrival_order_and_quarantines_bad_one
 def reference(tmp_path_factory):
     """An uninterrupted watcher over two arrivals (LLaVA JSON, then messages JSONL)."""
     root = tmp_path_factory.mktemp("watch-ref")
-    return _watch_two(root, {})
+    return _watch_two(root, [])
 
 
-def _watch_two(root: Path, fault_env: dict) -> Path:
+def _watch_two(root: Path, faults: list[str]) -> Path:
+    """The watcher over the two arrivals, SIGKILLed at each of ``faults`` in turn and restarted each time."""
     run = root / "runs" / "w"
     t0 = time.time() - 100
     _drop(root / "inbox", "warm", write_llava, "warm", ready_at=t0)
     _drop(root / "inbox", "cool", write_messages, "cool", ready_at=t0 + 1)
     cmd = _cmd(run, "--inbox", str(root / "inbox"), "--once", "--config", *CONFIG)
-    r = subprocess.run(cmd, env=_env(**fault_env), cwd=ROOT, capture_output=True, text=True)
-    if fault_env:
-        assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
-        r = subprocess.run(_cmd(run, "--inbox", str(root / "inbox"), "--once"), env=_env(), cwd=ROOT,
-                           capture_output=True, text=True)
+    for fault in faults:
+        r = subprocess.run(cmd, env=_env(LIFELONG_FAULT=fault), cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == -signal.SIGKILL, (fault, r.stderr[-3000:])
+        cmd = _cmd(run, "--inbox", str(root / "inbox"), "--once")  # a restart: the run has its config
+    r = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return run
 
 
-@pytest.mark.parametrize("fault", ["claim:cool", "2:train", "2:report"])
-def test_killed_watcher_restarts_to_the_uninterrupted_result(reference, tmp_path, fault):
-    run = _watch_two(tmp_path, {"LIFELONG_FAULT": fault})
+def test_killed_watcher_restarts_to_the_uninterrupted_result(reference, tmp_path):
+    """Killed while claiming the second folder (moved, not yet in the config), then after round 2's
+    training and after its report (work done, markers not written), restarted after each."""
+    run = _watch_two(tmp_path, ["claim:cool", "2:train", "2:report"])
     assert _state(run) == _state(reference)
     for a, b in zip(_adapters(run), _adapters(reference)):
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]).max() <= 1e-6 for k in a)

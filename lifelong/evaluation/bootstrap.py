@@ -20,17 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.evaluation.metrics import METRICS
+from lifelong.layout import RunLayout
 
 
 def run_predictions(run_dir: Path, t: int) -> list[Path]:
-    """Where a run's loop wrote round ``t``'s per-question predictions.
+    """Where a run's loop wrote round ``t``'s per-question predictions (:meth:`RunLayout.all_predictions`).
 
     Its own evaluation, then the cells later rounds back-filled for datasets
-    that arrived after round ``t`` (``rounds/<later>/eval/backfill/round_<t>.jsonl``).
+    that arrived after round ``t``.
     """
-    own = run_dir / "rounds" / "0" / "setup" / "predictions.jsonl" if t == 0 else \
-        run_dir / "rounds" / str(t) / "eval" / "predictions.jsonl"
-    return [own, *sorted(run_dir.glob(f"rounds/*/eval/backfill/round_{t}.jsonl"))]
+    return RunLayout(run_dir).all_predictions(t)
 
 
 def question_scores(run_dir: Path, tasks: list[str], n_rounds: int,

@@ -12,16 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from lifelong.evaluation.evaluate import evaluate_tasks, write_predictions
-
-
-def saved_rounds(run_dir: str | Path) -> list[int]:
-    """Rounds with a saved adapter (``adapters/round_<t>/``), ascending."""
-    found = []
-    for p in (Path(run_dir) / "adapters").glob("round_*"):
-        suffix = p.name[len("round_") :]
-        if p.is_dir() and suffix.isdigit():
-            found.append(int(suffix))
-    return sorted(found)
+from lifelong.layout import RunLayout
 
 
 def load_round_model(run_cfg, run_dir: str | Path, round_: int):
@@ -34,18 +25,11 @@ def load_round_model(run_cfg, run_dir: str | Path, round_: int):
     """
     from lifelong.models.replay import RoundModel
 
-    run_dir = Path(run_dir)
-    models = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge",
-                        lambda t: run_dir / "adapters" / f"round_{t}")
+    models = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge", RunLayout(run_dir))
     try:
         return models.at(round_)
     except FileNotFoundError as e:
         raise SystemExit(f"{run_dir}: {e}") from None
-
-
-def predictions_path(run_dir: str | Path, round_: int) -> Path:
-    """Where ``lifelong eval --out`` writes predictions by default: ``<run>/rounds/<t>/eval/predictions.jsonl``."""
-    return Path(run_dir) / "rounds" / str(round_) / "eval" / "predictions.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round", type=int, default=None,
                    help="round whose adapter to evaluate (default: the latest saved; 0 = the base model)")
     p.add_argument("--out", nargs="?", const="", default=None,
-                   help="write per-sample predictions as JSONL (default path: <run>/rounds/<t>/eval/predictions.jsonl)")
+                   help="write per-sample predictions as JSONL (default path: <run>/reeval/round_<t>.jsonl; "
+                        "the loop's own predictions are never overwritten)")
     p.add_argument("--max-samples", type=int, default=None, help="override eval.max_samples_per_task")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -68,10 +53,11 @@ def run_task_metrics(run_dir: str | Path, run_cfg) -> dict[str, str]:
     ``run_cfg.eval.task_metrics`` overrides both.
     """
     metrics: dict[str, str] = {}
-    if (Path(run_dir) / "data" / "stream.json").exists():
+    layout = RunLayout(run_dir)
+    if layout.stream_manifest.exists():
         from lifelong.data.stream.prepare import read_manifest
 
-        metrics.update({info.name: info.metric for info in read_manifest(Path(run_dir) / "data")})
+        metrics.update({info.name: info.metric for info in read_manifest(layout.data)})
     metrics.update({e.name: e.metric for e in run_cfg.stream.datasets})
     metrics.update(run_cfg.eval.task_metrics)
     return metrics
@@ -86,7 +72,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from lifelong.runlock import run_lock
 
-    if not (args.run / "config.yaml").exists():
+    if not RunLayout(args.run).config.exists():
         raise SystemExit(f"{args.run} is not a run directory (no config.yaml)")
     with run_lock(args.run):  # it writes predictions into the run
         return _reevaluate(args)
@@ -98,25 +84,30 @@ def _reevaluate(args) -> int:
     from lifelong.run_config import load_run_config
 
     run_dir: Path = args.run
+    layout = RunLayout(run_dir)
     run_cfg = load_run_config(run_dir)
     eval_cfg = dataclasses.replace(run_cfg.eval, task_metrics=run_task_metrics(run_dir, run_cfg))
     if args.max_samples is not None:
         eval_cfg = dataclasses.replace(eval_cfg, max_samples_per_task=args.max_samples)
     tasks = load_history(run_dir).tasks
-    rounds = saved_rounds(run_dir)
+    rounds = layout.adapter_rounds()
     round_ = args.round if args.round is not None else (rounds[-1] if rounds else 0)
     if round_ != 0 and round_ not in rounds:
         raise SystemExit(f"{run_dir}: no adapter for round {round_} (saved: {rounds or 'none'})")
 
+    out = None if args.out is None else Path(args.out or layout.reeval_predictions(round_))
+    if out is not None and layout.rounds.resolve() in out.resolve().parents:
+        raise SystemExit(f"{out} is among the loop's own records ({layout.rounds}); choose another --out")
+
     loaded = load_round_model(run_cfg, run_dir, round_)
-    with Pool(run_dir / "pool") as pool:
+    with Pool(layout.pool) as pool:
         result = evaluate_tasks(loaded, pool, tasks, eval_cfg, progress=not args.no_progress)
     what = f"adapter round_{round_}" if round_ in rounds else "base model"
     if run_cfg.adapter_policy == "merge" and round_ > 1:
         what += f" on the base with rounds 1..{round_ - 1} merged"
     print(f"run {run_dir.name}, round {round_} ({what}), {result.seconds:.1f} s")
     print(result.table())
-    if args.out is not None:
-        out = write_predictions(result, args.out or predictions_path(run_dir, round_))
+    if out is not None:
+        out = write_predictions(result, out)
         print(f"predictions: {out}")
     return 0

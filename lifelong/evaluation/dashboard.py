@@ -30,6 +30,7 @@ from lifelong.evaluation import metrics as M
 from lifelong.evaluation.charts import (DASHES, PALETTE, DashboardConfig, Series, esc, fmt_number, heatmap,
                                         line_chart, stacked_bar_chart)
 from lifelong.evaluation.history import RunHistory, load_history
+from lifelong.layout import RunLayout
 
 
 def _loss_points(h: RunHistory) -> list[tuple[float, float]]:
@@ -232,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--reference-strategy", default=DashboardConfig.reference_strategy,
                    help="strategy of the run used as reference for relative gain")
     args = p.parse_args(argv)
-    out = args.out or args.runs[0] / "dashboard.html"
+    out = args.out or RunLayout(args.runs[0]).dashboard
     cfg = DashboardConfig(title=args.title, reference_strategy=args.reference_strategy)
     print(write_dashboard(args.runs, out, cfg))
     return 0

@@ -33,11 +33,13 @@ from typing import Optional
 import numpy as np
 
 from lifelong.config import ConfigError, from_dict, to_dict
+from lifelong.layout import RunLayout
 
 SCHEMA_VERSION = 1
-HISTORY_FILE = Path("metrics") / "history.json"
-MATRIX_FILE = Path("metrics") / "accuracy_matrix.csv"
-METRICS_FILE = Path("metrics") / "metrics.json"
+# Relative to the run directory (lifelong/layout.py names them).
+HISTORY_FILE = RunLayout(Path()).history
+MATRIX_FILE = RunLayout(Path()).accuracy_csv
+METRICS_FILE = RunLayout(Path()).metrics_json
 
 
 @dataclasses.dataclass

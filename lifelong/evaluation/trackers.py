@@ -28,6 +28,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from lifelong.layout import RunLayout
+
 
 @dataclass
 class TrackerConfig:
@@ -135,7 +137,7 @@ class Tracker:
                  hparams: Optional[dict] = None):
         self.cfg = cfg
         self.run_name = run_name
-        project_dir = Path(cfg.project_dir) if cfg.project_dir is not None else Path("metrics") / "tb"
+        project_dir = Path(cfg.project_dir) if cfg.project_dir is not None else RunLayout(run_dir).tensorboard
         self.project_dir = project_dir if project_dir.is_absolute() else Path(run_dir) / project_dir
         self._accelerator = accelerator if accelerator is not None and accelerator.trackers else None
         self.trackers = [] if self._accelerator is not None else self._build(hparams)

@@ -48,10 +48,10 @@ import yaml
 
 from lifelong.config import from_dict, to_dict
 from lifelong.export.cards import model_card
-from lifelong.export.lineage import adapter_dir, adapter_rounds, build_lineage
+from lifelong.export.lineage import build_lineage
 from lifelong.export.stack import StackError, stack_adapters
+from lifelong.layout import RunLayout
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MODEL_YAML = "lifelong_model.yaml"
 MERGED_COMPOSED_FILE = "model.safetensors"
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -128,9 +128,12 @@ def loader_snippet(model_cfg, base: str, merged: bool) -> str:
 
 def _check(run_dir: Path, out_dir: Path, t: int | None) -> int:
     """The round to export, after every check that can fail before writing."""
-    if not (run_dir / "config.yaml").is_file():
+    layout = RunLayout(run_dir)
+    if not layout.config.is_file():
         raise ExportError(f"{run_dir} is not a run directory (no config.yaml)")
-    rounds = adapter_rounds(run_dir)
+    rounds = layout.adapter_rounds()
+    if t is not None and t not in rounds and layout.adapter_dir(t).is_dir():
+        raise ExportError(f"{layout.adapter_dir(t)} lacks {', '.join(layout.missing_adapter_files(t))}")
     if not rounds:
         raise ExportError(f"run {run_dir} has no saved adapter (adapters/round_<t>/ is empty)")
     if t is None:
@@ -140,9 +143,6 @@ def _check(run_dir: Path, out_dir: Path, t: int | None) -> int:
             f"run {run_dir} has no adapter for round {t}; rounds with an adapter: "
             + ", ".join(map(str, rounds))
         )
-    missing = [f for f in ADAPTER_FILES if not (adapter_dir(run_dir, t) / f).is_file()]
-    if missing:
-        raise ExportError(f"{adapter_dir(run_dir, t)} lacks {', '.join(missing)}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ExportError(f"output directory {out_dir} exists and is not empty; choose a new or empty directory")
     return t
@@ -168,7 +168,7 @@ def _write_merged(run_cfg, t: int, run_dir: Path, dest: Path) -> None:
     from lifelong.models.replay import RoundModel
 
     # The run's merges replayed as its loop did, then round t's adapter folded in too.
-    loaded = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge", lambda i: adapter_dir(run_dir, i)).at(t)
+    loaded = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge", RunLayout(run_dir)).at(t)
     merged = loaded.model.merge_and_unload()
     if run_cfg.model.family == "hf":
         merged.save_pretrained(dest, safe_serialization=True)
@@ -196,13 +196,14 @@ def export(
     from lifelong.run_config import load_run_config
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    layout = RunLayout(run_dir)
     t = _check(run_dir, out_dir, round)
     run_cfg = load_run_config(run_dir)
     # Merge policy: round t's adapter is only a delta on a base with rounds
     # 1..t-1 merged in, so the export carries every round's delta.
     stacked = run_cfg.adapter_policy == "merge" and t > 1
     if stacked:
-        missing = [i for i in range(1, t) if not (adapter_dir(run_dir, i) / ADAPTER_FILES[1]).is_file()]
+        missing = [i for i in range(1, t) if not layout.has_adapter(i)]
         if missing:
             raise ExportError(f"run {run_dir} uses adapter_policy='merge': round {t}'s model needs the adapters "
                               f"of rounds 1..{t}, and rounds {missing} have none")
@@ -220,14 +221,14 @@ def export(
             _write_merged(run_cfg, t, run_dir, tmp)
         elif stacked:
             try:
-                conf = stack_adapters([adapter_dir(run_dir, i) for i in range(1, t + 1)], tmp)
+                conf = stack_adapters([layout.adapter_dir(i) for i in range(1, t + 1)], tmp)
             except StackError as e:
                 raise ExportError(str(e)) from None
             conf["base_model_name_or_path"] = base
             (tmp / "adapter_config.json").write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")
             model_cfg.lora.rank, model_cfg.lora.alpha = conf["r"], conf["lora_alpha"]
         else:
-            src = adapter_dir(run_dir, t)
+            src = layout.adapter_dir(t)
             conf = json.loads((src / "adapter_config.json").read_text(encoding="utf-8"))
             conf["base_model_name_or_path"] = base
             (tmp / "adapter_config.json").write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n")

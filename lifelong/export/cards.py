@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
 from lifelong.export.lineage import round_files
+from lifelong.layout import RunLayout, write_atomic
 
 # Metric name in lifelong.evaluation.metrics -> human name on the card.
 CARD_METRICS = {
@@ -253,16 +253,14 @@ def write_round_card(run_dir: str | Path, t: int) -> Path:
     """Write ``<run_dir>/data_cards/round_<t>.md`` (atomically) and return its path."""
     from lifelong.data.pool import Pool
 
-    run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
     files = round_files(run_dir, t)
     ids = list((files["selection"] or {}).get("ids", []))
     ids += [r["id"] for r in (files["prune"] or {}).get("records", [])]
-    with Pool(run_dir / "pool") as pool:
+    with Pool(layout.pool) as pool:
         meta = sample_meta(pool, ids)
-    text = round_card(run_dir.name, t, files, meta)
-    path = run_dir / "data_cards" / f"round_{t}.md"
+    text = round_card(layout.root.name, t, files, meta)
+    path = layout.data_card(t)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
     return path

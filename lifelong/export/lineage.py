@@ -17,38 +17,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
 
+from lifelong.layout import RunLayout, read_json
+
 LINEAGE_VERSION = 1
-
-
-def adapter_dir(run_dir: str | Path, t: int) -> Path:
-    return Path(run_dir) / "adapters" / f"round_{t}"
-
-
-def adapter_rounds(run_dir: str | Path) -> list[int]:
-    """Rounds with a saved adapter (``adapters/round_<t>/adapter_config.json``), ascending."""
-    root = Path(run_dir) / "adapters"
-    out = []
-    for p in root.glob("round_*") if root.is_dir() else []:
-        suffix = p.name[len("round_") :]
-        if suffix.isdigit() and (p / "adapter_config.json").is_file():
-            out.append(int(suffix))
-    return sorted(out)
-
-
-def _read_json(path: Path):
-    """The JSON at ``path``, or at ``path`` + ``.gz`` (an earlier round's record, compressed), or None."""
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    packed = path.with_name(path.name + ".gz")
-    if packed.is_file():
-        with gzip.open(packed, "rt", encoding="utf-8") as f:
-            return json.load(f)
-    return None
 
 
 def compress_json(path: Path) -> bool:
@@ -70,11 +45,11 @@ def compress_json(path: Path) -> bool:
 
 def round_files(run_dir: str | Path, t: int) -> dict:
     """The raw stage records of round ``t``: ``{"ingest", "selection", "prune"}`` (None = absent)."""
-    d = Path(run_dir) / "rounds" / str(t)
+    layout = RunLayout(run_dir)
     return {
-        "ingest": _read_json(d / "ingest" / "ingest.json"),
-        "selection": _read_json(d / "select" / "selection.json"),
-        "prune": _read_json(d / "prune" / "pruned.json"),
+        "ingest": read_json(layout.ingest_report(t)),
+        "selection": read_json(layout.selection(t)),
+        "prune": read_json(layout.pruned(t)),
     }
 
 
@@ -124,7 +99,7 @@ def build_lineage(run_dir: str | Path, t: int) -> dict:
     for r in rounds:
         for i in r["selected"] or []:
             trained.setdefault(i, None)
-    weights = adapter_dir(run_dir, t) / "adapter_model.safetensors"
+    weights = RunLayout(run_dir).adapter_dir(t) / "adapter_model.safetensors"
     return {
         "lineage_version": LINEAGE_VERSION,
         "run": run_dir.name,

@@ -94,7 +94,7 @@ def _draw(size: int, objects: list[dict], background: tuple) -> np.ndarray:
 
 def make_scenes(cfg: AlignConfig) -> list[dict]:
     """Alignment images with their objects: ``{"image": (S, S, 3) uint8, "objects": [...], "digit": int|None}``."""
-    from lifelong.data.stream.generators import _digits, digit_image
+    from lifelong.data.stream.generators.vqa import _digits, digit_image
 
     rng = np.random.default_rng([cfg.seed, 1])
     colors, S = list(ALIGN_COLORS), cfg.image_size

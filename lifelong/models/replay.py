@@ -12,21 +12,21 @@ round under ``merge`` rebuilds the base first.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from lifelong.layout import RunLayout
 
 
 class RoundModel:
     """One loaded model, moved to the state after the round asked for.
 
-    ``adapter_dir(t)``: where round t's adapter is saved. ``merge``: the run's
-    ``adapter_policy`` is ``merge``.
+    ``layout``: the run directory, whose ``adapters/round_<t>`` hold the saved
+    adapters (:meth:`RunLayout.has_adapter` says which are usable). ``merge``:
+    the run's ``adapter_policy`` is ``merge``.
     """
 
-    def __init__(self, model_cfg, merge: bool, adapter_dir: Callable[[int], Path]):
+    def __init__(self, model_cfg, merge: bool, layout: RunLayout):
         self.model_cfg = model_cfg
         self.merge = merge
-        self.adapter_dir = adapter_dir
+        self.layout = layout
         self.loaded = None
         self.adapter_round: int | None = None  # whose adapter the model holds now (None: none known)
         self.merged_through = 0  # merge policy: rounds 1..merged_through are folded into the base
@@ -52,18 +52,18 @@ class RoundModel:
         if self.loaded is None or (self.merge and self.merged_through > max(t - 1, 0)):
             self._load()
         folds = range(self.merged_through + 1, t) if self.merge else range(0)
-        missing = [i for i in [*folds, t] if not self.adapter_dir(i).is_dir() and i != 0]
+        missing = [i for i in [*folds, t] if not self.layout.has_adapter(i) and i != 0]
         if missing:
             policy = "adapter_policy=merge: " if self.merge else ""
             raise FileNotFoundError(f"{policy}the model after round {t} needs saved adapters that are missing: "
                                     f"rounds {missing} have none")
         for i in folds:
-            self.loaded.load_adapter(self.adapter_dir(i))
+            self.loaded.load_adapter(self.layout.adapter_dir(i))
             self.loaded.merge_and_restart()
             self.merged_through, self.adapter_round = i, None
         if self.adapter_round != t:
-            if self.adapter_dir(t).is_dir():
-                self.loaded.load_adapter(self.adapter_dir(t))
+            if self.layout.has_adapter(t):
+                self.loaded.load_adapter(self.layout.adapter_dir(t))
             elif self.adapter_round is not None:  # round 0 unsaved: only a fresh model holds it
                 self._load()
             self.adapter_round = t

@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Per round, next to ``columns/`` under a partial refresh: sample id -> the round that last scored it.
-SOURCES_FILE = "sources.json"
+from lifelong.layout import RunLayout
 
 
 @dataclass
@@ -233,7 +232,7 @@ def build_round_store(d: Path, t: int, ids: list[str], todo: list[str], sources:
     gather_scores(ids, here, lambda r: open_scores(stores[r]), d / "columns")
 
 
-def release_before(rounds_dir: Path, t: int) -> None:
+def release_before(layout: RunLayout, t: int) -> None:
     """Round ``t``'s store is complete: delete its shards and pass, and every earlier round's store
     and ``sources.json`` (which round last scored each sample).
 
@@ -241,12 +240,12 @@ def release_before(rounds_dir: Path, t: int) -> None:
     round ``t``'s store holds every active sample's row, and a later partial
     refresh reads the sources of the latest round that scored (t or after).
     """
-    d = Path(rounds_dir) / str(t) / "score"
+    d = layout.stage_dir(t, "score")
     shutil.rmtree(d / "shards", ignore_errors=True)
     remove_store(d / "pass")
     for r in range(1, t):
-        old = Path(rounds_dir) / str(r) / "score"
+        old = layout.stage_dir(r, "score")
         remove_store(old / "columns")
         remove_store(old / "pass")
         shutil.rmtree(old / "shards", ignore_errors=True)
-        (old / SOURCES_FILE).unlink(missing_ok=True)
+        layout.score_sources(r).unlink(missing_ok=True)

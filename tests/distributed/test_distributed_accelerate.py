@@ -22,6 +22,8 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from dist_worker import N_SAMPLES, SHARD  # noqa: E402
 
+pytestmark = pytest.mark.e2e  # two processes under accelerate launch, end to end (in the default suite)
+
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
 
@@ -33,10 +35,10 @@ def _run(cmd, timeout=240):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """(one-process output dir, two-process output dir); the first run warms the model cache."""
+def runs(tmp_path_factory, model_cache):
+    """(one-process output dir, two-process output dir); both read the session's model cache."""
     base = tmp_path_factory.mktemp("dist")
-    cache = base / "cache"
+    cache = model_cache
     worker = str(HERE / "dist_worker.py")
     _run([sys.executable, worker, str(base / "one"), str(cache)])
     _run([*LAUNCH, worker, str(base / "two"), str(cache)])

@@ -1,26 +1,36 @@
 """eval/compare.py: results per (strategy, seed) accumulate, the table comes from them alone, reruns reproduce."""
+import importlib.util
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["stream.builtin_config.order=[vqa_shape,digits]", "score.shard_size=16", "eval.max_samples_per_task=4"]
 
 
-def _compare(runs: Path, *extra: str) -> tuple[dict, str]:
-    cmd = [sys.executable, "eval/compare.py", "--config", "configs/smoke.yaml", "--runs-dir", str(runs),
-           "--results", str(runs), "--strategies", "sequential,adapt_inf", "--seeds", "0,1", "--one-seed", "sequential", *extra, *SHORT]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads((runs / "compare.json").read_text()), r.stdout
+def _load_compare():
+    spec = importlib.util.spec_from_file_location("compare", ROOT / "eval" / "compare.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path):
-    out, _ = _compare(tmp_path)
+def _compare(runs: Path, capsys, *extra: str) -> tuple[dict, str]:
+    """eval/compare.py's main in this process (each run is still its own ``lifelong run`` process)."""
+    argv = ["--config", str(ROOT / "configs" / "smoke.yaml"), "--runs-dir", str(runs), "--results", str(runs),
+            "--strategies", "sequential,adapt_inf", "--seeds", "0,1", "--one-seed", "sequential", *extra, *SHORT]
+    capsys.readouterr()
+    assert _load_compare().main(argv) == 0
+    return json.loads((runs / "compare.json").read_text()), capsys.readouterr().out
+
+
+def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, capsys):
+    out, _ = _compare(tmp_path, capsys)
     assert out["seeds"] == {"sequential": [0], "adapt_inf": [0, 1]}  # --one-seed sequential
     assert out["questions_per_task"] == {"vqa_shape": 4, "digits": 4}
     files = sorted(p.name for p in (tmp_path / "runs").glob("*.json"))
@@ -42,15 +52,15 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path):
     assert "forgetting of sequential − forgetting of adapt_inf" in md and "| adapt_inf | 0, 1 |" in md
     # The table needs only the result files: run directories can go.
     shutil.rmtree(tmp_path / "cmp_sequential_s0")
-    again, stdout = _compare(tmp_path)
+    again, stdout = _compare(tmp_path, capsys)
     assert stdout.count("result there already") == 3
     assert again["runs"] == out["runs"]
     # A rerun from scratch of one (strategy, seed) selects exactly the same samples.
     (tmp_path / "runs" / "adapt_inf_s1.json").unlink()
     shutil.rmtree(tmp_path / "cmp_adapt_inf_s1")
-    rerun, _ = _compare(tmp_path)
+    rerun, _ = _compare(tmp_path, capsys)
     assert rerun["runs"]["adapt_inf"]["selections_sha256"] == sha
     assert rerun["runs"]["adapt_inf"]["avg_acc"] == out["runs"]["adapt_inf"]["avg_acc"]
     # Another config: old results are not mixed in.
-    other, _ = _compare(tmp_path, "--assemble-only", "train.lr=0.5")
+    other, _ = _compare(tmp_path, capsys, "--assemble-only", "train.lr=0.5")
     assert other["runs"] == {} and len(other["missing"]) == 3

@@ -13,7 +13,7 @@ from PIL import Image
 
 from lifelong.data.ingest import IngestConfig, ingest
 from lifelong.data.pool import Pool
-from lifelong.evaluation.command import main, predictions_path
+from lifelong.evaluation.command import main
 from lifelong.evaluation.evaluate import (
     EvalConfig,
     capped,
@@ -21,6 +21,7 @@ from lifelong.evaluation.evaluate import (
     write_predictions,
 )
 from lifelong.evaluation.history import RunHistory, save_history
+from lifelong.layout import RunLayout
 
 
 def _conv(question, answer, *more):
@@ -184,7 +185,7 @@ def test_config_errors(pool):
         evaluate_tasks(short, pool, ["count"], EvalConfig(batch_size=2), progress=False)
 
 
-def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
+def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys, model_cache):
     """``lifelong eval`` on a run dir with a tiny composed model: same answers as the in-memory model."""
     from lifelong.models import load_model
     from lifelong.models.config import tiny_model_config
@@ -200,7 +201,7 @@ def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
 
     run_dir = tmp_path / "runs" / "demo"
     _make_pool(run_dir / "pool", tmp_path / "src").close()
-    model_cfg = tiny_model_config(tmp_path / "cache")
+    model_cfg = tiny_model_config(model_cache)
     eval_cfg = EvalConfig(batch_size=4, max_new_tokens=3)
     stream = StreamSpec(builtin="none", datasets=[DatasetEntry("caption", train="unused", metric="token_f1")])
     cfg = RunConfig(name="demo", runs_dir=tmp_path / "runs", model=model_cfg, eval=eval_cfg, stream=stream)
@@ -224,10 +225,18 @@ def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
     base_answer = {x.id: x.prediction for x in want_base.predictions}
     assert any(x.prediction != base_answer[x.id] for x in want_tuned.predictions if x.id in base_answer)
 
+    layout = RunLayout(run_dir)
+    own = layout.predictions(1)  # the loop's own record of round 1: a re-evaluation leaves it alone
+    own.parent.mkdir(parents=True)
+    own.write_text("loop's own\n")
     assert main(["--run", str(run_dir), "--out", "--no-progress"]) == 0  # default: the latest round
     out = capsys.readouterr().out
     assert "round 1 (adapter round_1)" in out and "token_f1" in out
-    rows = [json.loads(line) for line in predictions_path(run_dir, 1).read_text().splitlines()]
+    assert own.read_text() == "loop's own\n"
+    with pytest.raises(SystemExit, match="among the loop's own records"):
+        main(["--run", str(run_dir), "--out", str(own), "--no-progress"])
+    assert own.read_text() == "loop's own\n"
+    rows = [json.loads(line) for line in layout.reeval_predictions(1).read_text().splitlines()]
     assert [(r["id"], r["prediction"], r["metric"], r["score"]) for r in rows] == \
         [(x.id, x.prediction, x.metric, x.score) for x in want_tuned.predictions]
 
@@ -238,7 +247,7 @@ def test_lifelong_eval_reevaluates_saved_adapters_of_a_run(tmp_path, capsys):
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(rows) == 2 + 2 + 0 + 2
     assert [(r["id"], r["prediction"]) for r in rows] == [(x.id, x.prediction) for x in want_base.predictions]
-    assert not predictions_path(run_dir, 0).exists()
+    assert not layout.reeval_predictions(0).exists() and not layout.predictions(0).exists()
 
     with pytest.raises(SystemExit, match="no adapter for round 3"):
         main(["--run", str(run_dir), "--round", "3", "--no-progress"])

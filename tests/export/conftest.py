@@ -12,12 +12,6 @@ from lifelong.run_config import RunConfig, dump_run_config
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory):
-    """One model cache per session: SmolLM2's tokenizer is converted from the packaged GGUF once."""
-    return tmp_path_factory.mktemp("export-model-cache")
-
-
-@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, model_cache):
     """(run_dir, LoadedModel with the round-2 adapter, directory of the saved tiny base)."""
     import torch

@@ -114,18 +114,19 @@ def test_lifelong_eval_round_n_replays_the_merges(merge_run, tiny_batch, tmp_pat
 
 def test_round_model_moves_back_and_forth_to_the_same_states(merge_run, tiny_batch):
     """One RoundModel serving the loop, eval and export: any order of rounds gives each round's own model."""
+    from lifelong.layout import RunLayout
     from lifelong.models.replay import RoundModel
 
     run_dir, model, _ = merge_run
     cfg = load_run_config(run_dir)
 
     def fresh(t):
-        return _logits(RoundModel(cfg.model, True, lambda i: run_dir / f"adapters/round_{i}").at(t), tiny_batch)
+        return _logits(RoundModel(cfg.model, True, RunLayout(run_dir)).at(t), tiny_batch)
 
     one, two = fresh(1), fresh(2)
     torch.testing.assert_close(two, _logits(model, tiny_batch), atol=0, rtol=0)  # the loop's own model
     assert (one - two).abs().max() > 1e-4  # different rounds, different models
-    moving = RoundModel(cfg.model, True, lambda i: run_dir / f"adapters/round_{i}")
+    moving = RoundModel(cfg.model, True, RunLayout(run_dir))
     for t, want in ((2, two), (1, one), (2, two), (0, fresh(0))):
         torch.testing.assert_close(_logits(moving.at(t), tiny_batch), want, atol=0, rtol=0)
     with pytest.raises(FileNotFoundError, match=r"rounds \[3, 4, 5, 6, 7\] have none"):

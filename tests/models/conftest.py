@@ -13,12 +13,6 @@ from lifelong.models.config import ModelConfig, tiny_model_config
 FAMILIES = ["composed", "hf"]
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory):
-    """One cache dir per test session: SmolLM2's tokenizer is converted from the GGUF once."""
-    return tmp_path_factory.mktemp("model-cache")
-
-
 def tiny_config(family: str, cache_dir, **overrides) -> ModelConfig:
     """A tiny model of ``family``: random 2-layer LMs of width 64, 32x32 images."""
     return tiny_model_config(cache_dir, family, **overrides)

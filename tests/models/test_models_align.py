@@ -40,9 +40,9 @@ def test_alignment_digits_are_every_third():
     assert align_digit_indices(10) == [2, 5, 8]
 
 
-def test_training_is_reproducible_bit_for_bit(tmp_path):
+def test_training_is_reproducible_bit_for_bit(model_cache):
     cfg = AlignConfig(n_large=6, n_small=6, n_digits=4, epochs=3, batch_size=16)
-    mc = tiny_model_config(tmp_path)
+    mc = tiny_model_config(model_cache)
     a, report = train_projector(cfg, mc)
     b, _ = train_projector(cfg, mc)
     assert tensors_sha256(a) == tensors_sha256(b)

@@ -19,8 +19,8 @@ def load(name):
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
-    return tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("cache")
+def dirs(tmp_path_factory, model_cache):
+    return tmp_path_factory.mktemp("data"), model_cache
 
 
 def common(dirs):

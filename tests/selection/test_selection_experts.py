@@ -65,14 +65,14 @@ def _png(color):
     return hashlib.sha256(buf.getvalue()).hexdigest(), im
 
 
-def test_image_grounding_after_training_on_image_dependent_data(tmp_path):
+def test_image_grounding_after_training_on_image_dependent_data(model_cache):
     """ig > 1 where the answer depends on the image (after a few steps), exactly 1 for text-only."""
     from lifelong.models import load_model
     from lifelong.models.config import LoraSettings, tiny_model_config
     from lifelong.selection.score import ScoreConfig, Scorer
     from lifelong.training.train import TrainConfig, train_round
 
-    cfg = tiny_model_config(tmp_path, lora=LoraSettings(rank=8, alpha=16.0, dropout=0.0), max_length=64,
+    cfg = tiny_model_config(model_cache, lora=LoraSettings(rank=8, alpha=16.0, dropout=0.0), max_length=64,
                             system_prompt="")
     loaded = load_model(cfg)
     imgs = dict([_png((220, 20, 20)), _png((20, 20, 220))])

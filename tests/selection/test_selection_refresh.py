@@ -77,6 +77,7 @@ def run(tmp_path_factory):
     return runs / "ref"
 
 
+@pytest.mark.e2e
 def test_a_run_rescores_half_of_the_old_pool_per_round(run):
     mid = run.parent / "mid"
 
@@ -111,6 +112,7 @@ def test_a_run_rescores_half_of_the_old_pool_per_round(run):
     assert len(rescored) == 20 and any(ppl[x] != before[x] for x in rescored)  # round 2's model scored these
 
 
+@pytest.mark.e2e
 def test_a_refresh_run_keeps_only_the_last_rounds_score_store(run):
     """Round 3's store holds every active sample's row (copied forward), so earlier stores and every shard are gone."""
     from lifelong.selection.score_store import open_scores
@@ -127,6 +129,7 @@ def test_a_refresh_run_keeps_only_the_last_rounds_score_store(run):
     np.testing.assert_array_equal(np.asarray(table["score_ppl"]), res.scores["ppl"])
 
 
+@pytest.mark.e2e
 def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
     proc = subprocess.Popen(_cmd(tmp_path, "k"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -146,9 +149,11 @@ def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
             == json.loads((run / "rounds/3/score/sources.json").read_text()))
 
 
+@pytest.mark.e2e
 def test_pruning_embeddings_come_from_one_model(run):
     """Round 3 prunes (120 > cap 80) under refresh=0.5: its embeddings are one forward pass
     of round 3's model over the pool, not the scoring rows gathered from rounds 1-3."""
+    from lifelong import stages
     from lifelong.loop import Run
     from lifelong.selection.score import embed_samples
 
@@ -161,11 +166,11 @@ def test_pruning_embeddings_come_from_one_model(run):
     # a removed duplicate's kept twin is still in the pool
     dups = [x for x in pruned["records"] if x["reason"] == "semdedup_duplicate"]
     assert all(x["duplicate_of"] in set(ids) for x in dups)
-    emb = r._embeddings(3, ids)
+    emb = stages.embeddings(r, 3, ids)
     direct = embed_samples(r.model(3), r.pool.get(ids), r.pool.load_image, r.cfg.score, progress=False)
     np.testing.assert_allclose(emb, direct, atol=1e-6)
     # the gathered rows of older rounds' models differ: mixing them would compare unlike embeddings
-    gathered = r._scores(3)
+    gathered = stages.scores(r, 3)
     row = {x: i for i, x in enumerate(gathered.ids)}
     sources = json.loads((run / "rounds/3/score/sources.json").read_text())
     old = [i for i, x in enumerate(ids) if sources[x] < 3]

@@ -17,10 +17,10 @@ from lifelong.selection.strategies import SelectConfig, SelectionInput, get_stra
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
+def loaded(model_cache):
     from lifelong.models import load_model
 
-    m = load_model(tiny_model_config(tmp_path_factory.mktemp("cache")))
+    m = load_model(tiny_model_config(model_cache))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in m.lora_parameters().values():

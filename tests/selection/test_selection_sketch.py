@@ -15,10 +15,10 @@ from lifelong.selection.sketch import SketchConfig
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
+def loaded(model_cache):
     from lifelong.models import load_model
 
-    cfg = tiny_model_config(tmp_path_factory.mktemp("cache"))
+    cfg = tiny_model_config(model_cache)
     m = load_model(cfg)
     # A fresh adapter has B = 0 (so A-gradients vanish); perturb it so both are tested.
     g = torch.Generator().manual_seed(0)

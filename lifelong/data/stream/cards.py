@@ -149,7 +149,7 @@ def render_card(spec: DatasetSpec, cfg: StreamConfig, scale: str) -> str:
         "",
         "`generator`, `dataset`, `split`, `seed`, `duplicate_of` (id or null), `noise` (null, "
         "`mislabeled` or `ungrounded`), `true_answer`, plus the ground truth the answer was derived from "
-        "(see the generator in `lifelong/data/stream/generators.py`).",
+        "(see the generators in `lifelong/data/stream/generators/`).",
         "",
         "## License",
         "",

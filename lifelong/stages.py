@@ -1,0 +1,279 @@
+"""What each stage of a round does: ``fn(run, t, d, entry, entries) -> info``.
+
+``run`` is the :class:`lifelong.loop.Run` (its config, pool, models, layout,
+process group); ``d`` the stage's folder ``rounds/<t>/<stage>/``; ``info`` goes
+into the stage's ``done`` marker. A stage reads what earlier stages wrote,
+never in-memory leftovers, so a resumed run redoes only unfinished stages.
+Round 0 has one stage, :func:`setup`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lifelong.data.ingest import ingest as ingest_file
+from lifelong.data.ingest import iter_dataset_files
+from lifelong.data.pool import PruneRecord
+from lifelong.layout import write_json
+from lifelong.run_config import DatasetEntry
+
+
+# ---- round 0 -------------------------------------------------------------------------
+def setup(run, t, d, entries):
+    """Every task's held-out split in, the fresh adapter saved as round 0's, the base model evaluated."""
+    if run.main:
+        for e in entries:
+            ingest_test(run, e, 0)
+        if not run.layout.has_adapter(0):
+            run.models.fresh()
+            run.save_adapter(0)
+    run.dist.barrier()  # test splits and the round-0 adapter are there
+    names = [e.name for e in entries]
+    row = evaluate(run, 0, run.layout.predictions(0), entries, names)
+    return {"row": [row[n] for n in names], "tasks": names}
+
+
+# ---- ingest ------------------------------------------------------------------------------
+def ingest(run, t, d, entry, entries):
+    reports = []
+    for f in iter_dataset_files(Path(entry.train), split="train"):
+        rep = ingest_file(run.pool, f, dataset=entry.name, split="train", fmt=entry.format, round_added=t,
+                          cfg=run.cfg.ingest)
+        print(rep.summary())
+        reports.append(rep)
+    info = {"dataset": entry.name, "added": sum(r.added for r in reports),
+            "unchanged": sum(r.unchanged for r in reports),
+            "quarantined": sum(len(r.quarantined) for r in reports)}
+    if info["added"] + info["unchanged"] == 0:
+        raise ValueError(f"round {t}: dataset {entry.name!r} ({entry.train}) has no valid training sample "
+                         f"({info['quarantined']} quarantined, see {run.pool.root / 'quarantine'})")
+    if run.pool.count(status=None, split=run.cfg.eval.split, dataset=entry.name) == 0:
+        info["test_added"] = ingest_test(run, entry, t)  # it arrived after setup
+    write_json(run.layout.ingest_report(t), info)
+    return info
+
+
+def ingest_test(run, entry: DatasetEntry, t: int) -> int:
+    """Ingest ``entry``'s held-out split (if it has one) as of round ``t``; returns the samples added."""
+    added = 0
+    for f in iter_dataset_files(Path(entry.test), split="test") if entry.test else ():
+        rep = ingest_file(run.pool, f, dataset=entry.name, split=run.cfg.eval.split, fmt=entry.format,
+                          round_added=t, cfg=run.cfg.ingest)
+        print(rep.summary())
+        added += rep.added
+    return added
+
+
+# ---- score and select ----------------------------------------------------------------------
+def score(run, t, d, entry, entries):
+    """Score the active pool (under ``score.refresh`` < 1: the new and the stalest samples) into
+    ``columns/``, round ``t``'s self-contained column store; then delete every earlier round's."""
+    if not run.strategy.needs_scores or run.skips_training(t, entries):
+        return {"skipped": True}
+    from lifelong.selection import score_store as store
+    from lifelong.selection.score import plan_rescoring, score_samples
+
+    ids = run.pool.ids()  # ids only: each shard's samples are fetched when its turn comes
+    cfg = run.strategy.score_config(run.seeded(t).score)
+    todo, sources, held_by = ids, None, None
+    if cfg.refresh < 1.0:
+        # Partial refresh: score new samples and the stalest share of the old
+        # ones; the rest keep the scores of the round that last scored them,
+        # copied forward from the previous round's store (which holds them all).
+        held_by, previous = score_sources(run, t - 1)
+        rows, sources = plan_rescoring(ids, previous, t, cfg.refresh)
+        todo = [ids[i] for i in rows]
+    if not store.is_complete(run.layout.score_columns(t)):
+        score_samples(run.scoring_model(t - 1), run.pool.view(todo), run.pool.load_image, cfg, d / "shards",
+                      rank=run.rank, world=run.world, progress=run.main, sketch=run.strategy.sketches)
+        run.dist.barrier()  # every process's shards are written
+        if run.main:
+            if sources is not None:
+                write_json(run.layout.score_sources(t), sources)
+            prev = None if held_by is None else run.layout.score_columns(held_by)
+            store.build_round_store(d, t, ids, todo, sources, held_by, prev, cfg.shard_size)
+    if run.main:
+        store.release_before(run.layout, t)
+    if sources is None:
+        return {"n": len(ids)}
+    return {"n": len(todo), "pool_size": len(ids)}
+
+
+def score_sources(run, t) -> tuple[int | None, dict[str, int]]:
+    """(round whose column store holds the rows, sample id -> the round that last scored it), as of
+    round ``t``'s scoring pass: the latest pass at or before t; a whole-pool pass (refresh was 1
+    then) reuses nothing, so it gives (None, {})."""
+    for r in range(t, 0, -1):
+        path = run.layout.score_sources(r)
+        if path.exists():
+            return r, json.loads(path.read_text())
+        if run.layout.stage_info(r, "score").get("n") is not None:
+            return None, {}
+    return None, {}
+
+
+def scores(run, t):
+    """Round ``t``'s scores for its active pool, memory-mapped (None when the round scored nothing)."""
+    from lifelong.selection.score_store import is_complete, open_scores
+
+    d = run.layout.score_columns(t)
+    if not is_complete(d):
+        if run.layout.stage_info(t, "score").get("n") is not None:
+            raise FileNotFoundError(f"round {t}'s scores are gone ({d}); delete {d.parent} to score again")
+        return None
+    return open_scores(d)
+
+
+def select(run, t, d, entry, entries):
+    from lifelong.selection.outputs import write_selection
+    from lifelong.selection.strategies import SelectionInput
+
+    if run.skips_training(t, entries):
+        return {"skipped": True}
+    ids = run.pool.ids()
+    new = set(run.pool.ids(dataset=entry.name))
+    inp = SelectionInput(ids, np.array([i in new for i in ids], dtype=bool))
+    res = scores(run, t)
+    if res is not None:
+        if res.ids != ids:
+            raise RuntimeError(f"round {t}: scored samples differ from the active pool; delete {d.parent / 'score'}")
+        inp.sketches, inp.scores = res.sketches, res.scores  # memmaps: read by column and row range
+    sel = run.strategy.fn(inp, run.seeded(t).select)
+    write_selection(d, ids, sel, res.scores if res is not None else None,
+                    round=t, dataset=entry.name, strategy=run.cfg.select.strategy)
+    return {"selected": len(sel.indices), "pool_size": len(ids)}
+
+
+# ---- train ------------------------------------------------------------------------------------
+def train(run, t, d, entry, entries):
+    from lifelong.training.train import train_round
+
+    loaded = run.models.for_training(t)  # merge policy: round t-1 folded in, a fresh adapter
+    losses = []
+    if not run.skips_training(t, entries):
+        ids = json.loads(run.layout.selection(t).read_text())["ids"]
+        offset = steps_before(run, t)
+        losses = train_round(loaded, run.pool.get(ids), run.pool.load_image, run.seeded(t).train, t,
+                             on_log=lambda v, s: run.tracker.log(v, step=s + offset))
+    if run.main:
+        write_json(run.layout.losses(t), losses)
+        run.save_adapter(t)
+    run.models.trained(t)  # DDP leaves the same weights on every process
+    return {"steps": len(losses), "final_loss": losses[-1][1] if losses else None}
+
+
+def steps_before(run, t: int) -> int:
+    """Optimizer steps of rounds 1..t-1, so that round t's loss curve continues theirs on the trackers."""
+    total = 0
+    for r in range(1, t):
+        path = run.layout.losses(r)
+        losses = json.loads(path.read_text()) if path.exists() else []
+        total += int(losses[-1][0]) if losses else 0  # the last record is at the round's last step
+    return total
+
+
+# ---- prune --------------------------------------------------------------------------------------
+def prune(run, t, d, entry, entries):
+    from lifelong.pruning.partition import partition
+    from lifelong.pruning.semdedup import semdedup
+
+    cap = run.cfg.prune.cap
+    decision = run.layout.pruned(t)
+    if not decision.exists():
+        ids = run.pool.ids()
+        records = []
+        if cap is not None and len(ids) > cap:
+            emb = embeddings(run, t, ids)  # (N, H) memmap
+            clusters = partition(emb, run.seeded(t).prune.cluster)  # pruning's own small clusters
+            res = semdedup(emb, clusters.labels, clusters.centroids, run.cfg.prune)
+            del emb
+            records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,
+                        "reason": str(why), "duplicate_of": ids[k] if k >= 0 else None}
+                       for i, c, m, why, k in zip(res.index, res.cluster, res.max_sim, res.reason, res.duplicate_of)]
+        write_json(decision, {"round": t, "cap": cap, "pool_size": len(ids), "records": records})
+    run.layout.prune_embeddings(t).unlink(missing_ok=True)
+    records = json.loads(decision.read_text())["records"]
+    # Applying is idempotent: a crash after the pool commit but before the
+    # marker re-applies nothing.
+    todo = [r for r in records if (run.pool.lookup(r["id"]) or ("", ""))[1] == "active"]
+    run.pool.prune([PruneRecord(r["id"], t, r["reason"], r["cluster"], r["max_sim"]) for r in todo])
+    compacted = run.pool.compact() if records else False  # pruned content leaves the file too
+    return {"pruned": len(records), "pool_size": run.pool.count(), "compacted": compacted}
+
+
+def embeddings(run, t, ids) -> np.ndarray:
+    """Pool embeddings (N, H) for pruning, memory-mapped, all from one model: this round's
+    scoring pass when it scored the whole pool, else the model after round t, written to
+    ``rounds/<t>/prune/embeddings.npy`` (deleted once the decision is made). (Under
+    score.refresh < 1 the store holds embeddings of several rounds' models, which are not
+    comparable.)"""
+    if not run.layout.score_sources(t).exists():
+        res = scores(run, t)
+        if res is not None and res.ids == ids:
+            return res.embeddings
+    from lifelong.selection.score import embed_samples
+
+    out = run.layout.prune_embeddings(t)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return embed_samples(run.scoring_model(t), run.pool.view(ids), run.pool.load_image, run.cfg.score, out=out)
+
+
+# ---- eval and report ------------------------------------------------------------------------------
+def eval_stage(run, t, d, entry, entries):
+    names = [e.name for e in entries]
+    backfill = {str(r): evaluate(run, r, run.layout.backfill_predictions(t, r), entries, tasks)
+                for r, tasks in missing_cells(run, t, entries).items()}
+    if run.skips_training(t, entries):
+        return {"row": [float("nan")] * len(entries), "tasks": names, "skipped": True, "backfill": backfill}
+    row = evaluate(run, t, run.layout.predictions(t), entries, names)
+    return {"row": [row[n] for n in names], "tasks": names, "backfill": backfill}
+
+
+def missing_cells(run, t, entries) -> dict[int, list[str]]:
+    """Earlier rounds -> tasks with a held-out split but no accuracy in that round's row.
+
+    These are datasets that arrived after those rounds were evaluated.
+    ``eval.backfill``: ``all`` evaluates every earlier saved adapter on
+    them, ``fwt`` only the base (row 0) and round t-1, the two cells
+    forward transfer needs; rounds whose evaluation was skipped stay empty.
+    """
+    from lifelong.evaluation.reporting import accuracy_cells
+
+    held_out = set(run.pool.datasets(split=run.cfg.eval.split))
+    cells = accuracy_cells(run.layout, t - 1, [e.name for e in entries])
+    rounds = range(t) if run.cfg.eval.backfill == "all" else sorted({0, t - 1})
+    out = {}
+    for r in rounds:
+        if r > 0 and run.layout.stage_info(r, "eval").get("skipped"):
+            continue
+        todo = [e.name for e in entries if e.name in held_out and e.name not in cells[r]]
+        if todo:
+            out[r] = todo
+    return out
+
+
+def evaluate(run, t, predictions: Path, entries, tasks) -> dict[str, float]:
+    """Accuracy of the model after round ``t`` on ``tasks``; per-question predictions to ``predictions``."""
+    from lifelong.evaluation.evaluate import evaluate_tasks, write_predictions
+
+    metrics = {e.name: e.metric for e in entries}
+    cfg = dataclasses.replace(run.cfg.eval, task_metrics={**metrics, **run.cfg.eval.task_metrics})
+    res = evaluate_tasks(run.dist.ShardedGenerator(run.model(t)), run.pool, tasks, cfg, progress=run.main)
+    if run.main:
+        write_predictions(res, predictions)
+    return {name: float(res.accuracy[name]) for name in tasks}
+
+
+def report(run, t, d, entry, entries):
+    from lifelong.evaluation.reporting import report_round
+
+    report_round(run.layout, run.pool, t, [e.name for e in entries], run.cfg.name, run.cfg.select.strategy,
+                 run.tracker)
+    return {}
+
+
+ROUND = {"ingest": ingest, "score": score, "select": select, "train": train, "prune": prune, "eval": eval_stage,
+         "report": report}
