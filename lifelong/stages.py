@@ -133,14 +133,13 @@ def select(run, t, d, entry, entries):
 
     if run.skips_training(t, entries):
         return {"skipped": True}
-    ids = run.pool.ids()
-    new = set(run.pool.ids(dataset=entry.name))
-    inp = SelectionInput(ids, np.array([i in new for i in ids], dtype=bool))
+    inp = SelectionInput.from_pool(run.pool, entry.name)
     res = scores(run, t)
     if res is not None:
-        if res.ids != ids:
+        if res.ids != inp.ids:
             raise RuntimeError(f"round {t}: scored samples differ from the active pool; delete {d.parent / 'score'}")
-        inp.sketches, inp.scores = res.sketches, res.scores  # memmaps: read by column and row range
+        inp.add_scores(res)
+    ids = inp.ids
     sel = run.strategy.fn(inp, run.seeded(t).select)
     write_selection(d, ids, sel, res.scores if res is not None else None,
                     round=t, dataset=entry.name, strategy=run.cfg.select.strategy)

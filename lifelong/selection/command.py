@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_run_config(args.config, args.overrides)
     strategy = get_strategy(cfg.select.strategy)
     with Pool(args.pool) as pool:
-        ids = pool.ids()
+        inp = SelectionInput.from_pool(pool, args.new)
+        ids = inp.ids
         if not ids:
             raise SystemExit(f"error: pool {args.pool} has no active training samples")
-        new = set(pool.ids(dataset=args.new)) if args.new else set()
-        inp = SelectionInput(ids, np.array([i in new for i in ids], dtype=bool))
         scores = None
         if strategy.needs_scores:
             from lifelong.models import load_model
@@ -50,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             score_samples(loaded, pool.view(ids), pool.load_image, strategy.score_config(cfg.score),
                           args.out / "shards", sketch=strategy.sketches)
             scores = consolidate(args.out / "shards", len(ids), cfg.score.shard_size, args.out / "columns")
-            inp.sketches, inp.scores = scores.sketches, scores.scores
+            inp.add_scores(scores)
         sel = strategy.fn(inp, cfg.select)
         rec = write_selection(args.out, ids, sel, scores.scores if scores else None, strategy=cfg.select.strategy)
     print(f"selected {rec['budget']} of {rec['pool_size']} samples -> {args.out / 'selection.json'}")

@@ -47,6 +47,20 @@ class SelectionInput:
     sketches: np.ndarray | None = None  # (N, d) fp16 unit rows
     scores: dict[str, np.ndarray] | None = None  # expert -> (N,)
 
+    @classmethod
+    def from_pool(cls, pool, new_dataset: str | None) -> "SelectionInput":
+        """The pool's active samples in its fixed order, those of ``new_dataset`` marked as new."""
+        ids = pool.ids()
+        new = set(pool.ids(dataset=new_dataset)) if new_dataset else set()
+        return cls(ids, np.array([i in new for i in ids], dtype=bool))
+
+    def add_scores(self, store) -> None:
+        """Sketches and expert scores from an opened score store (memmaps, read by column and row
+        range) whose rows are this input's samples, in order."""
+        if store.ids != self.ids:
+            raise ValueError("the scored samples are not the active pool")
+        self.sketches, self.scores = store.sketches, store.scores
+
 
 @dataclass
 class Selection:
