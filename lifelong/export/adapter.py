@@ -48,82 +48,12 @@ import yaml
 
 from lifelong.config import from_dict, to_dict
 from lifelong.export.cards import model_card
+from lifelong.export.families import ExportError, export_profile
 from lifelong.export.lineage import build_lineage
 from lifelong.export.stack import StackError, stack_adapters
 from lifelong.layout import RunLayout
 
 MODEL_YAML = "lifelong_model.yaml"
-MERGED_COMPOSED_FILE = "model.safetensors"
-SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-
-
-class ExportError(ValueError):
-    """An export that cannot be made; nothing was written."""
-
-
-def base_model_id(model_cfg) -> str:
-    """``base_model_name_or_path`` for the run's model config (see the module docstring)."""
-    if model_cfg.family == "hf":
-        if model_cfg.hf.tiny:
-            from lifelong.models.tiny import tiny_name
-
-            return f"lifelong-tiny-{tiny_name(model_cfg.hf.tiny)}:seed={model_cfg.seed}"
-        local = Path(model_cfg.hf.path).expanduser()
-        return str(local.resolve()) if local.is_dir() else model_cfg.hf.path
-    c = model_cfg.composed
-    return f"lifelong-composed:{c.vision}+{c.lm}"
-
-
-def card_base_model(model_cfg, base: str) -> str | None:
-    """A hub id for the card's ``base_model`` (the LM for the composed model), or None."""
-    if model_cfg.family == "composed":
-        return SMOLLM2_HUB_ID if model_cfg.composed.lm == "smollm2-135m" else None
-    if ":" in base or Path(base).expanduser().exists():
-        return None
-    return base
-
-
-def base_note(model_cfg) -> str | None:
-    """The composed base's parts for the model card (the projector's starting point is part of the base)."""
-    if model_cfg.family != "composed":
-        return None
-    c = model_cfg.composed
-    init = c.projector_init
-    if init == "auto":
-        stage1 = c.vision == "efficientnet_lite0" and c.vision_pretrained and c.lm == "smollm2-135m" \
-            and c.projector_hidden in (0, 576)
-        init = "stage1" if stage1 else "random"
-    start = {
-        "stage1": "the stage-1 aligned projector shipped in the package "
-                  "(`lifelong/models/assets/projector_stage1.safetensors`, trained once on generated "
-                  "image-caption data by `python -m lifelong.models.align`, which reproduces it bit for bit)",
-        "random": "a seeded random projector",
-    }.get(init, f"the projector weights in `{init}`")
-    return (f"Frozen vision encoder `{c.vision}` ({c.image_tokens} pooled image tokens) -> MLP projector -> "
-            f"language model `{c.lm}` with LoRA. Round 1 started from {start}; the adapter's "
-            "`modules_to_save` projector holds the trained projector, so the adapter alone restores it.")
-
-
-def loader_snippet(model_cfg, base: str, merged: bool) -> str:
-    """Python that loads the export (for the card)."""
-    if model_cfg.family == "hf" and ":" not in base:
-        if merged:
-            return (
-                "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
-                'model = AutoModelForImageTextToText.from_pretrained("path/to/this/dir")\n'
-                'processor = AutoProcessor.from_pretrained("path/to/this/dir")'
-            )
-        return (
-            "from transformers import AutoModelForImageTextToText\n"
-            "from peft import PeftModel\n"
-            f'base = AutoModelForImageTextToText.from_pretrained("{base}")\n'
-            'model = PeftModel.from_pretrained(base, "path/to/this/dir")'
-        )
-    return (
-        "# The base model exists inside lifelong only: rebuild it from lifelong_model.yaml.\n"
-        "from lifelong.export import load_exported\n"
-        'loaded = load_exported("path/to/this/dir")  # a LoadedModel: .model, .generate(samples, image_loader)'
-    )
 
 
 def _check(run_dir: Path, out_dir: Path, t: int | None) -> int:
@@ -164,20 +94,12 @@ def _metrics_rows(run_dir: Path, t: int) -> tuple[list[str], list[list], dict]:
     return h.tasks, [[None if x != x else float(x) for x in row] for row in a], metrics
 
 
-def _write_merged(run_cfg, t: int, run_dir: Path, dest: Path) -> None:
+def _write_merged(profile, run_cfg, t: int, run_dir: Path, dest: Path) -> None:
     from lifelong.models.replay import RoundModel
 
     # The run's merges replayed as its loop did, then round t's adapter folded in too.
     loaded = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge", RunLayout(run_dir)).at(t)
-    merged = loaded.model.merge_and_unload()
-    if run_cfg.model.family == "hf":
-        merged.save_pretrained(dest, safe_serialization=True)
-        loaded.backend.processor.save_pretrained(dest)
-    else:
-        from safetensors.torch import save_model
-
-        save_model(merged, str(dest / MERGED_COMPOSED_FILE))
-        loaded.tokenizer.save_pretrained(dest)
+    profile.save_merged(loaded, loaded.model.merge_and_unload(), dest)
 
 
 def export(
@@ -199,6 +121,7 @@ def export(
     layout = RunLayout(run_dir)
     t = _check(run_dir, out_dir, round)
     run_cfg = load_run_config(run_dir)
+    profile = export_profile(run_cfg.model)
     # Merge policy: round t's adapter is only a delta on a base with rounds
     # 1..t-1 merged in, so the export carries every round's delta.
     stacked = run_cfg.adapter_policy == "merge" and t > 1
@@ -207,7 +130,7 @@ def export(
         if missing:
             raise ExportError(f"run {run_dir} uses adapter_policy='merge': round {t}'s model needs the adapters "
                               f"of rounds 1..{t}, and rounds {missing} have none")
-    base = base_model or base_model_id(run_cfg.model)
+    base = base_model or profile.base_id()
     lineage = build_lineage(run_dir, t)
     tasks, accuracy, metrics = _metrics_rows(run_dir, t)
 
@@ -218,7 +141,7 @@ def export(
     try:
         model_cfg = copy.deepcopy(run_cfg.model)
         if merge:
-            _write_merged(run_cfg, t, run_dir, tmp)
+            _write_merged(profile, run_cfg, t, run_dir, tmp)
         elif stacked:
             try:
                 conf = stack_adapters([layout.adapter_dir(i) for i in range(1, t + 1)], tmp)
@@ -237,10 +160,10 @@ def export(
         (tmp / "lineage.json").write_text(json.dumps(lineage, indent=1) + "\n", encoding="utf-8")
         strategy = next((r["strategy"] for r in lineage["rounds"] if r["strategy"]), None)
         card = model_card(
-            run=run_dir.name, round_=t, base_model=base, card_base_model=card_base_model(run_cfg.model, base),
+            run=run_dir.name, round_=t, base_model=base, card_base_model=profile.card_base_model(base),
             family=run_cfg.model.family, strategy=strategy, datasets=lineage["datasets"], metrics=metrics,
             tasks=tasks, accuracy=accuracy, lineage_rounds=lineage["rounds"], merged=merge,
-            loader=loader_snippet(run_cfg.model, base, merge), base_note=base_note(run_cfg.model),
+            loader=profile.loader_snippet(base, merge), base_note=profile.base_note(),
         )
         if stacked:
             how = ("These weights replay those merges" if merge
@@ -262,10 +185,11 @@ def load_exported(directory: str | Path, device: str | None = None):
     """A ``LoadedModel`` from an export directory (either family, adapter or merged).
 
     The base is rebuilt from ``lifelong_model.yaml`` (``device`` overrides its
-    device). Adapter exports: the adapter files are loaded into it. Merged HF
-    exports: the merged checkpoint is the base (with a fresh, zero-effect
-    LoRA). Merged composed exports: ``model.safetensors`` replaces the
-    projector and LM weights (the fresh LoRA has B = 0, so it adds nothing).
+    device). Adapter exports: the adapter files are loaded into it. Merged
+    exports: the family's export profile loads them
+    (:mod:`lifelong.export.families`): merged HF exports are the base (with a
+    fresh, zero-effect LoRA); in merged composed exports ``model.safetensors``
+    replaces the projector and LM weights (the fresh LoRA has B = 0).
     """
     from lifelong.models import ModelConfig, load_model
 
@@ -279,55 +203,7 @@ def load_exported(directory: str | Path, device: str | None = None):
         loaded = load_model(cfg)
         loaded.load_adapter(directory)
         return loaded
-    if cfg.family == "hf":
-        cfg.hf.path, cfg.hf.tiny = str(directory.resolve()), False
-        return load_model(cfg)
-    loaded = load_model(cfg)
-    _load_merged_composed(loaded, directory / MERGED_COMPOSED_FILE)
-    return loaded
-
-
-def _plain_name(name: str) -> str:
-    """A parameter name of the LoRA-wrapped base as it reads in the unwrapped model."""
-    parts = name.split(".")
-    out, i = [], 0
-    while i < len(parts):
-        if parts[i] in ("base_layer", "original_module"):
-            i += 1
-        elif parts[i] == "modules_to_save":
-            i += 2  # "modules_to_save.<adapter name>"
-        else:
-            out.append(parts[i])
-            i += 1
-    return ".".join(out)
-
-
-def _load_merged_composed(loaded, path: Path) -> None:
-    """Copy merged ``ComposedVLM`` weights into the (LoRA-wrapped) base of ``loaded``; LoRA stays zero."""
-    import torch
-    from safetensors.torch import load_file
-
-    weights = load_file(str(path))
-    state = loaded.base.state_dict()
-    used, filled, missing = set(), set(), []
-    with torch.no_grad():
-        for name, tensor in state.items():
-            if ".lora_" in name:
-                continue
-            plain = _plain_name(name)
-            if plain in weights:
-                tensor.copy_(weights[plain])
-                used.add(plain)
-                filled.add(tensor.data_ptr())
-            else:
-                missing.append((plain, tensor))
-    # Tied weights are saved once: a missing name must share storage with a filled one.
-    untied = [n for n, tensor in missing if tensor.data_ptr() not in filled]
-    if untied:
-        raise ExportError(f"{path}: no weights for {untied[:3]}")
-    left = [k for k in weights if k not in used]
-    if left:
-        raise ExportError(f"{path}: weights that fit nothing in the model built from the config: {left[:3]}")
+    return export_profile(cfg).load_merged(directory)
 
 
 def main(argv: list[str] | None = None) -> int:

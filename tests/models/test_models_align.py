@@ -82,14 +82,14 @@ def test_projector_init_from_a_file_and_refusals(tmp_path):
 
 
 def test_model_card_names_the_projector_the_base_started_from(tmp_path):
-    from lifelong.export.adapter import base_note
+    from lifelong.export.families import ComposedExport
     from lifelong.models.config import ModelConfig
 
-    assert "stage-1 aligned projector" in base_note(ModelConfig())
-    assert "seeded random projector" in base_note(tiny_model_config(tmp_path))
+    assert "stage-1 aligned projector" in ComposedExport(ModelConfig()).base_note()
+    assert "seeded random projector" in ComposedExport(tiny_model_config(tmp_path)).base_note()
     cfg = ModelConfig()
     cfg.composed.projector_init = "/x/p.safetensors"
-    assert "`/x/p.safetensors`" in base_note(cfg)
+    assert "`/x/p.safetensors`" in ComposedExport(cfg).base_note()
 
 
 @pytest.mark.offline_weights
