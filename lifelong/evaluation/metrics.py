@@ -126,13 +126,16 @@ def forgetting(a, reference=None) -> float:
     model) and the rows before task ``i`` arrived included: a skill the base
     model had and training lost is forgetting too. The task learned in the
     last round is left out (it cannot have been forgotten yet). NaN cells are
-    skipped inside the max; a task whose terms are all NaN is left out of the
-    mean.
+    skipped inside the max; a task whose terms are all NaN, or that was never
+    evaluated after a training round before the last (rows 1..R-1 all NaN: a
+    run that trains once, at the end), is left out of the mean.
     """
     m = _as_matrix(a)
     r = _last_round(m)
     terms = []
     for i in range(min(r - 1, m.shape[1])):
+        if not np.isfinite(m[1:r, i]).any():
+            continue
         past = m[:r, i]
         past = past[np.isfinite(past)]
         if past.size and np.isfinite(m[r, i]):

@@ -165,3 +165,14 @@ def test_register_and_summary():
     assert s["final"]["bwt"] == pytest.approx(-0.2)
     with pytest.raises(ValueError):
         M.average_accuracy(np.zeros(3))
+
+
+def test_forgetting_is_undefined_for_a_run_that_trains_once_at_the_end():
+    # multitask: row 0 (base) and the final row evaluated, nothing in between. Counting row 0 as the
+    # "best before" would call the whole final accuracy negative forgetting (0 - 0.8 = -0.8).
+    a = np.array([[0.0, 0.0, 0.0], [NAN, NAN, NAN], [NAN, NAN, NAN], [0.8, 0.7, 0.9]])
+    assert math.isnan(M.forgetting(a))
+    # One intermediate evaluation of task 0 is enough to measure its forgetting: max(0.0, 0.6) - 0.5.
+    a[1, 0] = 0.6
+    a[3, 0] = 0.5
+    assert M.forgetting(a) == pytest.approx(0.1)
