@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,23 @@ def read_json(path: Path):
         with gzip.open(packed, "rt", encoding="utf-8") as f:
             return json.load(f)
     return None
+
+
+def compress_json(path: Path) -> bool:
+    """Replace ``path`` by ``path.gz`` (written atomically before the original goes); False if absent.
+
+    For records that grow with everything ever pruned (``pruned.json``) once
+    only the lineage reads them.
+    """
+    if not path.is_file():
+        return False
+    packed = path.with_name(path.name + ".gz")
+    tmp = path.with_name(f".{packed.name}.tmp")
+    with open(path, "rb") as src, gzip.open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(tmp, packed)
+    path.unlink()
+    return True
 
 
 @dataclass(frozen=True)

@@ -136,14 +136,14 @@ def select(run, t, d, entry, entries):
     inp = SelectionInput.from_pool(run.pool, entry.name)
     res = scores(run, t)
     if res is not None:
-        if res.ids != inp.ids:
-            raise RuntimeError(f"round {t}: scored samples differ from the active pool; delete {d.parent / 'score'}")
-        inp.add_scores(res)
-    ids = inp.ids
+        try:
+            inp.add_scores(res)
+        except ValueError as e:
+            raise RuntimeError(f"round {t}: {e}; delete {d.parent / 'score'}") from None
     sel = run.strategy.fn(inp, run.seeded(t).select)
-    write_selection(d, ids, sel, res.scores if res is not None else None,
+    write_selection(d, inp.ids, sel, res.scores if res is not None else None,
                     round=t, dataset=entry.name, strategy=run.cfg.select.strategy)
-    return {"selected": len(sel.indices), "pool_size": len(ids)}
+    return {"selected": len(sel.indices), "pool_size": len(inp.ids)}
 
 
 # ---- train ------------------------------------------------------------------------------------

@@ -16,8 +16,7 @@ import math
 
 from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history, save_metrics
 from lifelong.export.cards import write_round_card
-from lifelong.export.lineage import compress_json
-from lifelong.layout import RunLayout, read_json
+from lifelong.layout import RunLayout, compress_json, read_json
 
 
 def accuracy_cells(layout: RunLayout, t: int, tasks: list[str]) -> list[dict[str, float]]:

@@ -15,32 +15,12 @@ pruned" and "not recorded" stay distinguishable.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import os
-import shutil
 from pathlib import Path
 
 from lifelong.layout import RunLayout, read_json
 
 LINEAGE_VERSION = 1
-
-
-def compress_json(path: Path) -> bool:
-    """Replace ``path`` by ``path.gz`` (written atomically before the original goes); False if absent.
-
-    For records that grow with everything ever pruned (``pruned.json``) once
-    only the lineage reads them.
-    """
-    if not path.is_file():
-        return False
-    packed = path.with_name(path.name + ".gz")
-    tmp = path.with_name(f".{packed.name}.tmp")
-    with open(path, "rb") as src, gzip.open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    os.replace(tmp, packed)
-    path.unlink()
-    return True
 
 
 def round_files(run_dir: str | Path, t: int) -> dict:
