@@ -9,7 +9,8 @@
 Each (strategy, seed) is a run of the same loop (`lifelong run ... seed=S`) that
 differs only in the overrides below, resumable on its own. When it finishes,
 its per-question scores and cost figures go to
-``<results>/runs/<strategy>_s<seed>.json`` (with a digest of its config); a
+``<results>/runs/<strategy>_s<seed>.json`` (with a digest of its config and of
+the built-in stream's data); a
 (strategy, seed) whose file is there with the same config digest is not run
 again, so a long comparison accumulates over several sittings on 2 cores
 (``--commit`` makes each file a commit of its own at once). The table
@@ -67,12 +68,25 @@ def run_overrides(name: str, seed: int, extra: list[str]) -> list[str]:
     return [*STRATEGIES[name], f"seed={seed}", *extra]
 
 
+_STREAMS: dict[str, str] = {}  # built-in stream settings -> digest of its data
+
+
 def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
-    """Digest (12 hex) of the resolved run config, less where it lives: equal digests = the same experiment."""
+    """Digest (12 hex) of the resolved run config, less where it lives, and of the
+    built-in stream's data: equal digests = the same experiment. A change to the
+    stream's generators changes the data, not the config, so it counts too."""
+    from lifelong.data.stream import stream_digest
     from lifelong.run_config import dump_run_config, load_run_config
 
     cfg = load_run_config(config, run_overrides(name, seed, extra) + ["name=x", "runs_dir=x"])
-    return hashlib.sha256(dump_run_config(cfg).encode()).hexdigest()[:12]
+    h = hashlib.sha256(dump_run_config(cfg).encode())
+    s = cfg.stream
+    if s.builtin != "none":
+        key = json.dumps([s.builtin, s.seed, repr(s.builtin_config)])
+        if key not in _STREAMS:
+            _STREAMS[key] = stream_digest(s.builtin, s.seed, s.builtin_config)
+        h.update(_STREAMS[key].encode())
+    return h.hexdigest()[:12]
 
 
 def is_done(d: Path) -> bool:

@@ -87,6 +87,16 @@ def test_counting_answer_is_number_of_blobs(stream):
             fill = (labels[sl] > 0).mean()
             expected = "square" if fill > 0.97 else "circle" if fill > 0.65 else "triangle"
             assert expected == kind, rec["id"]
+        # One shape per quarter, clear of both mid-lines (1 px of slack for the jitter),
+        # so each of a 2x2 grid's cells holds at most one.
+        half = img.shape[0] // 2
+        quarters = set()
+        for sl in ndimage.find_objects(labels):
+            rows, cols = sl
+            assert rows.stop <= half or rows.start >= half, rec["id"]
+            assert cols.stop <= half or cols.start >= half, rec["id"]
+            quarters.add((rows.start >= half, cols.start >= half))
+        assert len(quarters) == count, rec["id"]
         n += 1
     assert n > 30
 

@@ -12,6 +12,7 @@ import yaml
 from lifelong.config import load_config
 from lifelong.data.stream import DATASETS, StreamConfig, main, prepare_stream, read_manifest
 from lifelong.data.stream.cards import render_card
+from lifelong.data.stream.prepare import content_digest, stream_digest
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 5
@@ -26,6 +27,25 @@ def stream(tmp_path_factory) -> Path:
 
 def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_stream_digest_follows_the_data_and_ignores_the_cards(stream, tmp_path):
+    """The comparison keys its results on this digest: a generator change must move it,
+    a re-measured ceiling in a data card must not."""
+    digest = stream_digest("small", SEED)
+    assert digest == content_digest(stream)
+    # Worked out independently: sha256 over (path, sha256(bytes)) of the non-card files.
+    h = hashlib.sha256()
+    for rel, data in sorted(tree(stream).items(), key=lambda kv: Path(kv[0]).as_posix()):
+        if not rel.endswith(".md"):
+            h.update(Path(rel).as_posix().encode() + b"\0" + hashlib.sha256(data).digest())
+    assert digest == h.hexdigest()
+    copy = tmp_path / "copy"
+    prepare_stream(copy, scale="small", seed=SEED)
+    (copy / "counting" / "README.md").write_text("ceiling re-measured\n", encoding="utf-8")
+    assert content_digest(copy) == digest
+    assert stream_digest("small", SEED, StreamConfig(max_count=3)) != digest
+    assert stream_digest("small", SEED + 1) != digest
 
 
 def load(stream: Path, name: str, split: str) -> list[dict]:

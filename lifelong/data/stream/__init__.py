@@ -4,7 +4,7 @@
 """
 from lifelong.data.stream.config import SplitSizes, StreamConfig
 from lifelong.data.stream.generators import DATASETS, DatasetSpec, register
-from lifelong.data.stream.prepare import DatasetInfo, main, prepare_stream, read_manifest
+from lifelong.data.stream.prepare import DatasetInfo, main, prepare_stream, read_manifest, stream_digest
 
 __all__ = [
     "DATASETS",
@@ -16,4 +16,5 @@ __all__ = [
     "prepare_stream",
     "read_manifest",
     "register",
+    "stream_digest",
 ]

@@ -57,7 +57,8 @@ class StreamConfig:
     image_size: int = 64
     # Shift of a near-duplicate's image, in pixels (edge pixels are repeated).
     jitter_px: int = 1
-    # Counting: the number of objects drawn is uniform in [1, max_count].
+    # Counting: the number of objects drawn is uniform in [1, max_count], one
+    # per quarter of the image, so at most 4.
     max_count: int = 4
 
     def sizes(self, scale: str) -> SplitSizes:

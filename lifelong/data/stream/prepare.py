@@ -15,7 +15,9 @@ JSON is written with sorted keys.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import tempfile
 import shutil
 import zlib
 from dataclasses import dataclass, replace
@@ -195,6 +197,26 @@ def prepare_stream(
     }
     _write_json(out / MANIFEST, manifest)
     return infos
+
+
+def content_digest(out: Path) -> str:
+    """sha256 (hex) of a prepared stream's data: every file's relative path and bytes
+    except the data cards (``*.md``), whose measured ceilings change without the data."""
+    out = Path(out)
+    h = hashlib.sha256()
+    files = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file() and p.suffix != ".md"}
+    for rel in sorted(files):
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(files[rel].read_bytes()).digest())
+    return h.hexdigest()
+
+
+def stream_digest(scale: str, seed: int = 0, cfg: StreamConfig | None = None) -> str:
+    """``content_digest`` of the stream ``prepare_stream(.., scale, seed, cfg=cfg)`` writes:
+    equal digests = the same data, whatever code or settings produced it (a few seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare_stream(Path(tmp), scale, seed, cfg=cfg)
+        return content_digest(Path(tmp))
 
 
 def read_manifest(out: Path) -> list[DatasetInfo]:
