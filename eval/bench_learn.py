@@ -111,14 +111,15 @@ def matrix_summary(run: Path) -> dict:
     """Diagonal a[i, i], its mean, final average accuracy and forgetting of a finished run."""
     from lifelong.evaluation import metrics
     from lifelong.evaluation.history import read_accuracy_csv
+    from lifelong.layout import RunLayout
+    from lifelong.loop import ROUND_STAGES
 
-    tasks, a = read_accuracy_csv(run / "metrics" / "accuracy_matrix.csv")
+    layout = RunLayout(run)
+    tasks, a = read_accuracy_csv(layout.accuracy_csv)
     diag = [float(a[i + 1, i]) for i in range(len(tasks))]
     s = metrics.compute_all(a)
-    timings = []
-    for t in range(len(tasks) + 1):
-        for p in sorted((run / "rounds" / str(t)).glob("*/done")):
-            timings.append(json.loads(p.read_text()).get("seconds", 0.0))
+    timings = [layout.stage_info(t, stage).get("seconds", 0.0)
+               for t in range(len(tasks) + 1) for stage in ("setup", *ROUND_STAGES)]
     return {"run": str(run), "tasks": tasks, "matrix": a.tolist(), "diagonal": dict(zip(tasks, diag)),
             "diagonal_mean": float(np.mean(diag)), "final_average_accuracy": float(np.nanmean(a[-1])),
             "forgetting": s.get("forgetting"), "bwt": s.get("bwt"), "stage_seconds_total": round(sum(timings), 1)}
