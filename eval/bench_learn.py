@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import subprocess
 import sys
@@ -29,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from lifelong.evaluation.machine import describe_machine, machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "eval" / "results"
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     a = p.parse_args(argv)
     res: dict = {"command": "python eval/bench_learn.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
+                 "machine": machine_line(describe_machine())}
     start = time.perf_counter()
     if a.only in ("all", "ceilings"):
         tasks = a.tasks.split(",") if a.tasks else None

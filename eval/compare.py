@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from lifelong.evaluation.machine import describe_machine, machine_line
 from lifelong.layout import RunLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +150,7 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
                *run_overrides(name, seed, extra)]
         print(f"[{name} seed {seed}] {' '.join(cmd[3:])}", flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
-        res = result_from_run(d, name, seed, sha, {"costs": costs(d)})
+        res = result_from_run(d, name, seed, sha, {"costs": costs(d), "machine": describe_machine()})
         save_result(res, results / "runs")
         if do_commit:
             commit(path)
@@ -246,7 +245,10 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
     q_per_task = {t: len(q) for t, q in first["questions"].items()} if first else {}
     missing = sorted(f"{n} seed {s}" for (n, s) in expected if not any(
         r["strategy"] == n and r["seed"] == s for r in fresh))
-    hw = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}"
+    on: dict[str, list[str]] = {}  # machine -> the (strategy, seed)s finished on it
+    for r in sorted(fresh, key=lambda r: (r["seed"], r["strategy"])):
+        on.setdefault(machine_line(r.get("machine")), []).append(f"{r['strategy']} s{r['seed']}")
+    hw = "; ".join(f"{m} ({', '.join(rs)})" for m, rs in on.items()) or machine_line(describe_machine())
     md = "\n".join([
         "# Adapt-∞ against the baselines, over seeds", "",
         f"Command: `{command}`", f"Hardware: {hw}", "",

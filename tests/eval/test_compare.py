@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lifelong.evaluation.machine import describe_machine, machine_line
+
 pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +52,11 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     assert out["runs"]["sequential"]["samples_scored"] == 0
     md = (tmp_path / "compare.md").read_text()
     assert "forgetting of sequential − forgetting of adapt_inf" in md and "| adapt_inf | 0, 1 |" in md
+    # Each result names the machine it finished on, and the table says which ran where.
+    here = describe_machine()
+    for f in (tmp_path / "runs").glob("*.json"):
+        assert json.loads(f.read_text())["machine"] == here
+    assert f"Hardware: {machine_line(here)} (adapt_inf s0, sequential s0, adapt_inf s1)" in md
     # The table needs only the result files: run directories can go.
     shutil.rmtree(tmp_path / "cmp_sequential_s0")
     again, stdout = _compare(tmp_path, capsys)
@@ -64,3 +71,18 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     # Another config: old results are not mixed in.
     other, _ = _compare(tmp_path, capsys, "--assemble-only", "train.lr=0.5")
     assert other["runs"] == {} and len(other["missing"]) == 3
+
+
+def test_the_digest_covers_the_built_in_streams_data(monkeypatch):
+    """A generator change alters the data and not the config: results must not survive it."""
+    import lifelong.data.stream as stream
+
+    compare = _load_compare()
+    config = ROOT / "configs" / "smoke.yaml"
+    first = compare.config_sha(config, "adapt_inf", 0, SHORT)
+    assert compare.config_sha(config, "adapt_inf", 0, SHORT) == first
+    assert compare.config_sha(config, "adapt_inf", 1, SHORT) != first
+    compare._STREAMS.clear()
+    real = stream.stream_digest
+    monkeypatch.setattr(stream, "stream_digest", lambda *a, **k: "changed " + real(*a, **k))
+    assert compare.config_sha(config, "adapt_inf", 0, SHORT) != first

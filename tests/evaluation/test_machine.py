@@ -1,0 +1,36 @@
+"""Saved figures name their machine: CPU model and bf16 support read from cpuinfo."""
+from __future__ import annotations
+
+from lifelong.evaluation.machine import describe_machine, machine_line
+
+CPU = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8488C
+flags\t\t: fpu sse2 avx2 avx512f {extra}
+
+processor\t: 1
+model name\t: something else
+flags\t\t: fpu
+"""
+
+
+def test_bf16_support_and_model_come_from_the_first_processor(tmp_path):
+    cases = {"avx512_bf16 amx_bf16 amx_tile": "AMX", "avx512_bf16": "AVX512-BF16", "": "none"}
+    for extra, expected in cases.items():
+        path = tmp_path / "cpuinfo"
+        path.write_text(CPU.format(extra=extra))
+        m = describe_machine(path)
+        assert m["bf16"] == expected, extra
+        assert m["cpu"] == "Intel(R) Xeon(R) Platinum 8488C"
+        assert m["cores"] >= 1 and m["torch"]
+
+
+def test_without_cpuinfo_the_support_is_unknown_not_none(tmp_path):
+    m = describe_machine(tmp_path / "missing")
+    assert m["bf16"] == "unknown" and m["cpu"]
+
+
+def test_report_line():
+    m = {"cpu": "AMD EPYC", "cores": 2, "bf16": "AVX512-BF16", "torch": "2.14.1"}
+    assert machine_line(m) == "AMD EPYC, 2 cores, bf16 AVX512-BF16, torch 2.14.1"
+    assert machine_line(None) == "not recorded"
