@@ -113,16 +113,16 @@ def costs(d: Path) -> dict:
     rounds = load_history(d).rounds
     sel_s = [r.stage_seconds.get("score", 0.0) + r.stage_seconds.get("select", 0.0) for r in rounds]
     train_s = [r.stage_seconds.get("train", 0.0) for r in rounds]
-    scored = []
-    for t in range(1, len(rounds) + 1):
-        scored.append(int(RunLayout(d).stage_info(t, "score").get("n") or 0))
+    layout = RunLayout(d)
+    scored = [int(layout.stage_info(t, "score").get("n") or 0) for t in range(1, len(rounds) + 1)]
+    new = [layout.stage_info(t, "select").get("new_selected") for t in range(1, len(rounds) + 1)]
     return {
         "samples_trained": int(sum(r.selected for r in rounds)), "samples_scored": int(sum(scored)),
         "selection_s": float(sum(sel_s)), "train_s": float(sum(train_s)), "rounds": len(rounds),
         "final_pool": rounds[-1].pool_size if rounds else None,
-        "per_round": [{"round": t, "pool": r.pool_size, "selected": r.selected, "scored": n,
+        "per_round": [{"round": t, "pool": r.pool_size, "selected": r.selected, "new_selected": k, "scored": n,
                        "selection_s": round(s, 2), "train_s": round(r.stage_seconds.get("train", 0.0), 2)}
-                      for t, (r, n, s) in enumerate(zip(rounds, scored, sel_s), start=1)],
+                      for t, (r, n, k, s) in enumerate(zip(rounds, scored, new, sel_s), start=1)],
         "selections_sha256": selection_digest(d, len(rounds)),
     }
 

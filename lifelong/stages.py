@@ -141,9 +141,10 @@ def select(run, t, d, entry, entries):
         except ValueError as e:
             raise RuntimeError(f"round {t}: {e}; delete {d.parent / 'score'}") from None
     sel = run.strategy.fn(inp, run.seeded(t).select)
+    new = int(np.count_nonzero(inp.is_new[sel.indices]))  # of the dataset that arrived this round
     write_selection(d, inp.ids, sel, res.scores if res is not None else None,
-                    round=t, dataset=entry.name, strategy=run.cfg.select.strategy)
-    return {"selected": len(sel.indices), "pool_size": len(inp.ids)}
+                    round=t, dataset=entry.name, strategy=run.cfg.select.strategy, new_selected=new)
+    return {"selected": len(sel.indices), "pool_size": len(inp.ids), "new_selected": new}
 
 
 # ---- train ------------------------------------------------------------------------------------

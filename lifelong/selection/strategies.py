@@ -29,6 +29,15 @@ class SelectConfig:
     route_experts: experts that compete for each cluster. ``random`` is never a
         candidate: its flat histogram has maximal entropy by construction.
     seed: draws of the random baseline; CCS and clustering have their own seeds.
+    new_floor: the dataset that arrived this round gets at least this multiple
+        of its proportional share of the budget (budget x new / pool, what a
+        uniform draw gives it on average), drawn first by the strategy's own
+        rule among the new samples; the rest of the budget is then drawn from
+        everything not yet taken. 0 (default) = the paper's rule: Adapt-∞
+        splits the budget equally over clusters, and a new dataset, whose
+        untrained samples share one gradient direction, tends to fill one
+        cluster and get 1/K of the budget. Applies to the budgeted strategies
+        (adapt_inf, random, single experts).
     """
 
     strategy: str = "adapt_inf"
@@ -38,6 +47,11 @@ class SelectConfig:
     ccs: CCSConfig = field(default_factory=CCSConfig)
     route_experts: list[str] = field(default_factory=lambda: ["ppl", "el2n", "entropy", "grand", "ig", "clip"])
     seed: int = 0
+    new_floor: float = 0.0
+
+    def __post_init__(self):
+        if not self.new_floor >= 0:
+            raise ValueError(f"select.new_floor must be >= 0, got {self.new_floor}")
 
 
 @dataclass
@@ -123,6 +137,32 @@ def get_strategy(name: str) -> Strategy:
     raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)} or an expert {sorted(EXPERTS)}")
 
 
+def new_floor_count(inp: SelectionInput, cfg: SelectConfig, budget: int) -> int:
+    """Samples of this round's new dataset the budget must include (``SelectConfig.new_floor``)."""
+    n, n_new = len(inp.ids), int(np.count_nonzero(inp.is_new))
+    if cfg.new_floor <= 0 or n_new in (0, n):
+        return 0
+    return min(n_new, budget, int(np.ceil(cfg.new_floor * budget * n_new / n - 1e-9)))
+
+
+Pick = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]]
+
+
+def with_floor(inp: SelectionInput, cfg: SelectConfig, budget: int, pick: Pick) -> tuple[np.ndarray, np.ndarray | None]:
+    """``pick(candidate_rows, b)`` -> (rows, per-cluster shares) draws ``b`` of the candidates
+    by a strategy's rule; with a floor, it draws the new dataset's floor among the new
+    samples first, then the rest of the budget among everything not yet taken."""
+    everything = np.arange(len(inp.ids), dtype=np.int64)
+    floor = new_floor_count(inp, cfg, budget)
+    if floor == 0:
+        rows, shares = pick(everything, budget)
+        return np.sort(rows).astype(np.int64), shares
+    first, shares_a = pick(np.flatnonzero(inp.is_new).astype(np.int64), floor)
+    rest, shares_b = pick(np.setdiff1d(everything, first), budget - floor)
+    shares = None if shares_a is None else shares_a + shares_b
+    return np.sort(np.concatenate([first, rest])).astype(np.int64), shares
+
+
 @strategy("adapt_inf", needs_scores=True, sketches=True)
 def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Pseudo-skill clusters on sketches, max-entropy expert per cluster, water-filled CCS."""
@@ -131,27 +171,41 @@ def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     if not candidates:
         raise ValueError(f"none of route_experts {cfg.route_experts} was scored (have {sorted(inp.scores)})")
     routed = route(res.labels, candidates, res.k, cfg.route)
-    sizes = np.bincount(res.labels, minlength=res.k)
-    shares = water_fill(sizes, resolve_budget(len(inp.ids), cfg.budget))
-    idx = select_per_cluster(res.labels, candidates, routed.chosen, shares, cfg.ccs)
+
+    def pick(rows: np.ndarray, b: int):
+        labels = res.labels[rows]
+        shares = water_fill(np.bincount(labels, minlength=res.k), b)
+        sub = {e: np.asarray(v)[rows] for e, v in candidates.items()}
+        return rows[select_per_cluster(labels, sub, routed.chosen, shares, cfg.ccs)], shares
+
+    idx, shares = with_floor(inp, cfg, resolve_budget(len(inp.ids), cfg.budget), pick)
     return Selection(idx, res.labels, res.centroids, routed.chosen_names(), routed.entropy, routed.experts, shares)
 
 
 def single_expert(inp: SelectionInput, cfg: SelectConfig, name: str) -> Selection:
     """CCS with one fixed expert over the whole pool (one stratum set, no clusters)."""
     n = len(inp.ids)
-    labels = np.zeros(n, dtype=np.int64)
-    budget = resolve_budget(n, cfg.budget)
-    idx = select_per_cluster(labels, {name: inp.scores[name]}, np.zeros(1, np.int64), np.array([budget]), cfg.ccs)
-    return Selection(idx, labels, None, [name], None, [name], np.array([budget]))
+    scores = np.asarray(inp.scores[name])
+
+    def pick(rows: np.ndarray, b: int):
+        one = np.zeros(rows.size, dtype=np.int64)
+        return rows[select_per_cluster(one, {name: scores[rows]}, np.zeros(1, np.int64), np.array([b]), cfg.ccs)], \
+            np.array([b])
+
+    idx, shares = with_floor(inp, cfg, resolve_budget(n, cfg.budget), pick)
+    return Selection(idx, np.zeros(n, dtype=np.int64), None, [name], None, [name], shares)
 
 
 @strategy("random")
 def random_baseline(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Uniform draw of the same budget (seeded)."""
-    n = len(inp.ids)
     rng = np.random.default_rng(cfg.seed)
-    return Selection(np.sort(rng.choice(n, size=resolve_budget(n, cfg.budget), replace=False)).astype(np.int64))
+
+    def pick(rows: np.ndarray, b: int):
+        return rng.choice(rows, size=b, replace=False), None
+
+    idx, _ = with_floor(inp, cfg, resolve_budget(len(inp.ids), cfg.budget), pick)
+    return Selection(idx)
 
 
 @strategy("full")
