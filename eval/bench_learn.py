@@ -120,9 +120,14 @@ def matrix_summary(run: Path) -> dict:
     s = metrics.compute_all(a)
     timings = [layout.stage_info(t, stage).get("seconds", 0.0)
                for t in range(len(tasks) + 1) for stage in ("setup", *ROUND_STAGES)]
+    new_selected = {}  # the arriving dataset's samples in its own round's selection
+    for t, task in enumerate(tasks, start=1):
+        sel = json.loads(layout.selection(t).read_text()) if layout.selection(t).exists() else {}
+        new_selected[task] = sum(1 for i in sel.get("ids", []) if i.split("/", 1)[0] == task) if sel else None
     return {"run": str(run), "tasks": tasks, "matrix": a.tolist(), "diagonal": dict(zip(tasks, diag)),
             "diagonal_mean": float(np.mean(diag)), "final_average_accuracy": float(np.nanmean(a[-1])),
-            "forgetting": s.get("forgetting"), "bwt": s.get("bwt"), "stage_seconds_total": round(sum(timings), 1)}
+            "forgetting": s.get("forgetting"), "bwt": s.get("bwt"), "stage_seconds_total": round(sum(timings), 1),
+            "new_selected": new_selected}
 
 
 def markdown(res: dict) -> str:
@@ -144,6 +149,9 @@ def markdown(res: dict) -> str:
             lines += ["", f"diagonal: {', '.join(f'{k} {v:.2f}' for k, v in r['diagonal'].items())}; "
                       f"mean {r['diagonal_mean']:.3f}; final average accuracy {r['final_average_accuracy']:.3f}; "
                       f"forgetting {r['forgetting']:.3f}; stage seconds {r['stage_seconds_total']}", ""]
+            if any(v is not None for v in r.get("new_selected", {}).values()):
+                lines += ["samples of the arriving dataset in its own round's selection: "
+                          + ", ".join(f"{k} {v}" for k, v in r["new_selected"].items()), ""]
     return "\n".join(lines)
 
 
@@ -164,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
     p.add_argument("--demo-run", type=Path, default=None, help="read this finished run instead of running the demo")
     p.add_argument("--sequential-run", type=Path, default=None)
+    p.add_argument("--skip-sequential", action="store_true", help="the demo run only")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--write-ceilings", action="store_true",
                    help="record the test-split ceilings for the data cards (lifelong/data/stream/ceilings.json)")
@@ -183,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.only in ("all", "runs"):
         demo = a.demo_run or run_stream(a.config, "bench_learn_demo", a.runs_dir, a.overrides)
         res["demo"] = matrix_summary(demo)
-        seq = a.sequential_run or run_stream(a.config, "bench_learn_sequential", a.runs_dir,
-                                             ["select.strategy=sequential", *a.overrides])
-        res["sequential"] = matrix_summary(seq)
+        if not a.skip_sequential:
+            seq = a.sequential_run or run_stream(a.config, "bench_learn_sequential", a.runs_dir,
+                                                 ["select.strategy=sequential", *a.overrides])
+            res["sequential"] = matrix_summary(seq)
     res["seconds"] = round(time.perf_counter() - start, 1)
     text = markdown(res)
     print(text)
