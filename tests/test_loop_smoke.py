@@ -9,6 +9,7 @@ from PIL import Image
 
 from lifelong.cli import main
 from lifelong.data.pool import Pool
+from lifelong.layout import RunLayout
 
 pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 
@@ -37,6 +38,9 @@ def test_smoke_config_runs_every_round(tmp_path, capsys):
             assert (run / f"data_cards/round_{t}.md").exists()
             if sel["clusters"]:
                 assert sum(c["share"] for c in sel["clusters"]) == sel["budget"]
+            # How many of the arriving dataset's samples the round took, counted from the ids.
+            new = sum(1 for i in sel["ids"] if i.split("/", 1)[0] == tasks[t - 1])
+            assert sel["new_selected"] == new == RunLayout(run).stage_info(t, "select")["new_selected"]
         # The ledger accounts for every sample that left the pool.
         assert pool.count() == 120
         assert len(pool.ledger()) == 7 * 40 - 120
