@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifelong.evaluation.machine import describe_machine, machine_line
+from lifelong.machine import describe_machine, machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "eval" / "results"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifelong.evaluation.machine import describe_machine, machine_line
+from lifelong.machine import describe_machine, machine_line
 from lifelong.layout import RunLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +86,15 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
             _STREAMS[key] = stream_digest(s.builtin, s.seed, s.builtin_config)
         h.update(_STREAMS[key].encode())
     return h.hexdigest()[:12]
+
+
+def base_dtype(config: Path, name: str, seed: int, extra: list[str]) -> str:
+    """The dtype the run's frozen base takes on this machine (``model.dtype: auto`` resolved)."""
+    from lifelong.machine import resolve_dtype
+    from lifelong.run_config import load_run_config
+
+    cfg = load_run_config(config, run_overrides(name, seed, extra) + ["name=x", "runs_dir=x"])
+    return resolve_dtype(cfg.model.dtype, cfg.model.device)
 
 
 def is_done(d: Path) -> bool:
@@ -150,7 +159,8 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
                *run_overrides(name, seed, extra)]
         print(f"[{name} seed {seed}] {' '.join(cmd[3:])}", flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
-        res = result_from_run(d, name, seed, sha, {"costs": costs(d), "machine": describe_machine()})
+        res = result_from_run(d, name, seed, sha, {"costs": costs(d), "machine": describe_machine(),
+                                                   "dtype": base_dtype(config, name, seed, extra)})
         save_result(res, results / "runs")
         if do_commit:
             commit(path)
@@ -247,7 +257,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         r["strategy"] == n and r["seed"] == s for r in fresh))
     on: dict[str, list[str]] = {}  # machine -> the (strategy, seed)s finished on it
     for r in sorted(fresh, key=lambda r: (r["seed"], r["strategy"])):
-        on.setdefault(machine_line(r.get("machine")), []).append(f"{r['strategy']} s{r['seed']}")
+        where = machine_line(r.get("machine")) + (f", base {r['dtype']}" if r.get("dtype") else "")
+        on.setdefault(where, []).append(f"{r['strategy']} s{r['seed']}")
     hw = "; ".join(f"{m} ({', '.join(rs)})" for m, rs in on.items()) or machine_line(describe_machine())
     md = "\n".join([
         "# Adapt-∞ against the baselines, over seeds", "",

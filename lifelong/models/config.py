@@ -95,7 +95,10 @@ class ModelConfig:
     warning naming the sample. ``system_prompt``: None keeps the chat template's
     own default (SmolLM2 inserts a ~20-token system turn); a string (even ``""``)
     is used as the system turn of samples that have none, which shortens
-    sequences. ``device``: ``"auto"`` = CUDA when available. ``num_threads``:
+    sequences. ``device``: ``"auto"`` = CUDA when available. ``dtype``: of the
+    frozen base (LoRA and projector train in fp32 master weights); ``"auto"`` =
+    bfloat16 where the device computes it natively (bf16-capable GPUs, CPUs
+    with AMX or AVX512-BF16), float32 elsewhere (``lifelong.machine.auto_dtype``). ``num_threads``:
     torch intra-op threads (None leaves torch's default). ``feature_cache_items``:
     vision features kept in memory (the disk cache under ``cache_dir`` is
     unbounded). ``seed``: the random weights of tiny test models and of parts
@@ -110,7 +113,7 @@ class ModelConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_length: int = 512
     system_prompt: str | None = None
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     device: str = "auto"
     seed: int = 0
     init_seed: int | None = None

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lifelong.evaluation.machine import describe_machine, machine_line
+from lifelong.machine import describe_machine, machine_line
 
 pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 
@@ -52,11 +52,13 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     assert out["runs"]["sequential"]["samples_scored"] == 0
     md = (tmp_path / "compare.md").read_text()
     assert "forgetting of sequential − forgetting of adapt_inf" in md and "| adapt_inf | 0, 1 |" in md
-    # Each result names the machine it finished on, and the table says which ran where.
+    # Each result names the machine it finished on and its base's dtype (smoke.yaml's float32), and the
+    # table says which ran where.
     here = describe_machine()
     for f in (tmp_path / "runs").glob("*.json"):
         assert json.loads(f.read_text())["machine"] == here
-    assert f"Hardware: {machine_line(here)} (adapt_inf s0, sequential s0, adapt_inf s1)" in md
+        assert json.loads(f.read_text())["dtype"] == "float32"
+    assert f"Hardware: {machine_line(here)}, base float32 (adapt_inf s0, sequential s0, adapt_inf s1)" in md
     # The table needs only the result files: run directories can go.
     shutil.rmtree(tmp_path / "cmp_sequential_s0")
     again, stdout = _compare(tmp_path, capsys)

@@ -1,6 +1,7 @@
 """Under model.dtype=bfloat16 the trainable projector keeps fp32 master weights (LoRA already does)."""
 import torch
 
+from lifelong.machine import auto_dtype
 from lifelong.training.train import TrainConfig, train_round
 
 
@@ -47,3 +48,11 @@ def test_merge_keeps_a_working_fp32_copy(make_model, samples, images):
     assert all(p.dtype == torch.float32 for p in _projector_copies(loaded).values())
     batch = loaded.collate(samples, images.__getitem__)
     assert torch.isfinite(loaded.per_sample_loss(batch)).all()
+
+
+def test_auto_dtype_reaches_the_frozen_base(make_model):
+    loaded = make_model("composed", dtype="auto")
+    want = {"bfloat16": torch.bfloat16, "float32": torch.float32}[auto_dtype("cpu")]
+    assert loaded.dtype == want
+    assert {p.dtype for p in loaded.model.parameters() if not p.requires_grad} == {want}
+    assert all(p.dtype == torch.float32 for p in loaded.trainable_parameters().values())

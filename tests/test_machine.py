@@ -1,7 +1,8 @@
-"""Saved figures name their machine: CPU model and bf16 support read from cpuinfo."""
+"""Saved figures name their machine: CPU model and bf16 support read from cpuinfo; ``model.dtype: auto``
+picks bf16 only where the CPU has bf16 units."""
 from __future__ import annotations
 
-from lifelong.evaluation.machine import describe_machine, machine_line
+from lifelong.machine import auto_dtype, describe_machine, machine_line, resolve_dtype
 
 CPU = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -34,3 +35,20 @@ def test_report_line():
     m = {"cpu": "AMD EPYC", "cores": 2, "bf16": "AVX512-BF16", "torch": "2.14.1"}
     assert machine_line(m) == "AMD EPYC, 2 cores, bf16 AVX512-BF16, torch 2.14.1"
     assert machine_line(None) == "not recorded"
+
+
+def test_auto_dtype_is_bf16_only_on_cpus_with_bf16_units(tmp_path):
+    path = tmp_path / "cpuinfo"
+    # AVX2 and even AVX512F without BF16 emulate bf16 (a matmul ~50x slower than fp32): fp32 there
+    cases = {"avx512_bf16 amx_bf16 amx_tile": "bfloat16", "avx512_bf16": "bfloat16", "": "float32"}
+    for extra, expected in cases.items():
+        path.write_text(CPU.format(extra=extra))
+        assert auto_dtype("cpu", path) == expected, extra
+    assert auto_dtype("cpu", tmp_path / "missing") == "float32"
+    assert auto_dtype("mps", path) == "float32"
+
+
+def test_an_explicit_dtype_is_kept_whatever_the_machine():
+    for dtype in ("float32", "bfloat16", "float16"):
+        assert resolve_dtype(dtype, "cpu") == dtype
+    assert resolve_dtype("auto", "cpu") == auto_dtype("cpu")
