@@ -306,6 +306,30 @@ class Watcher:
             self.log(f"[watch] {e}")
 
 
+STOP_MESSAGE = b"[watch] SIGTERM: stopping after the current stage (send it again to stop at once)\n"
+
+
+def stop_handler(w: Watcher):
+    """The SIGTERM handler of ``w``: the first signal stops it after the current stage, a second at once.
+
+    A handler runs between two bytecodes of the main thread, which may hold
+    the stop event's lock at that moment (inside ``stop.wait``) or stdout's
+    buffer (inside ``print``): ``Event.set()`` there deadlocks and ``print``
+    fails as a reentrant call. So the handler writes its line with a raw
+    ``os.write`` and sets the event from a thread of its own, which takes the
+    lock once the main thread lets it go.
+    """
+    def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            os.write(2, STOP_MESSAGE)
+        except OSError:
+            pass
+        threading.Thread(target=w.stop.set, name="watch-stop", daemon=True).start()
+
+    return on_term
+
+
 def watch(run_dir: str | Path, inbox: str | Path | None = None, config: str | Path | None = None,
           overrides: list[str] | None = None, poll: float = 5.0, stable_after: float | None = None,
           once: bool = False) -> RunConfig:
@@ -330,12 +354,7 @@ def watch(run_dir: str | Path, inbox: str | Path | None = None, config: str | Pa
         w = Watcher(cfg, Path(inbox) if inbox else RunLayout(run_dir).inbox, poll, stable_after)
         w.inbox.root.mkdir(parents=True, exist_ok=True)
 
-        def on_term(signum, frame):
-            w.log("[watch] SIGTERM: stopping after the current stage (send it again to stop at once)")
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            w.stop.set()
-
-        previous = signal.signal(signal.SIGTERM, on_term)
+        previous = signal.signal(signal.SIGTERM, stop_handler(w))
         try:
             w.serve(once)
         finally:

@@ -158,3 +158,43 @@ def test_sigterm_stops_after_the_current_stage(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert time.time() - start < 10
+    assert "[watch] SIGTERM: stopping after the current stage" in "".join(_drain(lines))
+
+
+def _drain(lines: queue.Queue) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(lines.get(timeout=1))
+        except queue.Empty:
+            return out
+
+
+STOP_WHILE_LOCKED = """
+import signal, sys
+from lifelong.arrivals import Watcher, stop_handler
+from lifelong.run_config import load_run_config
+
+cfg = load_run_config(sys.argv[1], sys.argv[3:] + ["runs_dir=" + sys.argv[2]])
+w = Watcher(cfg, sys.argv[2] + "/inbox", poll=0.1)
+handler = stop_handler(w)
+with w.stop._cond:  # the lock Event.wait() holds around its checks: as if the signal came there
+    handler(signal.SIGTERM, None)
+assert w.stop.wait(timeout=10), "the stop event was never set"
+assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # a second SIGTERM stops at once
+print("stopped")
+"""
+
+
+def test_sigterm_while_the_idle_loop_holds_the_stop_lock_does_not_deadlock(tmp_path):
+    """The handler runs on the main thread between two bytecodes, possibly inside ``stop.wait()``
+    while that holds the event's (non-reentrant) lock: a plain ``stop.set()`` there waits for
+    itself forever (the watcher then ignored SIGTERM; seen once in the full suite)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", STOP_WHILE_LOCKED, CONFIG[0], str(tmp_path), *CONFIG[1:]],
+                             env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the SIGTERM handler deadlocked on the stop event's lock")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "stopped"
+    assert "[watch] SIGTERM: stopping after the current stage" in out.stderr

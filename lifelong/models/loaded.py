@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -39,7 +38,6 @@ from lifelong.models.backends import BACKENDS, ImageLoader
 from lifelong.models.chat import IGNORE, Encoded, sample_messages, truncate
 from lifelong.models.config import ModelConfig
 
-log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODEL_CONFIG_FILE = "lifelong_model.json"
 
@@ -75,8 +73,6 @@ class LoadedModel:
         self.cfg = cfg
         self.device = _device(cfg.device)
         self.dtype = DTYPES[resolve_dtype(cfg.dtype, self.device.type)]
-        if cfg.dtype == "auto":
-            log.info("model.dtype auto: the frozen base runs in %s on %s", self.dtype, self.device)
         self.backend = BACKENDS[cfg.family](cfg, self.device, self.dtype)
         self.tokenizer = self.backend.tokenizer
         base = self.backend.module
