@@ -70,14 +70,21 @@ def run_overrides(name: str, seed: int, extra: list[str]) -> list[str]:
 _STREAMS: dict[str, str] = {}  # built-in stream settings -> digest of its data
 
 
+def resolved_config(config: Path, name: str, seed: int, extra: list[str]):
+    """The run config of one (strategy, seed), less where it lives (name and runs_dir are placeholders)."""
+    from lifelong.run_config import load_run_config
+
+    return load_run_config(config, run_overrides(name, seed, extra) + ["name=x", "runs_dir=x"])
+
+
 def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
     """Digest (12 hex) of the resolved run config, less where it lives, and of the
     built-in stream's data: equal digests = the same experiment. A change to the
     stream's generators changes the data, not the config, so it counts too."""
     from lifelong.data.stream import stream_digest
-    from lifelong.run_config import dump_run_config, load_run_config
+    from lifelong.run_config import dump_run_config
 
-    cfg = load_run_config(config, run_overrides(name, seed, extra) + ["name=x", "runs_dir=x"])
+    cfg = resolved_config(config, name, seed, extra)
     h = hashlib.sha256(dump_run_config(cfg).encode())
     s = cfg.stream
     if s.builtin != "none":
@@ -91,9 +98,8 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
 def base_dtype(config: Path, name: str, seed: int, extra: list[str]) -> str:
     """The dtype the run's frozen base takes on this machine (``model.dtype: auto`` resolved)."""
     from lifelong.machine import resolve_dtype
-    from lifelong.run_config import load_run_config
 
-    cfg = load_run_config(config, run_overrides(name, seed, extra) + ["name=x", "runs_dir=x"])
+    cfg = resolved_config(config, name, seed, extra)
     return resolve_dtype(cfg.model.dtype, cfg.model.device)
 
 

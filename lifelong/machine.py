@@ -58,15 +58,18 @@ def auto_dtype(device: str, cpuinfo: Path = CPUINFO) -> str:
     return "float32"
 
 
-def resolve_dtype(dtype: str, device: str = "auto") -> str:
-    """``dtype`` with ``"auto"`` resolved for ``device`` (``"auto"`` = CUDA when available)."""
-    if dtype != "auto":
-        return dtype
-    if device == "auto":
-        import torch
+def resolve_device(device: str) -> str:
+    """``model.device`` with ``"auto"`` resolved: CUDA when available, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return auto_dtype(device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str = "auto") -> str:
+    """``dtype`` with ``"auto"`` resolved for ``device`` (``"auto"`` as in ``resolve_device``)."""
+    return auto_dtype(resolve_device(device)) if dtype == "auto" else dtype
 
 
 def describe_machine(cpuinfo: Path = CPUINFO) -> dict:

@@ -2,7 +2,9 @@
 picks bf16 only where the CPU has bf16 units."""
 from __future__ import annotations
 
-from lifelong.machine import auto_dtype, describe_machine, machine_line, resolve_dtype
+import torch
+
+from lifelong.machine import auto_dtype, describe_machine, machine_line, resolve_device, resolve_dtype
 
 CPU = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -52,3 +54,8 @@ def test_an_explicit_dtype_is_kept_whatever_the_machine():
     for dtype in ("float32", "bfloat16", "float16"):
         assert resolve_dtype(dtype, "cpu") == dtype
     assert resolve_dtype("auto", "cpu") == auto_dtype("cpu")
+
+
+def test_auto_device_is_cuda_only_where_there_is_one():
+    assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from lifelong.config import to_dict
 from lifelong.data.sample import Sample
-from lifelong.machine import resolve_dtype
+from lifelong.machine import resolve_device, resolve_dtype
 from lifelong.models.backends import BACKENDS, ImageLoader
 from lifelong.models.chat import IGNORE, Encoded, sample_messages, truncate
 from lifelong.models.config import ModelConfig
@@ -51,12 +51,6 @@ def mean_pool(h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
 # ---- the model API ------------------------------------------------------------
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 class LoadedModel:
     """A LoRA-wrapped multimodal model with batching, losses, generation and adapters.
 
@@ -71,7 +65,7 @@ class LoadedModel:
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
         self.cfg = cfg
-        self.device = _device(cfg.device)
+        self.device = torch.device(resolve_device(cfg.device))
         self.dtype = DTYPES[resolve_dtype(cfg.dtype, self.device.type)]
         self.backend = BACKENDS[cfg.family](cfg, self.device, self.dtype)
         self.tokenizer = self.backend.tokenizer
