@@ -17,21 +17,28 @@ from pathlib import Path
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def _cpuinfo(path: Path) -> tuple[str, set[str]]:
-    """(model name, flags) of the first processor in ``path``; ("", set()) where there is none."""
+def _cpuinfo(path: Path) -> tuple[str, set[str], str]:
+    """(model name, flags, "family F model M") of the first processor in ``path``; empty where there is none.
+
+    A virtual machine may show only "AMD EPYC" as the model name, which hides a
+    2x difference in speed between CPU generations with the same flags (Zen 4
+    and Zen 5 both have AVX512-BF16); the x86 family and model numbers tell them apart.
+    """
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
-        return "", set()
-    model, flags = "", set()
+        return "", set(), ""
+    fields: dict[str, str] = {}
     for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block ends at its blank line
+            continue
         key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-    return model, flags
+        fields.setdefault(key.strip(), value.strip())
+    family, number = fields.get("cpu family", ""), fields.get("model", "")
+    generation = f"family {family} model {number}" if family and number else ""
+    return fields.get("model name", ""), set(fields.get("flags", "").split()), generation
 
 
 def _bf16_unit(flags: set[str]) -> str:
@@ -73,8 +80,9 @@ def resolve_dtype(dtype: str, device: str = "auto") -> str:
 
 
 def describe_machine(cpuinfo: Path = CPUINFO) -> dict:
-    """{"cpu", "cores", "bf16", "torch", "python"} of this machine (CPU facts read from ``cpuinfo``)."""
-    model, flags = _cpuinfo(cpuinfo)
+    """{"cpu", "cores", "bf16", "torch", "python"} of this machine (CPU facts read from ``cpuinfo``), and
+    "cpu_generation" ("family 26 model 2") where cpuinfo has it."""
+    model, flags, generation = _cpuinfo(cpuinfo)
     bf16 = _bf16_unit(flags)
     try:
         import torch
@@ -82,12 +90,16 @@ def describe_machine(cpuinfo: Path = CPUINFO) -> dict:
         torch_version = torch.__version__
     except ImportError:  # pragma: no cover - torch is a dependency
         torch_version = "not installed"
-    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "bf16": bf16, "torch": torch_version, "python": platform.python_version()}
+    m = {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+         "bf16": bf16, "torch": torch_version, "python": platform.python_version()}
+    if generation:
+        m["cpu_generation"] = generation
+    return m
 
 
 def machine_line(m: dict | None) -> str:
-    """One line for a report: ``AMD EPYC, 2 cores, bf16 AVX512-BF16, torch 2.14.1``."""
+    """One line for a report: ``AMD EPYC (family 26 model 2), 2 cores, bf16 AVX512-BF16, torch 2.14.1``."""
     if not m:
         return "not recorded"
-    return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, bf16 {m.get('bf16', '?')}, torch {m.get('torch', '?')}"
+    cpu = m.get("cpu", "?") + (f" ({m['cpu_generation']})" if m.get("cpu_generation") else "")
+    return f"{cpu}, {m.get('cores', '?')} cores, bf16 {m.get('bf16', '?')}, torch {m.get('torch', '?')}"

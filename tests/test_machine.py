@@ -8,10 +8,14 @@ from lifelong.machine import auto_dtype, describe_machine, machine_line, resolve
 
 CPU = """processor\t: 0
 vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
 model name\t: Intel(R) Xeon(R) Platinum 8488C
 flags\t\t: fpu sse2 avx2 avx512f {extra}
 
 processor\t: 1
+cpu family\t: 25
+model\t\t: 17
 model name\t: something else
 flags\t\t: fpu
 """
@@ -25,18 +29,22 @@ def test_bf16_support_and_model_come_from_the_first_processor(tmp_path):
         m = describe_machine(path)
         assert m["bf16"] == expected, extra
         assert m["cpu"] == "Intel(R) Xeon(R) Platinum 8488C"
+        assert m["cpu_generation"] == "family 6 model 143"  # the first processor's, not the second's
         assert m["cores"] >= 1 and m["torch"]
 
 
 def test_without_cpuinfo_the_support_is_unknown_not_none(tmp_path):
     m = describe_machine(tmp_path / "missing")
-    assert m["bf16"] == "unknown" and m["cpu"]
+    assert m["bf16"] == "unknown" and m["cpu"] and "cpu_generation" not in m
 
 
 def test_report_line():
     m = {"cpu": "AMD EPYC", "cores": 2, "bf16": "AVX512-BF16", "torch": "2.14.1"}
     assert machine_line(m) == "AMD EPYC, 2 cores, bf16 AVX512-BF16, torch 2.14.1"
     assert machine_line(None) == "not recorded"
+    # Two "AMD EPYC" with the same flags differ 2x in speed (Zen 4 vs Zen 5): the family and model say which
+    m["cpu_generation"] = "family 26 model 2"
+    assert machine_line(m) == "AMD EPYC (family 26 model 2), 2 cores, bf16 AVX512-BF16, torch 2.14.1"
 
 
 def test_auto_dtype_is_bf16_only_on_cpus_with_bf16_units(tmp_path):
