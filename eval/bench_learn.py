@@ -116,7 +116,7 @@ def matrix_summary(run: Path) -> dict:
 
     layout = RunLayout(run)
     tasks, a = read_accuracy_csv(layout.accuracy_csv)
-    diag = [float(a[i + 1, i]) for i in range(len(tasks))]
+    diag = [float(x) for x in metrics.diagonal(a)]
     s = metrics.compute_all(a)
     timings = [layout.stage_info(t, stage).get("seconds", 0.0)
                for t in range(len(tasks) + 1) for stage in ("setup", *ROUND_STAGES)]
@@ -125,7 +125,7 @@ def matrix_summary(run: Path) -> dict:
         sel = json.loads(layout.selection(t).read_text()) if layout.selection(t).exists() else {}
         new_selected[task] = sum(1 for i in sel.get("ids", []) if i.split("/", 1)[0] == task) if sel else None
     return {"run": str(run), "tasks": tasks, "matrix": a.tolist(), "diagonal": dict(zip(tasks, diag)),
-            "diagonal_mean": float(np.mean(diag)), "final_average_accuracy": float(np.nanmean(a[-1])),
+            "diagonal_mean": s["learning_acc"], "final_average_accuracy": float(np.nanmean(a[-1])),
             "forgetting": s.get("forgetting"), "bwt": s.get("bwt"), "stage_seconds_total": round(sum(timings), 1),
             "new_selected": new_selected}
 

@@ -56,6 +56,11 @@ STRATEGIES: dict[str, list[str]] = {
                              "score.experts=[ppl,el2n,entropy,grand,random]"],
 }
 DEFAULT_STRATEGIES = "sequential,random,adapt_inf,adapt_inf_prune,multitask,full,ppl,el2n"
+# The base config as it is (Adapt-inf with its pool cap): what `make demo` runs.
+DEMO = "adapt_inf_prune"
+# The demo's learning goals: every task >= 0.3 right after its own round, their
+# mean >= 0.6, and the same stream under sequential forgets >= 0.2.
+DEMO_GOALS = {"min_diagonal": 0.3, "learning_acc": 0.6, "sequential_forgetting": 0.2}
 ONE_SEED = "ppl,el2n,adapt_inf_reuse,adapt_inf_reuse_noig"  # run on the first seed only by default
 
 
@@ -172,15 +177,14 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
             commit(path)
 
 
-def verdict(draws: np.ndarray, point: float, threshold: float = 0.0) -> str:
+def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = "{:+.3f}") -> str:
     """met (interval above the threshold) / not met (below) / within noise."""
     from lifelong.evaluation.bootstrap import interval
 
     lo, hi = interval(draws)
     if lo != lo:
         return "—"
-    ci = f"{point:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]" if not threshold else \
-        f"{point:.1f}, 95% CI [{lo:.1f}, {hi:.1f}]"
+    ci = f"{fmt.format(point)}, 95% CI [{fmt.format(lo)}, {fmt.format(hi)}]"
     if lo > threshold:
         return f"**met** ({ci})"
     if hi < threshold:
@@ -255,10 +259,12 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         if ref and rows[a]["relative_gain"] is not None:
             with np.errstate(all="ignore"):
                 g = 100 * draws[a]["pooled_acc"] / draws[ref]["pooled_acc"]
-            tjson["at_least_95pct_of_multitask"] = verdict(g, rows[a]["relative_gain"], threshold=95.0)
+            tjson["at_least_95pct_of_multitask"] = verdict(g, rows[a]["relative_gain"], threshold=95.0, fmt="{:.1f}")
             targets.append(f"- adapt_inf's pooled accuracy ≥ 95% of multitask's: {tjson['at_least_95pct_of_multitask']}")
     first = next(iter(by.values()))[0] if by else None
     q_per_task = {t: len(q) for t, q in first["questions"].items()} if first else {}
+    tasks = first["tasks"] if first else []
+    diag_lines, goals, gjson = diagonal_section(by, point, draws, tasks, rows)
     missing = sorted(f"{n} seed {s}" for (n, s) in expected if not any(
         r["strategy"] == n and r["seed"] == s for r in fresh))
     on: dict[str, list[str]] = {}  # machine -> the (strategy, seed)s finished on it
@@ -278,6 +284,9 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         "= scoring pass + clustering/routing/sampling; selection / training = total seconds over total seconds.",
         *(["", "Targets (met: the 95% interval is on the right side; not met: on the wrong side):", "", *targets]
           if targets else []),
+        *diag_lines,
+        *(["", f"The demo's learning goals ({DEMO}, the base config as `make demo` runs it; sequential on the same "
+                "stream):", "", *goals] if goals else []),
         *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
         *(["", f"Ignored (run under another config): {', '.join(stale)}"] if stale else []),
     ]) + "\n"
@@ -285,7 +294,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
     (results / "compare.md").write_text(md)
     (results / "compare.json").write_text(json.dumps(
         {"command": command, "hardware": hw, "seeds": {n: r["seeds"] for n, r in rows.items()},
-         "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "runs": rows,
+         "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "demo_goals": gjson,
+         "runs": rows,
          "missing": missing}, indent=1))
     dirs = [run_dir(runs_dir, n, by[n][0]["seed"]) for n in by] if runs_dir else []
     if dirs and all(is_done(d) for d in dirs):
@@ -293,6 +303,49 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
 
         write_dashboard(dirs, results / "compare.html")
     return md
+
+
+def diagonal_section(by: dict, point: dict, draws: dict, tasks: list[str], rows: dict
+                     ) -> tuple[list[str], list[str], dict]:
+    """The table of each task right after its own round (means over seeds), and the demo's learning goals.
+
+    Adds ``diagonal`` ({task: mean over seeds}) and ``learning_acc_ci95`` to the
+    strategies' rows; returns (markdown lines, goal lines, goals for the json).
+    """
+    from lifelong.evaluation.bootstrap import interval
+
+    with_diag = [n for n in by if np.isfinite(point[n]["learning_acc"])]
+    lines = []
+    for n in with_diag:
+        rows[n]["diagonal"] = {t: point[n][f"diag.{i}"] for i, t in enumerate(tasks)}
+        rows[n]["learning_acc_ci95"] = interval(draws[n]["learning_acc"])
+    if with_diag:
+        lines = ["", "Each task right after its own round (the diagonal a[i, i] of the accuracy matrix; means over "
+                 "the seeds; learning acc = their mean, with its 95% interval):", "",
+                 f"| strategy | {' | '.join(tasks)} | learning acc | 95% CI |",
+                 f"|---|{'---|' * len(tasks)}---|---|"]
+        for n in with_diag:
+            lo, hi = rows[n]["learning_acc_ci95"]
+            lines.append(f"| {n} | {' | '.join(f'{v:.2f}' for v in rows[n]['diagonal'].values())} | "
+                         f"{point[n]['learning_acc']:.3f} | [{lo:.3f}, {hi:.3f}] |")
+    goals, gjson = [], {}
+    if DEMO in with_diag:
+        lowest = min(range(len(tasks)), key=lambda i: point[DEMO][f"diag.{i}"])
+        low_draws = np.min(np.stack([draws[DEMO][f"diag.{i}"] for i in range(len(tasks))]), axis=0)
+        gjson["min_diagonal"] = verdict(low_draws, point[DEMO][f"diag.{lowest}"],
+                                        threshold=DEMO_GOALS["min_diagonal"], fmt="{:.3f}")
+        goals.append(f"- every task ≥ {DEMO_GOALS['min_diagonal']} right after its own round (the lowest, "
+                     f"{tasks[lowest]}): {gjson['min_diagonal']}")
+        gjson["learning_acc"] = verdict(draws[DEMO]["learning_acc"], point[DEMO]["learning_acc"],
+                                        threshold=DEMO_GOALS["learning_acc"], fmt="{:.3f}")
+        goals.append(f"- their mean ≥ {DEMO_GOALS['learning_acc']}: {gjson['learning_acc']}")
+    if DEMO in by and "sequential" in by:
+        gjson["sequential_forgetting"] = verdict(draws["sequential"]["forgetting"],
+                                                 point["sequential"]["forgetting"],
+                                                 threshold=DEMO_GOALS["sequential_forgetting"], fmt="{:.3f}")
+        goals.append(f"- sequential forgets ≥ {DEMO_GOALS['sequential_forgetting']}: "
+                     f"{gjson['sequential_forgetting']}")
+    return lines, goals, gjson
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,8 @@ where ``R_{j,i}`` is the accuracy on task ``i`` after learning task ``j`` and
 * backward transfer ``BWT = mean_{i < R-1} (a[R, i] - a[i + 1, i])``
 * forward transfer ``FWT = mean_{1 <= i <= min(R, T-1)} (a[i, i] - a[0, i])``
   (accuracy on task i just before it arrives, minus the untrained model's)
+* learning accuracy ``LA = mean_{i < min(R, T)} a[i + 1, i]`` (Riemer et al.
+  2019: each task right after the round that learned it; the diagonal)
 * relative gain ``RG = 100 * sum_{i < min(R, T)} a[R, i] / sum_{i < min(R, T)} ref[i]`` (pooled)
 
 Adding a metric: write ``fn(a, reference=None) -> float`` and decorate it with
@@ -172,6 +174,32 @@ def forward_transfer(a, reference=None) -> float:
         return float("nan")
     idx = np.arange(1, n + 1)
     return _mean(m[idx, idx] - m[0, idx])
+
+
+@register("learning_acc")
+def learning_accuracy(a, reference=None) -> float:
+    """Learning accuracy (LA): mean over tasks seen of the accuracy right after the round that learned them.
+
+    ``LA = mean_{i < min(R, T)} a[i + 1, i]``, the diagonal: how well each skill
+    is learned in its own round, before later rounds can make it forgotten or
+    better. NaN cells are left out; NaN for a run never evaluated after a
+    training round before the last (one that trains once, at the end), where
+    only the last task would count.
+    """
+    m = _as_matrix(a)
+    r = _last_round(m)
+    n = _seen(m, r)
+    if n <= 0 or (r > 1 and not np.isfinite(m[1:r]).any()):
+        return float("nan")
+    return _mean(diagonal(m))
+
+
+def diagonal(a) -> np.ndarray:
+    """``a[i + 1, i]`` for every task seen, shape ``(min(R, T),)`` (NaN where not evaluated)."""
+    m = _as_matrix(a)
+    n = _seen(m, _last_round(m))
+    idx = np.arange(max(n, 0))
+    return m[idx + 1, idx]
 
 
 @register("relative_gain", needs_reference=True)

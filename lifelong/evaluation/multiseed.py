@@ -10,6 +10,7 @@ matrix before averaging), the run's cost figures and a digest of its config.
     save_result(res, results_dir)                     # <results_dir>/<strategy>_s<seed>.json
     by_strategy = group(load_results(results_dir))   # strategy -> [result, ...] (seed order)
     draws = seed_question_bootstrap(by_strategy, n=1000)   # strategy -> {metric: (n,) draws}
+    # metrics: avg_acc, forgetting, bwt, fwt, learning_acc, pooled_acc and diag.<i> (task i right after its round)
 
 Point estimates are the mean over seeds of each seed's metric. One bootstrap
 resample draws seeds with replacement (the same seed positions for every
@@ -26,10 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.evaluation.bootstrap import accuracy_matrix, question_scores
-from lifelong.evaluation.metrics import METRICS
+from lifelong.evaluation.metrics import METRICS, diagonal
 
 RESULT_VERSION = 1
-BOOTSTRAP_METRICS = ("avg_acc", "forgetting", "bwt", "fwt", "pooled_acc")
 
 
 def result_from_run(run_dir: Path, strategy: str, seed: int, config_sha: str, extra: dict | None = None) -> dict:
@@ -106,11 +106,14 @@ def pooled_accuracy(scores: list[np.ndarray], row: int, seen: int) -> float:
 
 
 def metrics_of(scores: list[np.ndarray]) -> dict[str, float]:
-    """The registered CL metrics (no reference) and pooled final accuracy of per-task score matrices."""
+    """The registered CL metrics (no reference), pooled final accuracy and the diagonal
+    (``diag.<i>``, task i right after its own round) of per-task score matrices."""
     a = np.stack([m.mean(axis=1) if m.shape[1] else np.full(m.shape[0], np.nan) for m in scores], axis=1)
-    out = {k: float(METRICS[k].fn(a)) for k in ("avg_acc", "forgetting", "bwt", "fwt")}
+    out = {k: float(METRICS[k].fn(a)) for k in ("avg_acc", "forgetting", "bwt", "fwt", "learning_acc")}
     last = a.shape[0] - 1
     out["pooled_acc"] = pooled_accuracy(scores, last, min(last, len(scores)))
+    defined = np.isfinite(out["learning_acc"])  # no diagonal for a run that trains once, at the end
+    out.update({f"diag.{i}": float(x) if defined else float("nan") for i, x in enumerate(diagonal(a))})
     return out
 
 
@@ -131,7 +134,7 @@ def point_estimates(by_strategy: dict[str, list[dict]]) -> dict[str, dict[str, f
     out = {}
     for name, rs in by_strategy.items():
         per_seed = [metrics_of(score_tensor(r)) for r in rs]
-        out[name] = {k: float(_nanmean(np.array([m[k] for m in per_seed]))) for k in BOOTSTRAP_METRICS}
+        out[name] = {k: float(_nanmean(np.array([m[k] for m in per_seed]))) for k in per_seed[0]}
     return out
 
 
@@ -164,7 +167,7 @@ def seed_question_bootstrap(by_strategy: dict[str, list[dict]], n: int = 1000, s
         per_seed = [[metrics_of([m[:, q[b]] if m.shape[1] else m for m, q in zip(ts, q_draws)])
                      for b in range(n)] for ts in tensors]
         out[name] = {}
-        for k in BOOTSTRAP_METRICS:
+        for k in per_seed[0][0]:
             vals = np.array([[per_seed[s][b][k] for b in range(n)] for s in range(len(rs))])  # (seeds, n)
             picked = vals[seed_draws[key].T, np.arange(n)]  # (seeds drawn, n)
             out[name][k] = _nanmean(picked, axis=0)

@@ -45,6 +45,11 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     assert abs(out["runs"]["adapt_inf"]["avg_acc"] - np.mean(accs)) < 1e-9
     lo, hi = out["runs"]["adapt_inf"]["avg_acc_ci95"]
     assert lo <= out["runs"]["adapt_inf"]["avg_acc"] <= hi
+    # The diagonal (each task right after its own round), mean over seeds, from the runs' own matrices.
+    diag = [np.mean([json.loads((tmp_path / f"cmp_adapt_inf_s{s}/metrics/history.json").read_text())
+                     ["accuracy"][i + 1][i] for s in (0, 1)]) for i in range(2)]
+    assert list(out["runs"]["adapt_inf"]["diagonal"].values()) == pytest.approx(diag)
+    assert out["runs"]["adapt_inf"]["learning_acc"] == pytest.approx(np.mean(diag))
     # Two seeds are two different runs; 50% of a pool of 40, then 80.
     sha = out["runs"]["adapt_inf"]["selections_sha256"]
     assert sha["0"] != sha["1"]

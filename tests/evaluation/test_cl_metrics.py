@@ -50,6 +50,21 @@ def test_forgetting_bwt_fwt_relative_gain_by_hand():
     np.testing.assert_allclose(M.per_round("bwt", A), [NAN, NAN, -0.2, -0.2], equal_nan=True)
 
 
+def test_learning_accuracy_is_the_diagonal_by_hand():
+    # a[1, 0] = 0.9, a[2, 1] = 0.8, a[3, 2] = 0.9 -> LA = 2.6 / 3
+    np.testing.assert_allclose(M.diagonal(A), [0.9, 0.8, 0.9])
+    assert M.learning_accuracy(A) == pytest.approx(2.6 / 3)
+    # After round 2 only tasks 0 and 1 were learned: (0.9 + 0.8) / 2; round 1: 0.9.
+    np.testing.assert_allclose(M.per_round("learning_acc", A), [NAN, 0.9, 0.85, 2.6 / 3], equal_nan=True)
+    # More tasks than rounds (a run in progress) and a cell not evaluated.
+    part = A[:3].copy()
+    part[2, 1] = NAN
+    assert M.learning_accuracy(part) == pytest.approx(0.9)
+    # A run that trains once at the end has no diagonal but its last cell: undefined, not 0.9.
+    end_only = np.array([[0.0, 0.0, 0.0], [NAN, NAN, NAN], [NAN, NAN, NAN], [0.8, 0.7, 0.9]])
+    assert math.isnan(M.learning_accuracy(end_only))
+
+
 def test_forgetting_uses_the_best_accuracy_not_the_learned_one():
     # Task 0 keeps improving after it was learned (0.5 -> 0.9), then drops to 0.6:
     # forgetting counts the drop from the best, 0.9 - 0.6 = 0.3, while BWT sees 0.6 - 0.5 = +0.1.

@@ -29,8 +29,9 @@ def _history():
 def test_round_scalars_by_hand():
     s = round_scalars(_history(), 2)
     # After round 2: A = (0.5 + 1.0) / 2; forgetting(a) = max(0.75) - 0.5; BWT(a) = 0.5 - 0.75;
-    # FWT(b) = a[1, b] - a[0, b] = 0.25 - 0.125.
+    # FWT(b) = a[1, b] - a[0, b] = 0.25 - 0.125; LA = (a[1, a] + a[2, b]) / 2 = (0.75 + 1.0) / 2.
     assert s == {"cl/avg_acc": 0.75, "cl/forgetting": 0.25, "cl/bwt": -0.25, "cl/fwt": 0.125,
+                 "cl/learning_acc": 0.875,
                  "acc/a": 0.5, "acc/b": 1.0, "pool/size": 1200, "pool/selected": 300, "pool/pruned": 40,
                  "seconds/train": 12.5, "seconds/eval": 2.0}
     s1 = round_scalars(_history(), 1)  # round 1: one task seen, nothing to forget yet, no round record

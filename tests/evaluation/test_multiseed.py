@@ -23,6 +23,25 @@ def test_pooled_accuracy_counts_questions_not_tasks():
     assert m["avg_acc"] == pytest.approx((0.75 + 0.5) / 2)  # per-task mean differs from pooled
     assert m["pooled_acc"] == pytest.approx(4 / 6)
     assert m["forgetting"] == pytest.approx(1.0 - 0.75)  # task a: best 1.0 after round 1, 0.75 at the end
+    # Diagonal: task a after round 1 = 1.0, task b after round 2 = 0.5; learning acc = their mean.
+    assert (m["diag.0"], m["diag.1"]) == (1.0, 0.5) and m["learning_acc"] == pytest.approx(0.75)
+
+
+def test_the_diagonal_over_seeds_and_its_absence_for_an_end_only_run():
+    by = {"x": [_result("x", 0, [1.0] * 4, [1.0, 0.0]), _result("x", 1, [1.0] * 4, [0.0, 0.0])]}
+    p = point_estimates(by)["x"]
+    assert (p["diag.0"], p["diag.1"]) == (1.0, 0.25) and p["learning_acc"] == pytest.approx(0.625)
+    # Resampled: seed 1 always gives 0 for b; seed 0 gives 0, 0.5 or 1 (its two questions redrawn, the
+    # same draw for both copies of it), so a mean over two drawn seeds is one of 0, 0.25, 0.5 and 1.
+    draws = seed_question_bootstrap(by, n=400, seed=0)
+    assert np.all(draws["x"]["diag.0"] == 1.0)
+    assert set(np.round(draws["x"]["diag.1"], 6)) == {0.0, 0.25, 0.5, 1.0}
+    # Trained once at the end (multitask): rows between 0 and the last not evaluated -> no diagonal.
+    end = _result("m", 0, [1.0] * 4, [1.0] * 2)
+    end["scores"]["a"][1] = [None] * 4
+    end["scores"]["b"][1] = [None] * 2
+    m = metrics_of(score_tensor(end))
+    assert np.isnan(m["learning_acc"]) and np.isnan(m["diag.0"]) and np.isnan(m["diag.1"])
 
 
 def test_seed_bootstrap_by_hand(tmp_path):
