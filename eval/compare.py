@@ -62,6 +62,14 @@ DEMO = "adapt_inf_prune"
 # mean >= 0.6, and the same stream under sequential forgets >= 0.2.
 DEMO_GOALS = {"min_diagonal": 0.3, "learning_acc": 0.6, "sequential_forgetting": 0.2}
 ONE_SEED = "ppl,el2n,adapt_inf_reuse,adapt_inf_reuse_noig"  # run on the first seed only by default
+# Code changes that alter what a strategy selects, oldest first. The digest
+# covers the config and the stream's data, not the code, so each change enters
+# the digest of the strategies it affects: their earlier results turn stale
+# (listed under the table, not counted) and are run again.
+METHOD_CHANGES: dict[str, tuple[str, ...]] = {
+    # routing and CCS see log perplexity, as the reference does (lifelong/selection/experts.py)
+    "ppl-log-scale": ("ppl", "adapt_inf", "adapt_inf_prune", "adapt_inf_reuse", "adapt_inf_reuse_noig"),
+}
 
 
 def run_dir(runs_dir: Path, name: str, seed: int) -> Path:
@@ -83,9 +91,10 @@ def resolved_config(config: Path, name: str, seed: int, extra: list[str]):
 
 
 def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
-    """Digest (12 hex) of the resolved run config, less where it lives, and of the
-    built-in stream's data: equal digests = the same experiment. A change to the
-    stream's generators changes the data, not the config, so it counts too."""
+    """Digest (12 hex) of the resolved run config, less where it lives, of the
+    built-in stream's data and of the ``METHOD_CHANGES`` that affect the
+    strategy: equal digests = the same experiment. A change to the stream's
+    generators changes the data, not the config, so it counts too."""
     from lifelong.data.stream import stream_digest
     from lifelong.run_config import dump_run_config
 
@@ -97,6 +106,9 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
         if key not in _STREAMS:
             _STREAMS[key] = stream_digest(s.builtin, s.seed, s.builtin_config)
         h.update(_STREAMS[key].encode())
+    for change, affected in METHOD_CHANGES.items():
+        if name in affected:
+            h.update(change.encode())
     return h.hexdigest()[:12]
 
 
@@ -288,7 +300,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         *(["", f"The demo's learning goals ({DEMO}, the base config as `make demo` runs it; sequential on the same "
                 "stream):", "", *goals] if goals else []),
         *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
-        *(["", f"Ignored (run under another config): {', '.join(stale)}"] if stale else []),
+        *(["", f"Ignored (run under another config, or before a change of the method in METHOD_CHANGES): {', '.join(stale)}"] if stale else []),
     ]) + "\n"
     results.mkdir(parents=True, exist_ok=True)
     (results / "compare.md").write_text(md)

@@ -15,7 +15,7 @@ import numpy as np
 from lifelong.selection.budget import BudgetConfig, resolve_budget, water_fill
 from lifelong.selection.ccs import CCSConfig, select_per_cluster
 from lifelong.selection.cluster import ClusterConfig, cluster
-from lifelong.selection.experts import EXPERTS
+from lifelong.selection.experts import EXPERTS, selection_scores
 from lifelong.selection.route import RouteConfig, route
 
 
@@ -167,7 +167,8 @@ def with_floor(inp: SelectionInput, cfg: SelectConfig, budget: int, pick: Pick) 
 def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Pseudo-skill clusters on sketches, max-entropy expert per cluster, water-filled CCS."""
     res = cluster(inp.sketches, cfg.cluster)
-    candidates = {e: inp.scores[e] for e in cfg.route_experts if e in inp.scores and e != "random"}
+    candidates = {e: selection_scores(e, inp.scores[e])
+                  for e in cfg.route_experts if e in inp.scores and e != "random"}
     if not candidates:
         raise ValueError(f"none of route_experts {cfg.route_experts} was scored (have {sorted(inp.scores)})")
     routed = route(res.labels, candidates, res.k, cfg.route)
@@ -185,7 +186,7 @@ def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
 def single_expert(inp: SelectionInput, cfg: SelectConfig, name: str) -> Selection:
     """CCS with one fixed expert over the whole pool (one stratum set, no clusters)."""
     n = len(inp.ids)
-    scores = np.asarray(inp.scores[name])
+    scores = selection_scores(name, inp.scores[name])
 
     def pick(rows: np.ndarray, b: int):
         one = np.zeros(rows.size, dtype=np.int64)

@@ -93,3 +93,15 @@ def test_the_digest_covers_the_built_in_streams_data(monkeypatch):
     real = stream.stream_digest
     monkeypatch.setattr(stream, "stream_digest", lambda *a, **k: "changed " + real(*a, **k))
     assert compare.config_sha(config, "adapt_inf", 0, SHORT) != first
+
+
+def test_a_method_change_makes_only_the_strategies_it_affects_stale(monkeypatch):
+    """The committed results of sequential/random/... survive a change to how ppl is routed; adapt_inf's do not."""
+    compare = _load_compare()
+    config = ROOT / "configs" / "smoke.yaml"
+    before = {n: compare.config_sha(config, n, 0, SHORT) for n in ("sequential", "random", "ppl", "adapt_inf")}
+    monkeypatch.setitem(compare.METHOD_CHANGES, "a later change", ("adapt_inf",))
+    after = {n: compare.config_sha(config, n, 0, SHORT) for n in before}
+    assert [n for n in before if before[n] != after[n]] == ["adapt_inf"]
+    assert all(n in compare.STRATEGIES for ns in compare.METHOD_CHANGES.values() for n in ns)
+
