@@ -18,8 +18,10 @@ again, so a long comparison accumulates over several sittings on 2 cores
 alone: point estimates are means over seeds, 95% intervals come from a
 bootstrap over seeds and questions together
 (:mod:`lifelong.evaluation.multiseed`), relative gain is on pooled accuracy
-(correct answers over questions asked, every task counted). The overlaid
-dashboard of the first seed's runs goes to ``<results>/compare.html``.
+(correct answers over questions asked, every task counted). The dashboard
+of the comparison, one line per strategy with its accuracy matrix averaged
+over its seeds, goes to ``<results>/compare.html``; it too comes from the
+result files alone, so it is current whatever run directories are at hand.
 """
 from __future__ import annotations
 
@@ -204,9 +206,8 @@ def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = 
     return f"within noise ({ci})"
 
 
-def assemble(names: list[str], command: str, results: Path, expected: dict[tuple[str, int], str],
-             runs_dir: Path | None = None) -> str:
-    """compare.md / compare.json (and the dashboard, when run dirs are at hand) from the result files."""
+def assemble(names: list[str], command: str, results: Path, expected: dict[tuple[str, int], str]) -> str:
+    """compare.md / compare.json / compare.html from the result files."""
     from lifelong.evaluation.bootstrap import interval
     from lifelong.evaluation.multiseed import group, load_results, point_estimates, seed_question_bootstrap
 
@@ -309,11 +310,14 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
          "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "demo_goals": gjson,
          "runs": rows,
          "missing": missing}, indent=1))
-    dirs = [run_dir(runs_dir, n, by[n][0]["seed"]) for n in by] if runs_dir else []
-    if dirs and all(is_done(d) for d in dirs):
-        from lifelong.evaluation.dashboard import write_dashboard
+    if by:
+        from lifelong.evaluation.charts import DashboardConfig
+        from lifelong.evaluation.dashboard import write_histories
+        from lifelong.evaluation.multiseed import mean_history
 
-        write_dashboard(dirs, results / "compare.html")
+        write_histories([mean_history(n, rs) for n, rs in by.items()], results / "compare.html",
+                        DashboardConfig(title="Adapt-∞ against the baselines: accuracy matrices averaged over seeds "
+                                                        "(compare.md has the means over seeds with intervals)"))
     return md
 
 
@@ -398,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.assemble_only:
         run_all(args.config, args.runs_dir, plan, args.overrides, args.results, args.commit)
     expected = {(n, s): config_sha(args.config, n, s, args.overrides) for n, s in plan}
-    print(assemble(names, command, args.results, expected, args.runs_dir))
+    print(assemble(names, command, args.results, expected))
     return 0
 
 

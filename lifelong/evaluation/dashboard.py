@@ -213,7 +213,13 @@ def render_dashboard(histories: list[RunHistory], cfg: Optional[DashboardConfig]
 
 def write_dashboard(run_dirs: Sequence[str | Path], out: str | Path, config: Optional[DashboardConfig] = None) -> Path:
     """Read each run's history and write the dashboard HTML to ``out`` (atomically); returns ``out``."""
-    histories = [load_history(d) for d in run_dirs]
+    return write_histories([load_history(d) for d in run_dirs], out, config)
+
+
+def write_histories(histories: Sequence[RunHistory], out: str | Path, config: Optional[DashboardConfig] = None
+                    ) -> Path:
+    """Write the dashboard of these histories to ``out`` (atomically); returns ``out``."""
+    histories = list(histories)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

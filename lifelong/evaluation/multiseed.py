@@ -10,6 +10,7 @@ matrix before averaging), the run's cost figures and a digest of its config.
     save_result(res, results_dir)                     # <results_dir>/<strategy>_s<seed>.json
     by_strategy = group(load_results(results_dir))   # strategy -> [result, ...] (seed order)
     draws = seed_question_bootstrap(by_strategy, n=1000)   # strategy -> {metric: (n,) draws}
+    history = mean_history("random", by_strategy["random"])  # one dashboard line over its seeds
     # metrics: avg_acc, forgetting, bwt, fwt, learning_acc, pooled_acc and diag.<i> (task i right after its round)
 
 Point estimates are the mean over seeds of each seed's metric. One bootstrap
@@ -172,3 +173,38 @@ def seed_question_bootstrap(by_strategy: dict[str, list[dict]], n: int = 1000, s
             picked = vals[seed_draws[key].T, np.arange(n)]  # (seeds drawn, n)
             out[name][k] = _nanmean(picked, axis=0)
     return out
+
+
+def mean_history(strategy: str, results: list[dict]) -> "RunHistory":
+    """One dashboard line for a strategy, from its result files alone (no run directory needed).
+
+    The accuracy matrix is the mean over the seeds (a cell evaluated in no
+    seed stays unevaluated); each round's pool size, selected count and
+    selection / training seconds are means over the seeds too. Result files
+    keep neither loss curves nor clusters, so the line has none.
+    """
+    from lifelong.evaluation.history import RoundRecord, RunHistory
+
+    if not results:
+        raise ValueError(f"no results of {strategy!r}")
+    tasks = results[0]["tasks"]
+    if any(r["tasks"] != tasks for r in results):
+        raise ValueError(f"results of {strategy!r} differ in their tasks")
+    with np.errstate(all="ignore"):
+        stack = np.stack([matrix(r) for r in results])  # (seeds, rounds + 1, T)
+        mean = _nanmean(stack, axis=0)
+    seeds = ", ".join(str(r["seed"]) for r in results)
+    h = RunHistory(run=f"{strategy} (seed{'s' if len(results) > 1 else ''} {seeds})", strategy=strategy, tasks=tasks)
+    for t, row in enumerate(mean):
+        h.set_accuracy_row(t, row)
+    per_round = [{x["round"]: x for x in r["costs"].get("per_round", [])} for r in results]
+    for t in sorted(set().union(*per_round)):
+        xs = [pr[t] for pr in per_round if t in pr]
+        h.set_round(RoundRecord(
+            round=t, dataset=tasks[t - 1] if t <= len(tasks) else "",
+            pool_size=int(round(np.mean([x["pool"] for x in xs]))),
+            selected=int(round(np.mean([x["selected"] for x in xs]))),
+            stage_seconds={"select": float(np.mean([x["selection_s"] for x in xs])),
+                           "train": float(np.mean([x["train_s"] for x in xs]))}))
+    return h
+

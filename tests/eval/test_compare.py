@@ -105,3 +105,29 @@ def test_a_method_change_makes_only_the_strategies_it_affects_stale(monkeypatch)
     assert [n for n in before if before[n] != after[n]] == ["adapt_inf"]
     assert all(n in compare.STRATEGIES for ns in compare.METHOD_CHANGES.values() for n in ns)
 
+
+
+def test_the_dashboard_comes_from_the_result_files_alone(tmp_path, capsys):
+    """compare.html needs no run directory: one line per strategy, its matrix averaged over its seeds."""
+    import re
+
+    (tmp_path / "runs").mkdir()
+    finals = {}
+    for name in ("sequential", "random"):
+        for path in sorted((ROOT / "eval" / "results" / "runs").glob(f"{name}_s*.json")):
+            shutil.copy(path, tmp_path / "runs" / path.name)
+            r = json.loads(path.read_text())
+            per_task = [np.mean([x for x in r["scores"][t][-1]]) for t in r["tasks"]]  # last row, every question
+            finals.setdefault(name, []).append(np.mean(per_task))
+    assert len(finals["random"]) >= 2
+    capsys.readouterr()
+    argv = ["--results", str(tmp_path), "--runs-dir", str(tmp_path / "no-runs"), "--strategies", "sequential,random",
+            "--seeds", "0,1,2", "--assemble-only"]
+    assert _load_compare().main(argv) == 0
+    assert not (tmp_path / "no-runs").exists()
+    html = (tmp_path / "compare.html").read_text()
+    for name, fs in finals.items():
+        label = f"{name} (seeds {', '.join(str(s) for s in range(len(fs)))})"
+        row = re.search(rf">{re.escape(label)}</a></td><td>{name}</td><td>7 / 7</td><td>([0-9.]+)</td>", html)
+        assert row, label
+        assert float(row.group(1)) == pytest.approx(np.mean(fs), abs=5e-4)
