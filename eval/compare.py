@@ -122,14 +122,6 @@ def base_dtype(config: Path, name: str, seed: int, extra: list[str]) -> str:
     return resolve_dtype(cfg.model.dtype, cfg.model.device)
 
 
-def is_done(d: Path) -> bool:
-    hist = RunLayout(d).history
-    if not hist.exists():
-        return False
-    h = json.loads(hist.read_text())
-    return len(h.get("accuracy", [])) == len(h.get("tasks", [])) + 1
-
-
 def selection_digest(d: Path, n_rounds: int) -> str:
     """sha256 (12 hex) of every round's selected ids, in round order: equal digests = equal selections."""
     h = hashlib.sha256()
@@ -301,7 +293,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         *(["", f"The demo's learning goals ({DEMO}, the base config as `make demo` runs it; sequential on the same "
                 "stream):", "", *goals] if goals else []),
         *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
-        *(["", f"Ignored (run under another config, or before a change of the method in METHOD_CHANGES): {', '.join(stale)}"] if stale else []),
+        *(["", "Ignored (run under another config, or before a change of the method in METHOD_CHANGES): "
+               + ", ".join(stale)] if stale else []),
     ]) + "\n"
     results.mkdir(parents=True, exist_ok=True)
     (results / "compare.md").write_text(md)
@@ -316,8 +309,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         from lifelong.evaluation.multiseed import mean_history
 
         write_histories([mean_history(n, rs) for n, rs in by.items()], results / "compare.html",
-                        DashboardConfig(title="Adapt-∞ against the baselines: accuracy matrices averaged over seeds "
-                                                        "(compare.md has the means over seeds with intervals)"))
+                        DashboardConfig(title="Adapt-∞ against the baselines: accuracy matrices averaged over "
+                                              "seeds (compare.md has the means over seeds with intervals)"))
     return md
 
 

@@ -190,9 +190,7 @@ def mean_history(strategy: str, results: list[dict]) -> "RunHistory":
     tasks = results[0]["tasks"]
     if any(r["tasks"] != tasks for r in results):
         raise ValueError(f"results of {strategy!r} differ in their tasks")
-    with np.errstate(all="ignore"):
-        stack = np.stack([matrix(r) for r in results])  # (seeds, rounds + 1, T)
-        mean = _nanmean(stack, axis=0)
+    mean = _nanmean(np.stack([matrix(r) for r in results]), axis=0)  # (rounds + 1, T) over the seeds
     seeds = ", ".join(str(r["seed"]) for r in results)
     h = RunHistory(run=f"{strategy} (seed{'s' if len(results) > 1 else ''} {seeds})", strategy=strategy, tasks=tasks)
     for t, row in enumerate(mean):
@@ -207,4 +205,3 @@ def mean_history(strategy: str, results: list[dict]) -> "RunHistory":
             stage_seconds={"select": float(np.mean([x["selection_s"] for x in xs])),
                            "train": float(np.mean([x["train_s"] for x in xs]))}))
     return h
-

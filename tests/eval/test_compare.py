@@ -106,7 +106,6 @@ def test_a_method_change_makes_only_the_strategies_it_affects_stale(monkeypatch)
     assert all(n in compare.STRATEGIES for ns in compare.METHOD_CHANGES.values() for n in ns)
 
 
-
 def test_the_dashboard_comes_from_the_result_files_alone(tmp_path, capsys):
     """compare.html needs no run directory: one line per strategy, its matrix averaged over its seeds."""
     import re
@@ -117,7 +116,7 @@ def test_the_dashboard_comes_from_the_result_files_alone(tmp_path, capsys):
         for path in sorted((ROOT / "eval" / "results" / "runs").glob(f"{name}_s*.json")):
             shutil.copy(path, tmp_path / "runs" / path.name)
             r = json.loads(path.read_text())
-            per_task = [np.mean([x for x in r["scores"][t][-1]]) for t in r["tasks"]]  # last row, every question
+            per_task = [np.mean(r["scores"][t][-1]) for t in r["tasks"]]  # last row, every question
             finals.setdefault(name, []).append(np.mean(per_task))
     assert len(finals["random"]) >= 2
     capsys.readouterr()
