@@ -185,7 +185,9 @@ register(
                 "touching. Placements are kept only when the offset between the centres along one axis "
                 f"is at least {RELATION_RATIO} times the offset along the other and the two centres lie on "
                 "opposite sides of the image's midline along that axis, so the relation is unambiguous and "
-                "visible at a 2x2 grid. The answer is where the first-named object is relative to the second (y "
+                "a 2x2 grid separates the two objects along it; when they sit in diagonal cells (about one "
+                "scene in six), the cells differ along both axes and only the positions within the cells tell "
+                "which offset dominates. The answer is where the first-named object is relative to the second (y "
                 "grows downwards: `above` means a smaller row)."
             ),
             answers="`left`, `right`, `above`, `below`",
