@@ -32,24 +32,19 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from lifelong.machine import describe_machine, machine_line
+from lifelong.models.align import cell_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "eval" / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TASKS = ("spatial", "counting")
-
-
-def cell_of(cx: float, cy: float, grid: int, size: int) -> int:
-    """Row-major index of the grid cell holding pixel (cx, cy) of a ``size``-pixel square image."""
-    col = min(int(cx * grid / size), grid - 1)
-    row = min(int(cy * grid / size), grid - 1)
-    return row * grid + col
 
 
 def relation_of_cells(a: int, b: int, grid: int) -> str:
@@ -107,34 +102,40 @@ def decode(task: str, samples: list, probs: np.ndarray, colors: list[str], grid:
     return answers
 
 
+def encode_split(samples: list, pool, features):
+    """(N, cells, C) float32 tensor: the pooled encoder tokens of each sample's image."""
+    import torch
+
+    out = []
+    for i in range(0, len(samples), 64):
+        out.append(features.encode([pool.load_image(s.images[0]) for s in samples[i:i + 64]]))
+    return torch.cat(out)
+
+
 def probe_task(task: str, pool, features, grid: int, size: int, projector=None) -> dict:
+    """Probe results per view of the tokens: ``encoder`` and, given a projector, ``stage-1 projector``."""
     import torch
 
     train = pool.samples(task=task)
     test = pool.samples(status=None, split="test", task=task)
-
-    def tokens(samples):
-        feats = []
-        for i in range(0, len(samples), 64):
-            images = [pool.load_image(s.images[0]) for s in samples[i:i + 64]]
-            f = features.encode(images)
-            if projector is not None:
-                with torch.no_grad():
-                    f = projector(f)
-            feats.append(f)
-        return torch.cat(feats).numpy()
-
     colors = sorted({o["color"] for s in train + test for o in s.provenance["objects"]})
-    probs = fit_probes(tokens(train), scene_labels(train, colors, grid, size), tokens(test))
-    truth = scene_labels(test, colors, grid, size)
-    answers = decode(task, test, probs, colors, grid)
+    y_train, truth = scene_labels(train, colors, grid, size), scene_labels(test, colors, grid, size)
     refs = [s.provenance["true_answer"] for s in test]
-    return {
-        "accuracy": float(np.mean([a == r for a, r in zip(answers, refs)])),
-        "cell_label_accuracy": float(((probs > 0.5) == truth).mean()),
-        "cell_label_base_rate": float((truth == 0).mean()),
-        "n_train": len(train), "n_test": len(test), "examples": answers[:8],
-    }
+    views = {"encoder": (encode_split(train, pool, features), encode_split(test, pool, features))}
+    if projector is not None:
+        with torch.no_grad():
+            views["stage-1 projector"] = tuple(projector(x) for x in views["encoder"])
+    out = {}
+    for where, (x_train, x_test) in views.items():
+        probs = fit_probes(x_train.numpy(), y_train, x_test.numpy())
+        answers = decode(task, test, probs, colors, grid)
+        out[where] = {
+            "accuracy": float(np.mean([a == r for a, r in zip(answers, refs)])),
+            "cell_label_accuracy": float(((probs > 0.5) == truth).mean()),
+            "cell_label_base_rate": float((truth == 0).mean()),
+            "n_train": len(train), "n_test": len(test), "examples": answers[:8],
+        }
+    return out
 
 
 def markdown(res: dict) -> str:
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from learnlib import build_pool
-    from lifelong.models.composed import STAGE1_PROJECTOR
+    from lifelong.models.composed import STAGE1_WIDTH, has_stage1, init_projector, make_projector
     from lifelong.models.vision import VisionFeatures, build_encoder
     from lifelong.run_config import load_run_config
 
@@ -181,19 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     features = VisionFeatures(encoder, image_size=composed.image_size, image_tokens=grid * grid, mean=mean,
                               std=std, cache_dir=None, max_items=0, device=torch.device("cpu"))
     projector = None
-    if composed.vision == "efficientnet_lite0" and composed.projector_hidden in (0, 576):
-        from safetensors.torch import load_file
-
-        state = load_file(str(STAGE1_PROJECTOR))
-        projector = torch.nn.Sequential(torch.nn.Linear(features.dim, 576), torch.nn.GELU(),
-                                        torch.nn.Linear(576, 576))
-        projector.load_state_dict({k: v.float() for k, v in state.items()})
+    if has_stage1(composed):  # the projector the demo model starts from
+        projector = make_projector(features.dim, STAGE1_WIDTH, composed.projector_hidden)
+        init_projector(projector, replace(cfg.model, composed=replace(composed, projector_init="stage1")))
     probes = {}
     for task in tasks:
-        for where, proj in (("encoder", None), ("stage-1 projector", projector)):
-            if where != "encoder" and proj is None:
-                continue
-            v = probe_task(task, pool, features, grid, stream.image_size, proj)
+        for where, v in probe_task(task, pool, features, grid, stream.image_size, projector).items():
             probes[f"{task}/{where}"] = v
             print(f"{task:10s} {where:18s} probe {v['accuracy']:.3f}  cell labels {v['cell_label_accuracy']:.3f} "
                   f"(all-absent {v['cell_label_base_rate']:.3f}), train {v['n_train']}, test {v['n_test']}",

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.models.composed import STAGE1_PROJECTOR as ASSET
+from lifelong.models.composed import make_projector
 
 # Colour names and RGB variants: the stream's scene palette and the CSS named
 # colours of the same names (easy-vqa draws with CSS colours), so a colour word
@@ -132,14 +133,19 @@ def make_scenes(cfg: AlignConfig) -> list[dict]:
     return scenes
 
 
+def cell_of(cx: float, cy: float, grid: int, size: int) -> int:
+    """Row-major index of the cell of a ``grid`` x ``grid`` split holding pixel (cx, cy) of a ``size``-pixel
+    square image: the order of ``VisionFeatures``' pooled tokens."""
+    return min(grid - 1, int(cy * grid // size)) * grid + min(grid - 1, int(cx * grid // size))
+
+
 def cell_words(scene: dict, grid: int, size: int) -> list[list[str]]:
     """Caption words of each cell of a ``grid`` x ``grid`` split (row-major, as the pooled tokens)."""
     if scene["digit"] is not None:
         return [[str(scene["digit"])] for _ in range(grid * grid)]
     cells: list[list[str]] = [[] for _ in range(grid * grid)]
     for o in scene["objects"]:
-        row, col = min(grid - 1, o["cy"] * grid // size), min(grid - 1, o["cx"] * grid // size)
-        cells[row * grid + col] += [o["color"], o["kind"]]
+        cells[cell_of(o["cx"], o["cy"], grid, size)] += [o["color"], o["kind"]]
     return [c or [EMPTY] for c in cells]
 
 
@@ -194,10 +200,9 @@ def train_projector(cfg: AlignConfig, model_cfg=None) -> tuple[dict, dict]:
         words = [w for s in scenes for w in cell_words(s, grid, cfg.image_size)]
         targets.append(word_targets(tok, embedding, words))
     x, y = torch.cat(feats), torch.cat(targets)  # (M, C), (M, H)
-    hidden = cfg.hidden or y.shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        proj = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.GELU(), nn.Linear(hidden, y.shape[1]))
+        proj = make_projector(x.shape[1], y.shape[1], cfg.hidden)
         order_gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history = []

@@ -13,12 +13,14 @@ import torch
 from torch import nn
 
 from lifelong.data.sample import IMAGE_TOKEN
-from lifelong.models.config import ModelConfig
+from lifelong.models.config import ComposedConfig, ModelConfig
 from lifelong.models.vision import VisionFeatures, build_encoder
 from lifelong.models.weights import smollm2_dir, smollm2_tokenizer_dir
 
 # The stage-1 aligned projector shipped with the package (reproduced by lifelong/models/align.py).
 STAGE1_PROJECTOR = Path(__file__).resolve().parent / "assets" / "projector_stage1.safetensors"
+# Its width and output: SmolLM2-135M's hidden size.
+STAGE1_WIDTH = 576
 
 # A random Llama for tests: 2 layers of width 64 with SmolLM2's vocabulary; the
 # output head is untied so that greedy generation does not just echo its input.
@@ -33,6 +35,22 @@ TINY_LM = dict(
 )
 
 
+def make_projector(vision_dim: int, lm_hidden: int, projector_hidden: int = 0) -> nn.Sequential:
+    """LLaVA-1.5's projector: Linear(vision_dim, width) -> GELU -> Linear(width, lm_hidden).
+
+    ``width`` is ``projector_hidden``, or ``lm_hidden`` when that is 0. Draws its
+    initial weights from torch's global generator (callers fork and seed it).
+    """
+    width = projector_hidden or lm_hidden
+    return nn.Sequential(nn.Linear(vision_dim, width), nn.GELU(), nn.Linear(width, lm_hidden))
+
+
+def has_stage1(c: ComposedConfig) -> bool:
+    """Whether the shipped stage-1 projector fits this encoder, LM and projector width."""
+    return (c.vision == "efficientnet_lite0" and c.vision_pretrained and c.lm == "smollm2-135m"
+            and c.projector_hidden in (0, STAGE1_WIDTH))
+
+
 class ComposedVLM(nn.Module):
     """Projector + causal LM. Image features enter as embeddings at image-token positions.
 
@@ -43,9 +61,8 @@ class ComposedVLM(nn.Module):
     def __init__(self, language_model: nn.Module, vision_dim: int, image_token_id: int, projector_hidden: int = 0):
         super().__init__()
         hidden = language_model.config.hidden_size
-        width = projector_hidden or hidden
         self.language_model = language_model
-        self.projector = nn.Sequential(nn.Linear(vision_dim, width), nn.GELU(), nn.Linear(width, hidden))
+        self.projector = make_projector(vision_dim, hidden, projector_hidden)
         self.image_token_id = image_token_id
 
     def input_embeddings(self, input_ids: torch.Tensor, image_features: torch.Tensor | None) -> torch.Tensor:
@@ -116,15 +133,13 @@ def build_composed(cfg: ModelConfig, device: torch.device, dtype: torch.dtype):
 
 def init_projector(projector: nn.Module, cfg: ModelConfig) -> None:
     """Load ``cfg.composed.projector_init`` into ``projector`` (see ``ComposedConfig``)."""
-    init, c = cfg.composed.projector_init, cfg.composed
-    has_stage1 = c.vision == "efficientnet_lite0" and c.vision_pretrained and c.lm == "smollm2-135m" \
-        and c.projector_hidden in (0, 576)
+    init, fits_stage1 = cfg.composed.projector_init, has_stage1(cfg.composed)
     if init == "auto":
-        init = "stage1" if has_stage1 else "random"
+        init = "stage1" if fits_stage1 else "random"
     if init == "random":
         return
     if init == "stage1":
-        if not has_stage1:
+        if not fits_stage1:
             raise ValueError("projector_init='stage1' exists for EfficientNet-Lite0 + SmolLM2-135M with the "
                              "default projector width; set model.composed.projector_init=random")
         path = STAGE1_PROJECTOR

@@ -13,6 +13,7 @@ from learnlib import build_pool  # noqa: E402
 
 from lifelong.data.stream.config import StreamConfig  # noqa: E402
 from lifelong.data.stream.generators.scenes import relation_of  # noqa: E402
+from lifelong.models.align import cell_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def pool(tmp_path_factory):
 
 def test_cells_and_their_relation_follow_the_image_grid():
     size, grid = 64, 2
-    assert [bench_probe.cell_of(x, y, grid, size) for x, y in ((5, 5), (40, 5), (5, 40), (63, 63))] == [0, 1, 2, 3]
+    assert [cell_of(x, y, grid, size) for x, y in ((5, 5), (40, 5), (5, 40), (63, 63))] == [0, 1, 2, 3]
     # The relation of two cells is the generator's relation of their centres.
     centre = {c: ((c % grid + 0.5) * size / grid, (c // grid + 0.5) * size / grid) for c in range(grid * grid)}
     for a in range(4):
