@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.models.composed import STAGE1_PROJECTOR as ASSET
-from lifelong.models.composed import make_projector, word_vector
+from lifelong.models.composed import make_projector
 
 # Colour names and RGB variants: the stream's scene palette and the CSS named
 # colours of the same names (easy-vqa draws with CSS colours), so a colour word
@@ -160,7 +160,8 @@ def word_targets(tokenizer, embedding, words_per_cell: list[list[str]]):
         vecs = []
         for w in words:
             if w not in cache:
-                cache[w] = word_vector(tokenizer, weight, w)
+                ids = tokenizer(w, add_special_tokens=False)["input_ids"]
+                cache[w] = weight[ids].mean(0)
             vecs.append(cache[w])
         out.append(torch.stack(vecs).mean(0))
     return torch.stack(out)

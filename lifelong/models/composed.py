@@ -6,7 +6,6 @@ trains or is adapted: the projector and the language model.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -46,27 +45,6 @@ def make_projector(vision_dim: int, lm_hidden: int, projector_hidden: int = 0) -
     return nn.Sequential(nn.Linear(vision_dim, width), nn.GELU(), nn.Linear(width, lm_hidden))
 
 
-def word_vector(tokenizer, weight: torch.Tensor, word: str) -> torch.Tensor:
-    """Mean of the input-embedding rows (``weight``, (V, H)) of ``word``'s tokens, no leading space."""
-    return weight[tokenizer(word, add_special_tokens=False)["input_ids"]].mean(0)
-
-
-def cell_positions(tokenizer, embedding: nn.Embedding, grid: int) -> torch.Tensor:
-    """(grid * grid, H) float32, cells row-major: the mean of a row vector and a column vector, rows
-    running linearly from the embedding of "top" to that of "bottom", columns from "left" to "right".
-
-    Added to each image token (``ComposedConfig.cell_positions``), it tells the LM in its own words
-    where in the image the token's cell lies; a 1x1 grid has no position (zeros).
-    """
-    weight = embedding.weight.detach().float()
-    if grid == 1:
-        return torch.zeros(1, weight.shape[1])
-    top, bottom, left, right = (word_vector(tokenizer, weight, w) for w in ("top", "bottom", "left", "right"))
-    t = torch.linspace(0, 1, grid).unsqueeze(1)  # (g, 1)
-    rows, cols = top + t * (bottom - top), left + t * (right - left)  # (g, H) each
-    return ((rows.unsqueeze(1) + cols.unsqueeze(0)) / 2).reshape(grid * grid, -1)
-
-
 def has_stage1(c: ComposedConfig) -> bool:
     """Whether the shipped stage-1 projector fits this encoder, LM and projector width."""
     return (c.vision == "efficientnet_lite0" and c.vision_pretrained and c.lm == "smollm2-135m"
@@ -78,18 +56,14 @@ class ComposedVLM(nn.Module):
 
     ``image_token_id`` lies outside the LM's vocabulary: those positions are
     looked up as token 0 and then overwritten with projected image features.
-    ``positions`` ((K, H), optional): added to the K projected tokens of every
-    image (``cell_positions``); a fixed buffer, not trained and not saved.
     """
 
-    def __init__(self, language_model: nn.Module, vision_dim: int, image_token_id: int, projector_hidden: int = 0,
-                 positions: torch.Tensor | None = None):
+    def __init__(self, language_model: nn.Module, vision_dim: int, image_token_id: int, projector_hidden: int = 0):
         super().__init__()
         hidden = language_model.config.hidden_size
         self.language_model = language_model
         self.projector = make_projector(vision_dim, hidden, projector_hidden)
         self.image_token_id = image_token_id
-        self.register_buffer("positions", positions, persistent=False)
 
     def input_embeddings(self, input_ids: torch.Tensor, image_features: torch.Tensor | None) -> torch.Tensor:
         """(B, T) ids + (N, K, C) features of the N images in order -> (B, T, H) embeddings."""
@@ -98,10 +72,7 @@ class ComposedVLM(nn.Module):
         x = embed(input_ids.masked_fill(image_mask, 0))
         n = int(image_mask.sum())
         if n:
-            proj = self.projector(image_features.to(x.dtype))  # (N, K, H)
-            if self.positions is not None:
-                proj = proj + self.positions.to(proj.dtype)
-            proj = proj.reshape(-1, x.shape[-1])  # (N*K, H)
+            proj = self.projector(image_features.to(x.dtype)).reshape(-1, x.shape[-1])  # (N*K, H)
             if proj.shape[0] != n:
                 raise ValueError(f"{n} image-token positions but {proj.shape[0]} image feature tokens")
             x = x.masked_scatter(image_mask.unsqueeze(-1), proj)
@@ -155,10 +126,7 @@ def build_composed(cfg: ModelConfig, device: torch.device, dtype: torch.dtype):
         lm = build_language_model(cfg, dtype, tokenizer.pad_token_id)
         if image_token_id < lm.config.vocab_size:
             raise ValueError("the <image> token must lie outside the LM vocabulary")
-        positions = None
-        if cfg.composed.cell_positions:
-            positions = cell_positions(tokenizer, lm.get_input_embeddings(), math.isqrt(cfg.composed.image_tokens))
-        model = ComposedVLM(lm, features.dim, image_token_id, cfg.composed.projector_hidden, positions)
+        model = ComposedVLM(lm, features.dim, image_token_id, cfg.composed.projector_hidden)
     init_projector(model.projector, cfg)
     return model.to(dtype).to(device), tokenizer, features
 

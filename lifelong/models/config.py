@@ -37,10 +37,6 @@ class ComposedConfig:
     for them), ``"random"`` from a seeded random one, or a path to a
     safetensors file with the projector's ``nn.Sequential`` weights; ``"auto"``
     (default) is ``"stage1"`` where it exists, else ``"random"``.
-    ``cell_positions``: add to each image token the position of its grid cell,
-    as the LM's own embeddings of "top"/"bottom" and "left"/"right"
-    (``lifelong.models.composed.cell_positions``). Pooled tokens carry what a
-    cell holds but not where it is: RoPE gives the LM only their order.
     """
 
     vision: Literal["efficientnet_lite0", "tiny"] = "efficientnet_lite0"
@@ -51,7 +47,6 @@ class ComposedConfig:
     lm_config: dict = field(default_factory=dict)
     projector_hidden: int = 0
     projector_init: str = "auto"
-    cell_positions: bool = False
 
 
 @dataclass
