@@ -13,8 +13,9 @@ Measured, in one process with ``num_threads`` torch threads (default 2):
   batch 1 (median of 3 runs).
 
 Run: ``python eval/bench_model.py [--threads 2] [--steps 10]``; prints a table
-and writes eval/results/bench_model.json (with the machine's load average at the
-end: other processes on the 2 cores slow everything down, OpenMP threads most).
+and writes eval/results/bench_model.json (with the share of the machine the
+benchmark had, ``lifelong.machine.CpuUse``: other processes on the 2 cores slow
+everything down, OpenMP threads most).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from lifelong.machine import CpuUse, use_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange", "black", "gray"]
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=RESULTS / "bench_model.json")
     args = p.parse_args(argv)
 
+    use = CpuUse().start()
     t0 = time.perf_counter()
     import peft  # noqa: F401  (imports timed on their own)
     import timm  # noqa: F401
@@ -167,8 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
         result["generate_batch1"] = bench_generate(m, samples, images, 1, args.max_new_tokens)
 
-    # Other processes on the machine slow every figure down: say how busy it was.
-    result["load_average_1_5_15min"] = [round(x, 2) for x in os.getloadavg()]
+    # Other processes on the machine slow every figure down: say how much of it the benchmark had.
+    result["cpu_use"] = use.record()
+    print(use_line(result["cpu_use"]))
     print(json.dumps(result, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifelong.machine import describe_machine, machine_line
+from lifelong.machine import SHARED_BELOW, CpuUse, describe_machine, machine_line, shared, use_line
 from lifelong.layout import RunLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,9 +175,12 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
         cmd = [sys.executable, "-m", "lifelong.cli", "run", str(config), f"name={d.name}", f"runs_dir={runs_dir}",
                *run_overrides(name, seed, extra)]
         print(f"[{name} seed {seed}] {' '.join(cmd[3:])}", flush=True)
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        with CpuUse() as use:  # whether the run had the machine to itself: its seconds are compared
+            subprocess.run(cmd, check=True, cwd=ROOT)
         res = result_from_run(d, name, seed, sha, {"costs": costs(d), "machine": describe_machine(),
-                                                   "dtype": base_dtype(config, name, seed, extra)})
+                                                   "dtype": base_dtype(config, name, seed, extra),
+                                                   "cpu_use": use.record()})
+        print(f"[{name} seed {seed}] {use_line(res['cpu_use'])}", flush=True)
         save_result(res, results / "runs")
         if do_commit:
             commit(path)
@@ -277,6 +280,10 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         where = machine_line(r.get("machine")) + (f", base {r['dtype']}" if r.get("dtype") else "")
         on.setdefault(where, []).append(f"{r['strategy']} s{r['seed']}")
     hw = "; ".join(f"{m} ({', '.join(rs)})" for m, rs in on.items()) or machine_line(describe_machine())
+    # A run resumed in another sitting measures its last sitting only; a run before CpuUse measures nothing.
+    busy = [f"{r['strategy']} s{r['seed']} ({r['cpu_use']['cpu_share']:.2f})"
+            for r in fresh if shared(r.get("cpu_use"))]
+    unmeasured = [f"{r['strategy']} s{r['seed']}" for r in fresh if not r.get("cpu_use")]
     md = "\n".join([
         "# Adapt-∞ against the baselines, over seeds", "",
         f"Command: `{command}`", f"Hardware: {hw}", "",
@@ -287,6 +294,10 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         "questions the same for all). Forgetting/BWT/FWT as in DESIGN.md; pooled acc = correct answers over "
         "questions asked in the final row; relative gain = pooled acc / multitask's pooled acc. Selection time "
         "= scoring pass + clustering/routing/sampling; selection / training = total seconds over total seconds.",
+        *(["", f"Shared the machine (CPU share below {SHARED_BELOW}: its seconds are inflated, its accuracies "
+               f"are not): {', '.join(busy)}."] if busy else []),
+        *(["", f"CPU share not recorded (run before it was measured): {', '.join(unmeasured)}."]
+          if unmeasured else []),
         *(["", "Targets (met: the 95% interval is on the right side; not met: on the wrong side):", "", *targets]
           if targets else []),
         *diag_lines,
@@ -299,7 +310,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
     results.mkdir(parents=True, exist_ok=True)
     (results / "compare.md").write_text(md)
     (results / "compare.json").write_text(json.dumps(
-        {"command": command, "hardware": hw, "seeds": {n: r["seeds"] for n, r in rows.items()},
+        {"command": command, "hardware": hw, "shared_machine": busy, "cpu_share_not_recorded": unmeasured,
+         "seeds": {n: r["seeds"] for n, r in rows.items()},
          "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "demo_goals": gjson,
          "runs": rows,
          "missing": missing}, indent=1))

@@ -103,3 +103,74 @@ def machine_line(m: dict | None) -> str:
         return "not recorded"
     cpu = m.get("cpu", "?") + (f" ({m['cpu_generation']})" if m.get("cpu_generation") else "")
     return f"{cpu}, {m.get('cores', '?')} cores, bf16 {m.get('bf16', '?')}, torch {m.get('torch', '?')}"
+
+
+# A run that keeps every core busy shows a CPU share of ~0.95 alone on the
+# machine (measured: 0.97 for `make demo` on 2 cores); beside a second CPU-bound
+# job it drops to ~0.5 and its wall time grows by as much. Below this share a
+# timing is flagged as taken on a shared machine.
+SHARED_BELOW = 0.8
+
+
+class CpuUse:
+    """How much of the machine a piece of work had, measured over all of it.
+
+    ``with CpuUse() as use: ...`` then ``use.record()``: wall seconds, CPU
+    seconds of this process and of the child processes it waited for in the
+    meantime (``subprocess.run`` waits), the cores, their ratio
+    ``cpu_share = cpu_s / (wall_s * cores)`` and the load average at the end.
+    The share assumes the work may use every core (torch's default thread
+    count): with fewer threads it is lower on an idle machine too, so compare
+    shares of the same kind of work. Unlike a load average sampled at the end,
+    the share covers the whole interval: an hour of contention in the middle of
+    a run shows.
+    """
+
+    def __init__(self) -> None:
+        self._start: tuple[float, float] | None = None
+        self._end: tuple[float, float] | None = None
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        import resource
+        import time
+
+        cpu = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
+        return time.perf_counter(), cpu
+
+    def start(self) -> "CpuUse":
+        """Start measuring (``with CpuUse()`` does it); ``record()`` then measures up to now."""
+        self._start, self._end = self._now(), None
+        return self
+
+    def __enter__(self) -> "CpuUse":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self._end = self._now()
+
+    def record(self) -> dict:
+        """{"wall_s", "cpu_s", "cores", "cpu_share", "load_average"}; up to now if the block is still open."""
+        if self._start is None:
+            raise RuntimeError("CpuUse.record() before the measured block started")
+        end = self._end or self._now()
+        wall, cpu = end[0] - self._start[0], end[1] - self._start[1]
+        cores = os.cpu_count() or 1
+        load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+        return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cores": cores,
+                "cpu_share": round(cpu / (wall * cores), 3) if wall > 0 else None, "load_average": load}
+
+
+def shared(use: dict | None) -> bool:
+    """Whether a ``CpuUse`` record says the work shared the machine (its seconds are inflated)."""
+    share = (use or {}).get("cpu_share")
+    return share is not None and share < SHARED_BELOW
+
+
+def use_line(use: dict | None) -> str:
+    """``CPU share 0.97 over 2,053 s`` or, below ``SHARED_BELOW``, the same with a warning."""
+    if not use or use.get("cpu_share") is None:
+        return "CPU share not recorded"
+    line = f"CPU share {use['cpu_share']:.2f} over {use['wall_s']:,.0f} s"
+    return line + (" (shared the machine: its seconds are inflated)" if shared(use) else "")

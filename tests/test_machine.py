@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from lifelong.machine import auto_dtype, describe_machine, machine_line, resolve_device, resolve_dtype
+import subprocess
+import sys
+
+import pytest
+
+from lifelong.machine import (SHARED_BELOW, CpuUse, auto_dtype, describe_machine, machine_line, resolve_device,
+                             resolve_dtype, shared, use_line)
 
 CPU = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -67,3 +73,41 @@ def test_an_explicit_dtype_is_kept_whatever_the_machine():
 def test_auto_device_is_cuda_only_where_there_is_one():
     assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+BURN = "import time\nwhile time.process_time() < {s}: pass"  # CPU seconds, whatever else runs on the machine
+
+
+def test_cpu_use_counts_the_cpu_seconds_of_the_children_it_waited_for():
+    with CpuUse() as use:
+        procs = [subprocess.Popen([sys.executable, "-c", BURN.format(s=0.6)]) for _ in range(2)]
+        for p in procs:
+            p.wait()
+    r = use.record()
+    # two children of 0.6 CPU seconds each (plus interpreter start-up), none of it in this process
+    assert 1.2 <= r["cpu_s"] <= 1.2 + 2 * 0.5, r
+    assert r["wall_s"] >= 0.6 and r["cores"] >= 1
+    assert r["cpu_share"] == pytest.approx(r["cpu_s"] / (r["wall_s"] * r["cores"]), abs=0.01)
+    assert len(r["load_average"]) == 3
+
+
+def test_idle_work_has_a_low_share_and_a_busy_process_a_high_one():
+    with CpuUse() as use:
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(0.8)"], check=True)
+    idle = use.record()
+    assert idle["wall_s"] >= 0.8 and idle["cpu_share"] < 0.3  # start-up only, over 0.8 s and every core
+    with CpuUse() as use:
+        subprocess.run([sys.executable, "-c", BURN.format(s=0.8)], check=True)
+    busy = use.record()
+    # one core busy: the share can reach 1/cores, less whatever the machine's other work took
+    assert busy["cpu_s"] >= 0.8 and busy["cpu_share"] <= 1 / busy["cores"] + 0.05
+
+
+def test_a_share_below_the_threshold_is_flagged():
+    assert not shared({"cpu_share": 0.97}) and shared({"cpu_share": SHARED_BELOW - 0.01})
+    assert not shared(None) and not shared({"cpu_share": None})
+    assert use_line({"cpu_share": 0.97, "wall_s": 2053.4}) == "CPU share 0.97 over 2,053 s"
+    assert use_line({"cpu_share": 0.52, "wall_s": 3120.0}).endswith("(shared the machine: its seconds are inflated)")
+    assert use_line(None) == "CPU share not recorded"
+    with pytest.raises(RuntimeError):
+        CpuUse().record()

@@ -64,11 +64,30 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
         assert json.loads(f.read_text())["machine"] == here
         assert json.loads(f.read_text())["dtype"] == "float32"
     assert f"Hardware: {machine_line(here)}, base float32 (adapt_inf s0, sequential s0, adapt_inf s1)" in md
+    # ... and how much of the machine the run had (CPU seconds of the run's process over its wall seconds)
+    for f in (tmp_path / "runs").glob("*.json"):
+        use = json.loads(f.read_text())["cpu_use"]
+        assert use["wall_s"] > 0 and 0 < use["cpu_s"] and 0 < use["cpu_share"] <= 1.05
+        assert use["cpu_share"] == pytest.approx(use["cpu_s"] / (use["wall_s"] * use["cores"]), abs=0.01)
     # The table needs only the result files: run directories can go.
     shutil.rmtree(tmp_path / "cmp_sequential_s0")
     again, stdout = _compare(tmp_path, capsys)
     assert stdout.count("result there already") == 3
     assert again["runs"] == out["runs"]
+    # A run that shared the machine is named under the table (its seconds are not comparable), and one
+    # whose share was never measured too.
+    for name, use in (("adapt_inf_s0", {"wall_s": 100.0, "cpu_s": 80.0, "cores": 2, "cpu_share": 0.4}),
+                      ("sequential_s0", None),
+                      ("adapt_inf_s1", {"wall_s": 100.0, "cpu_s": 190.0, "cores": 2, "cpu_share": 0.95})):
+        f = tmp_path / "runs" / f"{name}.json"
+        r = json.loads(f.read_text())
+        r["cpu_use"] = use
+        f.write_text(json.dumps(r))
+    flagged, _ = _compare(tmp_path, capsys, "--assemble-only")
+    md = (tmp_path / "compare.md").read_text()
+    assert "its seconds are inflated, its accuracies are not): adapt_inf s0 (0.40)." in md
+    assert "CPU share not recorded (run before it was measured): sequential s0." in md
+    assert flagged["shared_machine"] == ["adapt_inf s0 (0.40)"] and flagged["runs"] == out["runs"]
     # A rerun from scratch of one (strategy, seed) selects exactly the same samples.
     (tmp_path / "runs" / "adapt_inf_s1.json").unlink()
     shutil.rmtree(tmp_path / "cmp_adapt_inf_s1")
