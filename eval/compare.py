@@ -4,6 +4,7 @@
     python eval/compare.py --commit             # ... committing each result file the moment it is written
     python eval/compare.py --background --commit   # the same, detached (log: <runs-dir>/compare.log)
     python eval/compare.py --assemble-only      # only the table, from the result files
+    python eval/compare.py --status             # done / stopped part way (resumable) / not started
     python eval/compare.py --config configs/smoke.yaml --runs-dir /tmp/cmp --results /tmp/cmp   # a quick check
 
 Each (strategy, seed) is a run of the same loop (`lifelong run ... seed=S`) that
@@ -13,7 +14,11 @@ its per-question scores and cost figures go to
 the built-in stream's data); a
 (strategy, seed) whose file is there with the same config digest is not run
 again, so a long comparison accumulates over several sittings on 2 cores
-(``--commit`` makes each file a commit of its own at once). The table
+(``--commit`` makes each file a commit of its own at once); a run stopped
+part way (the sitting ended) resumes at the round where it stopped. Each
+result also records how much of the machine its run had (CPU share,
+:class:`lifelong.machine.CpuUse`), and the table names the runs that shared
+it, whose seconds are inflated. The table
 (``<results>/compare.md`` and ``.json``) is assembled from the result files
 alone: point estimates are means over seeds, 95% intervals come from a
 bootstrap over seeds and questions together
@@ -184,6 +189,41 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
         save_result(res, results / "runs")
         if do_commit:
             commit(path)
+
+
+def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: list[str], results: Path) -> str:
+    """Where each planned (strategy, seed) stands: its result, a run stopped part way (the next
+    ``compare.py`` resumes it at the round where it stopped), or nothing yet."""
+    from lifelong.evaluation.history import load_history
+    from lifelong.evaluation.multiseed import result_path
+    from lifelong.runlock import running
+
+    lines, todo = [], 0
+    for name, seed in plan:
+        path = result_path(results / "runs", name, seed)
+        d = run_dir(runs_dir, name, seed)
+        if path.exists():
+            res = json.loads(path.read_text())
+            if res.get("config_sha") == config_sha(config, name, seed, extra):
+                final = np.mean([np.mean([x for x in m[-1] if x is not None]) for m in res["scores"].values()])
+                lines.append(f"{name} seed {seed}: done ({path.relative_to(results)}, final avg acc {final:.3f})")
+                continue
+            stale = " (its result there is stale: another config, stream or method change)"
+        else:
+            stale = ""
+        todo += 1
+        if RunLayout(d).history.exists():
+            cfg = resolved_config(config, name, seed, extra)
+            total = (len(cfg.stream.builtin_config.order) if cfg.stream.builtin != "none" else 0) \
+                + len(cfg.stream.datasets)
+            done = len(load_history(d).rounds)
+            who = running(d)
+            lines.append(f"{name} seed {seed}: {done} of {total} rounds finished in {d}{stale}; " + (
+                f"running now (pid {who['pid']}, since {who.get('since', '?')})" if who else
+                "stopped: the next compare.py resumes it"))
+        else:
+            lines.append(f"{name} seed {seed}: not started{stale}")
+    return "\n".join([*lines, f"{todo} of {len(plan)} still to run"])
 
 
 def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = "{:+.3f}") -> str:
@@ -380,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", action="store_true", help="commit each result file as soon as it is written")
     p.add_argument("--assemble-only", action="store_true")
     p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/compare.log")
+    p.add_argument("--status", action="store_true",
+                   help="say which (strategy, seed) are done, stopped part way (resumable) or not started")
     p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
     args = p.parse_args(argv)
     names = args.strategies.split(",")
@@ -396,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
                         *([f"--seeds {args.seeds}"] if args.seeds != "0,1,2" else []),
                         *([f"--one-seed {args.one_seed}"] if args.one_seed != ONE_SEED else []),
                         *[f"'{o}'" if "[" in o else o for o in args.overrides]])
+    if args.status:
+        print(status(args.config, args.runs_dir, plan, args.overrides, args.results))
+        return 0
     if args.background:
         args.runs_dir.mkdir(parents=True, exist_ok=True)
         log = open(args.runs_dir / "compare.log", "a")

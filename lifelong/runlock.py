@@ -55,6 +55,27 @@ def holder(run_dir: str | Path) -> dict:
         return {}
 
 
+def running(run_dir: str | Path) -> dict:
+    """The holder (as :func:`holder`) if a live process on this host holds the lock, else ``{}``.
+
+    Reads the lock file only, so it never competes with a writer for the lock.
+    A writer clears the file when it lets go; one that was killed leaves its
+    record behind, but its pid is gone (the pid could be reused: this is for
+    reports, the ``flock`` is what excludes).
+    """
+    h = holder(run_dir)
+    pid = h.get("pid")
+    if not isinstance(pid, int) or h.get("host") not in (None, socket.gethostname()):
+        return {}
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return {}
+    except PermissionError:  # alive, another user's
+        pass
+    return h
+
+
 @contextmanager
 def run_lock(run_dir: str | Path, command: str | None = None):
     """Hold ``run_dir``'s writer lock for the ``with`` block (re-entrant within a process).

@@ -12,7 +12,7 @@ from arrival_data import write_llava
 from lifelong.cli import main
 from lifelong.evaluation.history import RunHistory, save_history
 from lifelong.run_config import RunConfig, dump_run_config
-from lifelong.runlock import EXIT_LOCKED, RunLocked, run_lock
+from lifelong.runlock import EXIT_LOCKED, RunLocked, run_lock, running
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLD = ("import sys, time\nfrom lifelong.runlock import run_lock\n"
@@ -76,13 +76,16 @@ def test_a_killed_holder_leaves_no_stale_lock(held_run):
     with pytest.raises(RunLocked):
         with run_lock(run):
             pass
+    assert running(run)["pid"] == proc.pid and running(run)["command"] == "holder under test"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # its record stays in the file, but it names a process that is gone
+    assert '"holder under test"' in (run / "run.lock").read_text() and running(run) == {}
     with run_lock(run):  # the kernel released it with the process
         with run_lock(run):  # re-entrant within one process
             pass
         assert (run / "run.lock").read_text().startswith("{")
-    assert (run / "run.lock").read_text() == ""
+    assert (run / "run.lock").read_text() == "" and running(run) == {}
 
 
 @pytest.mark.e2e

@@ -88,9 +88,18 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     assert "its seconds are inflated, its accuracies are not): adapt_inf s0 (0.40)." in md
     assert "CPU share not recorded (run before it was measured): sequential s0." in md
     assert flagged["shared_machine"] == ["adapt_inf s0 (0.40)"] and flagged["runs"] == out["runs"]
-    # A rerun from scratch of one (strategy, seed) selects exactly the same samples.
+    # --status: which (strategy, seed) are done, stopped part way (resumable), not started
+    _compare(tmp_path, capsys, "--status")  # reads, runs nothing
+    assert sorted(p.name for p in (tmp_path / "runs").glob("*.json")) == files
     (tmp_path / "runs" / "adapt_inf_s1.json").unlink()
+    _, report = _compare(tmp_path, capsys, "--status")
+    assert "adapt_inf seed 0: done (runs/adapt_inf_s0.json, final avg acc" in report
+    assert f"adapt_inf seed 1: 2 of 2 rounds finished in {tmp_path / 'cmp_adapt_inf_s1'}; stopped: the next " \
+           "compare.py resumes it" in report
     shutil.rmtree(tmp_path / "cmp_adapt_inf_s1")
+    _, report = _compare(tmp_path, capsys, "--status")
+    assert "adapt_inf seed 1: not started" in report and report.strip().endswith("1 of 3 still to run")
+    # A rerun from scratch of one (strategy, seed) selects exactly the same samples.
     rerun, _ = _compare(tmp_path, capsys)
     assert rerun["runs"]["adapt_inf"]["selections_sha256"] == sha
     assert rerun["runs"]["adapt_inf"]["avg_acc"] == out["runs"]["adapt_inf"]["avg_acc"]
