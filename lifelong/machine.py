@@ -1,5 +1,6 @@
-"""What machine a measurement ran on (CPU model, cores, bf16 support), and the
-dtype a model's frozen base should take on it.
+"""What machine a measurement ran on (CPU model, cores, bf16 support), how much
+of it the measurement had (``CpuUse``), and the dtype a model's frozen base
+should take on it.
 
 Timings and costs from different machines differ by more than the effects
 measured (a bf16 matmul on a CPU with AMX runs several times faster than on one
@@ -106,9 +107,10 @@ def machine_line(m: dict | None) -> str:
 
 
 # A run that keeps every core busy shows a CPU share of ~0.95 alone on the
-# machine (measured: 0.97 for `make demo` on 2 cores); beside a second CPU-bound
-# job it drops to ~0.5 and its wall time grows by as much. Below this share a
-# timing is flagged as taken on a shared machine.
+# machine (measured: 0.97 over the first rounds of a comparison run on 2
+# cores); beside a second CPU-bound job it drops to ~0.5 and its wall time
+# grows by as much. Below this share a timing is flagged as taken on a shared
+# machine.
 SHARED_BELOW = 0.8
 
 
