@@ -336,7 +336,9 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         "= scoring pass + clustering/routing/sampling; selection / training = total seconds over total seconds.",
         *(["", f"Shared the machine (CPU share below {SHARED_BELOW}: its seconds are inflated, its accuracies "
                f"are not): {', '.join(busy)}."] if busy else []),
-        *(["", f"CPU share not recorded (run before it was measured): {', '.join(unmeasured)}."]
+        *(["", "CPU share not recorded: every run here ran before it was measured."]
+          if unmeasured and len(unmeasured) == len(fresh) else
+          ["", f"CPU share not recorded (run before it was measured): {', '.join(unmeasured)}."]
           if unmeasured else []),
         *(["", "Targets (met: the 95% interval is on the right side; not met: on the wrong side):", "", *targets]
           if targets else []),
