@@ -131,7 +131,7 @@ def matrix_summary(run: Path) -> dict:
 
 def markdown(res: dict) -> str:
     lines = ["# bench_learn", "", f"command: `{res['command']}`", "",
-             f"machine: {res['machine']}; {use_line(res.get('cpu_use'))}", ""]
+             f"machine: {res.get('machine', 'not recorded')}; {use_line(res.get('cpu_use'))}", ""]
     if "ceilings" in res:
         c = res["ceilings"]
         lines += [f"## Ceilings ({res['ceiling_split']} split, {res['ceiling_epochs']} epochs, trained alone)", "",
