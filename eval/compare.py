@@ -195,7 +195,7 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
     """Where each planned (strategy, seed) stands: its result, a run stopped part way (the next
     ``compare.py`` resumes it at the round where it stopped), or nothing yet."""
     from lifelong.evaluation.history import load_history
-    from lifelong.evaluation.multiseed import result_path
+    from lifelong.evaluation.multiseed import metrics_of, result_path, score_tensor
     from lifelong.runlock import running
 
     lines, todo = [], 0
@@ -205,7 +205,7 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
         if path.exists():
             res = json.loads(path.read_text())
             if res.get("config_sha") == config_sha(config, name, seed, extra):
-                final = np.mean([np.mean([x for x in m[-1] if x is not None]) for m in res["scores"].values()])
+                final = metrics_of(score_tensor(res))["avg_acc"]  # as the table computes it
                 lines.append(f"{name} seed {seed}: done ({path.relative_to(results)}, final avg acc {final:.3f})")
                 continue
             stale = " (its result there is stale: another config, stream or method change)"
