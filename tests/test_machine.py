@@ -2,12 +2,11 @@
 picks bf16 only where the CPU has bf16 units."""
 from __future__ import annotations
 
-import torch
-
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from lifelong.machine import (SHARED_BELOW, CpuUse, auto_dtype, describe_machine, machine_line, resolve_device,
                              resolve_dtype, shared, use_line)
