@@ -1,5 +1,4 @@
-"""Generated scenes of shapes: counting, spatial relations between two shapes, the colour of the shape
-on one side of another, a shape's position."""
+"""Generated scenes of shapes: counting, spatial relations between two shapes, a shape's position."""
 from __future__ import annotations
 
 import json
@@ -196,68 +195,6 @@ register(
     )
 )
 
-
-
-# --------------------------------------------------------------------- relative
-
-# Relative: two shapes in two neighbouring quarters of the image (one row or one
-# column of the 2x2 grid of image tokens), each wholly inside its quarter; the
-# question names a side and asks the colour of the shape on that side of the
-# other. One object is found by where it is, then one attribute is read: the
-# spatial task instead finds two objects by colour and compares where they are,
-# which this model does not learn from a few hundred samples (ceiling 0.42).
-SIDES = {"left of": (0, -1), "right of": (0, 1), "above": (1, -1), "below": (1, 1)}  # phrase -> (axis, sign)
-
-
-def make_relative(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
-    colors, size = list(draw.PALETTE), cfg.image_size
-    phrases = list(SIDES)
-
-    def propose() -> Item | None:
-        phrase = phrases[int(rng.integers(len(phrases)))]
-        axis, sign = SIDES[phrase]
-        other = int(rng.integers(2))  # the row (axis 0) or column (axis 1) the pair shares
-        # (column, row) of the shape asked about and of the other one
-        lo, hi = ((0, other), (1, other)) if axis == 0 else ((other, 0), (other, 1))
-        asked, ref = (hi, lo) if sign > 0 else (lo, hi)
-        ca, cb = (colors[int(i)] for i in rng.choice(len(colors), size=2, replace=False))
-        objects = []
-        for quarter, colour in ((asked, ca), (ref, cb)):
-            r = int(rng.integers(SPATIAL_RADII[0], SPATIAL_RADII[1] + 1))
-            cx, cy = quarter_centre(rng, size, quarter, r)
-            objects.append({"kind": draw.SHAPES[int(rng.integers(len(draw.SHAPES)))], "cx": cx, "cy": cy,
-                            "r": r, "color": colour})
-        truth = {"side": phrase, "objects": objects}
-        question = f"What colour is the shape {phrase} the other one?"
-        key = "relative/" + json.dumps(truth, sort_keys=True)
-        return Item(key, question, ca, draw.render_shapes(size, objects), truth)
-
-    return _collect(n, exclude, propose, "relative", max_tries=50 * n + 100)
-
-
-register(
-    DatasetSpec(
-        name="relative",
-        skill="name the colour of the object on one side of another",
-        make=make_relative,
-        wrong_answer=lambda item, rng, cfg: _other(list(draw.PALETTE), item.answer, rng),
-        jitter=image_jitter,
-        has_images=True,
-        card=CardInfo(
-            pretty_name="Relative position (generated)",
-            task_categories=("visual-question-answering",),
-            generation=(
-                "A white square canvas with two filled shapes (circle, square or triangle) of two different "
-                f"palette colours, half-side {SPATIAL_RADII[0]}-{SPATIAL_RADII[1]} px, drawn with PIL without "
-                "anti-aliasing, in two neighbouring quarters of the image (side by side or one above the "
-                f"other), each wholly inside its quarter and at least {MARGIN} px from the border and from "
-                "both mid-lines. The question names a side (left of, right of, above, below); the answer is "
-                "the colour of the shape on that side of the other (y grows downwards)."
-            ),
-            answers="a palette colour name: " + ", ".join(f"`{c}`" for c in draw.PALETTE),
-        ),
-    )
-)
 
 
 # --------------------------------------------------------------------- position
