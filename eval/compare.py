@@ -166,6 +166,19 @@ def commit(path: Path) -> None:
                    check=True)
 
 
+def finished_rounds(d: Path) -> int:
+    """Rounds of the run in ``d`` whose history is written (0 when it never started)."""
+    from lifelong.evaluation.history import load_history
+
+    return len(load_history(d).rounds) if RunLayout(d).history.exists() else 0
+
+
+def sitting_rounds(use: dict) -> str:
+    """The rounds a result's CPU share covers, in words."""
+    first, last = use["first_round"], use["last_round"]
+    return f"rounds {first}–{last}" if first <= last else "no round: all finished in an earlier sitting"
+
+
 def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: list[str], results: Path,
             do_commit: bool) -> None:
     from lifelong.evaluation.multiseed import result_from_run, result_path, save_result
@@ -180,11 +193,14 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
         cmd = [sys.executable, "-m", "lifelong.cli", "run", str(config), f"name={d.name}", f"runs_dir={runs_dir}",
                *run_overrides(name, seed, extra)]
         print(f"[{name} seed {seed}] {' '.join(cmd[3:])}", flush=True)
+        first = finished_rounds(d) + 1  # a run stopped in an earlier sitting resumes after its last round
         with CpuUse() as use:  # whether the run had the machine to itself: its seconds are compared
             subprocess.run(cmd, check=True, cwd=ROOT)
+        # The share covers this sitting only: rounds first..last of the run.
+        sitting = {**use.record(), "first_round": first, "last_round": finished_rounds(d)}
         res = result_from_run(d, name, seed, sha, {"costs": costs(d), "machine": describe_machine(),
                                                    "dtype": base_dtype(config, name, seed, extra),
-                                                   "cpu_use": use.record()})
+                                                   "cpu_use": sitting})
         print(f"[{name} seed {seed}] {use_line(res['cpu_use'])}", flush=True)
         save_result(res, results / "runs")
         if do_commit:
@@ -216,7 +232,7 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
             cfg = resolved_config(config, name, seed, extra)
             total = (len(cfg.stream.builtin_config.order) if cfg.stream.builtin != "none" else 0) \
                 + len(cfg.stream.datasets)
-            done = len(load_history(d).rounds)
+            done = finished_rounds(d)
             who = running(d)
             lines.append(f"{name} seed {seed}: {done} of {total} rounds finished in {d}{stale}; " + (
                 f"running now (pid {who['pid']}, since {who.get('since', '?')})" if who else
@@ -324,6 +340,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
     busy = [f"{r['strategy']} s{r['seed']} ({r['cpu_use']['cpu_share']:.2f})"
             for r in fresh if shared(r.get("cpu_use"))]
     unmeasured = [f"{r['strategy']} s{r['seed']}" for r in fresh if not r.get("cpu_use")]
+    resumed = [f"{r['strategy']} s{r['seed']} ({sitting_rounds(r['cpu_use'])})"
+               for r in fresh if (r.get("cpu_use") or {}).get("first_round", 1) > 1]
     md = "\n".join([
         "# Adapt-∞ against the baselines, over seeds", "",
         f"Command: `{command}`", f"Hardware: {hw}", "",
@@ -340,6 +358,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
           if unmeasured and len(unmeasured) == len(fresh) else
           ["", f"CPU share not recorded (run before it was measured): {', '.join(unmeasured)}."]
           if unmeasured else []),
+        *(["", f"CPU share of the last sitting only (runs resumed from an earlier one): {', '.join(resumed)}."]
+          if resumed else []),
         *(["", "Targets (met: the 95% interval is on the right side; not met: on the wrong side):", "", *targets]
           if targets else []),
         *diag_lines,
@@ -353,6 +373,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
     (results / "compare.md").write_text(md)
     (results / "compare.json").write_text(json.dumps(
         {"command": command, "hardware": hw, "shared_machine": busy, "cpu_share_not_recorded": unmeasured,
+         "cpu_share_last_sitting_only": resumed,
          "seeds": {n: r["seeds"] for n, r in rows.items()},
          "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "demo_goals": gjson,
          "runs": rows,

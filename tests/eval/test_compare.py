@@ -69,6 +69,7 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
         use = json.loads(f.read_text())["cpu_use"]
         assert use["wall_s"] > 0 and 0 < use["cpu_s"] and 0 < use["cpu_share"] <= 1.05
         assert use["cpu_share"] == pytest.approx(use["cpu_s"] / (use["wall_s"] * use["cores"]), abs=0.01)
+        assert (use["first_round"], use["last_round"]) == (1, 2)  # the whole run in this sitting
     # The table needs only the result files: run directories can go.
     shutil.rmtree(tmp_path / "cmp_sequential_s0")
     again, stdout = _compare(tmp_path, capsys)
@@ -78,7 +79,8 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     # whose share was never measured too.
     for name, use in (("adapt_inf_s0", {"wall_s": 100.0, "cpu_s": 80.0, "cores": 2, "cpu_share": 0.4}),
                       ("sequential_s0", None),
-                      ("adapt_inf_s1", {"wall_s": 100.0, "cpu_s": 190.0, "cores": 2, "cpu_share": 0.95})):
+                      ("adapt_inf_s1", {"wall_s": 100.0, "cpu_s": 190.0, "cores": 2, "cpu_share": 0.95,
+                                        "first_round": 2, "last_round": 2})):
         f = tmp_path / "runs" / f"{name}.json"
         r = json.loads(f.read_text())
         r["cpu_use"] = use
@@ -88,6 +90,9 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     assert "its seconds are inflated, its accuracies are not): adapt_inf s0 (0.40)." in md
     assert "CPU share not recorded (run before it was measured): sequential s0." in md
     assert flagged["shared_machine"] == ["adapt_inf s0 (0.40)"] and flagged["runs"] == out["runs"]
+    # A run resumed from an earlier sitting: its share covers the rounds of the last one.
+    assert "CPU share of the last sitting only (runs resumed from an earlier one): adapt_inf s1 (rounds 2–2)." in md
+    assert flagged["cpu_share_last_sitting_only"] == ["adapt_inf s1 (rounds 2–2)"]
     # --status: which (strategy, seed) are done, stopped part way (resumable), not started
     _compare(tmp_path, capsys, "--status")  # reads, runs nothing
     assert sorted(p.name for p in (tmp_path / "runs").glob("*.json")) == files
@@ -96,6 +101,12 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     assert "adapt_inf seed 0: done (runs/adapt_inf_s0.json, final avg acc" in report
     assert f"adapt_inf seed 1: 2 of 2 rounds finished in {tmp_path / 'cmp_adapt_inf_s1'}; stopped: the next " \
            "compare.py resumes it" in report
+    # Resumed, it runs no round (all were finished) and says its CPU share measured none.
+    resumed, _ = _compare(tmp_path, capsys)
+    use = json.loads((tmp_path / "runs" / "adapt_inf_s1.json").read_text())["cpu_use"]
+    assert (use["first_round"], use["last_round"]) == (3, 2) and resumed["runs"] == flagged["runs"]
+    assert resumed["cpu_share_last_sitting_only"] == ["adapt_inf s1 (no round: all finished in an earlier sitting)"]
+    (tmp_path / "runs" / "adapt_inf_s1.json").unlink()
     shutil.rmtree(tmp_path / "cmp_adapt_inf_s1")
     _, report = _compare(tmp_path, capsys, "--status")
     assert "adapt_inf seed 1: not started" in report and report.strip().endswith("1 of 3 still to run")
