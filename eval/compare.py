@@ -210,7 +210,6 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
 def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: list[str], results: Path) -> str:
     """Where each planned (strategy, seed) stands: its result, a run stopped part way (the next
     ``compare.py`` resumes it at the round where it stopped), or nothing yet."""
-    from lifelong.evaluation.history import load_history
     from lifelong.evaluation.multiseed import metrics_of, result_path, score_tensor
     from lifelong.runlock import running
 
