@@ -123,6 +123,23 @@ def test_spatial_answer_matches_colour_centroids(stream):
     assert n > 30
 
 
+def test_size_answer_matches_the_shape_extent(stream):
+    pattern = re.compile(r"Is the (\w+) (\w+) small, medium or large\?")
+    n, seen = 0, set()
+    for rec, img, answer, ok in graded(stream, "size"):
+        colour, _ = pattern.search(qa(rec)[0]).groups()
+        px = np.argwhere((img == COLOURS[colour]).all(-1))
+        assert len(px) == (img != 255).any(-1).sum(), rec["id"]  # one shape, of the colour named
+        side = int((px.max(0) - px.min(0)).max()) + 1
+        # Boxes of 7-11, 17-21 and 27-33 px: the side alone names the class.
+        assert 7 <= side <= 11 or 17 <= side <= 21 or 27 <= side <= 33, (rec["id"], side)
+        measured = "small" if side <= 11 else "medium" if side <= 21 else "large"
+        check(answer, measured, ok, rec)
+        seen.add(measured)
+        n += 1
+    assert n > 30 and seen == {"small", "medium", "large"}
+
+
 def test_digits_image_and_answer_match_sklearn(stream):
     from sklearn.datasets import load_digits
 

@@ -1,7 +1,7 @@
 """The datasets of the built-in stream: one registered ``DatasetSpec`` each.
 
 ``spec`` holds the registry; the generators live by kind: ``vqa`` (easy-vqa,
-digits), ``scenes`` (counting, spatial, position) and ``text`` (text reading,
+digits), ``scenes`` (counting, spatial, position, size) and ``text`` (text reading,
 text-only questions, number comparison). Importing this package registers them all.
 """
 # Importing the kind modules registers their datasets.

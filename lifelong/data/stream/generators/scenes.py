@@ -1,4 +1,4 @@
-"""Generated scenes of shapes: counting, spatial relations between two shapes, a shape's position."""
+"""Generated scenes of shapes: counting, spatial relations between two shapes, a shape's position and size."""
 from __future__ import annotations
 
 import json
@@ -248,6 +248,60 @@ register(
                 "The answer is the quarter of the image that holds the centre (y grows downwards)."
             ),
             answers=", ".join(f"`{c}`" for c in CORNERS),
+        ),
+    )
+)
+
+
+# ------------------------------------------------------------------------- size
+
+SIZES = ("small", "medium", "large")
+# Half-sides in pixels of each size class on the default 64-px canvas: boxes of
+# 7-11, 17-21 and 27-33 px, so the classes never touch (the gap between them is
+# 6 px of box side, far beyond the 1-px jitter).
+SIZE_RADII = {"small": (3, 5), "medium": (8, 10), "large": (13, 16)}
+
+
+def make_size(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
+    colors, size = list(draw.PALETTE), cfg.image_size
+    if 2 * (SIZE_RADII["large"][1] + MARGIN) >= size:
+        raise ValueError(f"a large shape (half-side {SIZE_RADII['large'][1]} px) does not fit a {size}-px image")
+
+    def propose() -> Item | None:
+        label = SIZES[int(rng.integers(len(SIZES)))]
+        lo, hi = SIZE_RADII[label]
+        r = int(rng.integers(lo, hi + 1))
+        cx, cy = (int(v) for v in rng.integers(r + MARGIN, size - r - MARGIN, size=2))
+        obj = {"kind": draw.SHAPES[int(rng.integers(len(draw.SHAPES)))], "cx": cx, "cy": cy, "r": r,
+               "color": colors[int(rng.integers(len(colors)))]}
+        truth = {"size": label, "objects": [obj]}
+        question = f"Is the {obj['color']} {obj['kind']} small, medium or large?"
+        key = "size/" + json.dumps(obj, sort_keys=True)
+        return Item(key, question, label, draw.render_shapes(size, [obj]), truth)
+
+    return _collect(n, exclude, propose, "size", max_tries=50 * n + 100)
+
+
+register(
+    DatasetSpec(
+        name="size",
+        skill="tell how large an object is",
+        make=make_size,
+        wrong_answer=lambda item, rng, cfg: _other(SIZES, item.answer, rng),
+        jitter=image_jitter,
+        has_images=True,
+        card=CardInfo(
+            pretty_name="Object size (generated)",
+            task_categories=("visual-question-answering",),
+            generation=(
+                "A white square canvas with one filled shape (circle, square or triangle) of a palette "
+                "colour anywhere in the image, drawn with PIL without anti-aliasing, at least "
+                f"{MARGIN} px from the border. Its size class is drawn uniformly, then its half-side "
+                "within the class: " + ", ".join(f"{k} {a}-{b} px" for k, (a, b) in SIZE_RADII.items())
+                + " (boxes of " + ", ".join(f"{2 * a + 1}-{2 * b + 1}" for a, b in SIZE_RADII.values())
+                + " px on a side, so the classes never touch). The answer is the class."
+            ),
+            answers=", ".join(f"`{s}`" for s in SIZES),
         ),
     )
 )
