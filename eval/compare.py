@@ -263,7 +263,11 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
 
     all_results = [r for r in load_results(results / "runs") if r["strategy"] in names]
     fresh = [r for r in all_results if expected.get((r["strategy"], r["seed"])) == r["config_sha"]]
-    stale = sorted(f"{r['strategy']} seed {r['seed']}" for r in all_results if r not in fresh)
+    # A result of a (strategy, seed) asked for under another digest is stale; one of a seed
+    # not asked for this time is left out, not stale.
+    stale = sorted(f"{r['strategy']} seed {r['seed']}" for r in all_results
+                   if r not in fresh and (r["strategy"], r["seed"]) in expected)
+    other = sorted(f"{r['strategy']} seed {r['seed']}" for r in all_results if (r["strategy"], r["seed"]) not in expected)
     by = {n: rs for n, rs in group(fresh).items()}
     by = {n: by[n] for n in names if n in by}
     point = point_estimates(by) if by else {}
@@ -367,6 +371,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
         *(["", "Ignored (run under another config, or before a change of the method in METHOD_CHANGES): "
                + ", ".join(stale)] if stale else []),
+        *(["", "Left out (seeds not asked for by this command; their results are kept): " + ", ".join(other)]
+          if other else []),
     ]) + "\n"
     results.mkdir(parents=True, exist_ok=True)
     (results / "compare.md").write_text(md)
@@ -376,7 +382,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
          "seeds": {n: r["seeds"] for n, r in rows.items()},
          "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "demo_goals": gjson,
          "runs": rows,
-         "missing": missing}, indent=1))
+         "missing": missing, "stale": stale, "left_out": other}, indent=1))
     if by:
         from lifelong.evaluation.charts import DashboardConfig
         from lifelong.evaluation.dashboard import write_histories

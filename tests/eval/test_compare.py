@@ -169,3 +169,28 @@ def test_the_dashboard_comes_from_the_result_files_alone(tmp_path, capsys):
         row = re.search(rf">{re.escape(label)}</a></td><td>{name}</td><td>7 / 7</td><td>([0-9.]+)</td>", html)
         assert row, label
         assert float(row.group(1)) == pytest.approx(np.mean(fs), abs=5e-4)
+
+
+def test_results_of_seeds_not_asked_for_are_left_out_not_called_stale(tmp_path):
+    """A run of one seed assembles a table of that seed; the other seeds' results are named as left
+    out, and only a result whose digest differs from its (strategy, seed)'s is called stale."""
+    (tmp_path / "runs").mkdir()
+    for path in sorted((ROOT / "eval" / "results" / "runs").glob("sequential_s*.json")):
+        shutil.copy(path, tmp_path / "runs" / path.name)
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in (tmp_path / "runs").glob("*.json"))
+    assert seeds[:2] == [0, 1]
+    s0 = tmp_path / "runs" / "sequential_s0.json"
+    r = json.loads(s0.read_text())
+    r["config_sha"] = "0" * 12  # as if run under another config
+    s0.write_text(json.dumps(r))
+    argv = ["--results", str(tmp_path), "--runs-dir", str(tmp_path / "no-runs"), "--strategies", "sequential",
+            "--seeds", "0,1", "--assemble-only"]
+    assert _load_compare().main(argv) == 0
+    out = json.loads((tmp_path / "compare.json").read_text())
+    assert out["stale"] == ["sequential seed 0"]
+    assert out["left_out"] == [f"sequential seed {s}" for s in seeds[2:]]
+    assert out["seeds"]["sequential"] == [1]
+    md = (tmp_path / "compare.md").read_text()
+    assert "Ignored (run under another config, or before a change of the method in METHOD_CHANGES): " \
+           "sequential seed 0\n" in md
+    assert "Left out (seeds not asked for by this command; their results are kept): sequential seed 2" in md
