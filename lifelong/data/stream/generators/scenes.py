@@ -197,6 +197,26 @@ register(
 
 
 
+# ------------------------------------------------------- one shape (position, size)
+
+def one_shape(rng: np.random.Generator, size: int, r: int, clear: float = 0) -> dict | None:
+    """One shape of half-side ``r`` anywhere in a ``size``-px image, its box ``MARGIN`` px inside
+    the border, of a random kind and palette colour; None (drawn no further) when its centre lies
+    within ``clear`` px of a mid-line."""
+    cx, cy = (int(v) for v in rng.integers(r + MARGIN, size - r - MARGIN, size=2))
+    if min(abs(cx - size / 2), abs(cy - size / 2)) < clear:
+        return None
+    colors = list(draw.PALETTE)
+    return {"kind": draw.SHAPES[int(rng.integers(len(draw.SHAPES)))], "cx": cx, "cy": cy, "r": r,
+            "color": colors[int(rng.integers(len(colors)))]}
+
+
+def one_shape_item(name: str, image_size: int, obj: dict, question: str, answer: str, **truth) -> Item:
+    """The item of a scene holding ``obj`` alone, keyed by the shape; ``truth`` plus the object."""
+    key = f"{name}/" + json.dumps(obj, sort_keys=True)
+    return Item(key, question, answer, draw.render_shapes(image_size, [obj]), {**truth, "objects": [obj]})
+
+
 # --------------------------------------------------------------------- position
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -212,20 +232,16 @@ def corner_of(cx: int, cy: int, size: int) -> str:
 
 
 def make_position(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
-    colors, size = list(draw.PALETTE), cfg.image_size
+    size = cfg.image_size
 
     def propose() -> Item | None:
         r = int(rng.integers(POSITION_RADII[0], POSITION_RADII[1] + 1))
-        cx, cy = (int(v) for v in rng.integers(r + MARGIN, size - r - MARGIN, size=2))
-        if min(abs(cx - size / 2), abs(cy - size / 2)) < POSITION_CLEAR:
+        obj = one_shape(rng, size, r, clear=POSITION_CLEAR)
+        if obj is None:
             return None
-        obj = {"kind": draw.SHAPES[int(rng.integers(len(draw.SHAPES)))], "cx": cx, "cy": cy, "r": r,
-               "color": colors[int(rng.integers(len(colors)))]}
-        corner = corner_of(cx, cy, size)
-        truth = {"corner": corner, "objects": [obj]}
+        corner = corner_of(obj["cx"], obj["cy"], size)
         question = f"In which corner of the image is the {obj['color']} {obj['kind']}?"
-        key = "position/" + json.dumps(obj, sort_keys=True)
-        return Item(key, question, corner, draw.render_shapes(size, [obj]), truth)
+        return one_shape_item("position", size, obj, question, corner, corner=corner)
 
     return _collect(n, exclude, propose, "position", max_tries=50 * n + 100)
 
@@ -263,21 +279,16 @@ SIZE_RADII = {"small": (3, 5), "medium": (8, 10), "large": (13, 16)}
 
 
 def make_size(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
-    colors, size = list(draw.PALETTE), cfg.image_size
+    size = cfg.image_size
     if 2 * (SIZE_RADII["large"][1] + MARGIN) >= size:
         raise ValueError(f"a large shape (half-side {SIZE_RADII['large'][1]} px) does not fit a {size}-px image")
 
-    def propose() -> Item | None:
+    def propose() -> Item:
         label = SIZES[int(rng.integers(len(SIZES)))]
         lo, hi = SIZE_RADII[label]
-        r = int(rng.integers(lo, hi + 1))
-        cx, cy = (int(v) for v in rng.integers(r + MARGIN, size - r - MARGIN, size=2))
-        obj = {"kind": draw.SHAPES[int(rng.integers(len(draw.SHAPES)))], "cx": cx, "cy": cy, "r": r,
-               "color": colors[int(rng.integers(len(colors)))]}
-        truth = {"size": label, "objects": [obj]}
+        obj = one_shape(rng, size, int(rng.integers(lo, hi + 1)))
         question = f"Is the {obj['color']} {obj['kind']} small, medium or large?"
-        key = "size/" + json.dumps(obj, sort_keys=True)
-        return Item(key, question, label, draw.render_shapes(size, [obj]), truth)
+        return one_shape_item("size", size, obj, question, label, size=label)
 
     return _collect(n, exclude, propose, "size", max_tries=50 * n + 100)
 
