@@ -316,3 +316,98 @@ register(
         ),
     )
 )
+
+
+# ------------------------------------------------------------ landmark (screening)
+
+def make_landmark(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
+    colors = [c for c in draw.PALETTE if c != "black"]
+    size = cfg.image_size
+
+    def propose() -> Item | None:
+        ca = colors[int(rng.integers(len(colors)))]
+        ka, kb = (draw.SHAPES[int(i)] for i in rng.integers(len(draw.SHAPES), size=2))
+        radii = [int(r) for r in rng.integers(SPATIAL_RADII[0], SPATIAL_RADII[1] + 1, size=2)]
+        centres = _place(rng, size, radii, GAP, MARGIN)
+        if centres is None:
+            return None
+        (ax, ay), (bx, by) = centres
+        rel = relation_of(ax, ay, bx, by)
+        if rel is None or not across_midline(rel, ax, ay, bx, by, size):
+            return None
+        objects = [
+            {"kind": ka, "cx": ax, "cy": ay, "r": radii[0], "color": ca},
+            {"kind": kb, "cx": bx, "cy": by, "r": radii[1], "color": "black"},
+        ]
+        question = f"Is the {ca} {ka} left of, right of, above or below the black {kb}?"
+        key = "landmark/" + json.dumps(objects, sort_keys=True)
+        return Item(key, question, rel, draw.render_shapes(size, objects), {"relation": rel, "objects": objects})
+
+    return _collect(n, exclude, propose, "landmark", max_tries=100 * n + 100)
+
+
+def make_landmark_q(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
+    colors = [c for c in draw.PALETTE if c != "black"]
+    size = cfg.image_size
+    pairs = [((0, 0), (1, 0)), ((0, 1), (1, 1)), ((0, 0), (0, 1)), ((1, 0), (1, 1))]
+
+    def propose() -> Item | None:
+        ca = colors[int(rng.integers(len(colors)))]
+        ka, kb = (draw.SHAPES[int(i)] for i in rng.integers(len(draw.SHAPES), size=2))
+        qa, qb = pairs[int(rng.integers(len(pairs)))]
+        if rng.integers(2):
+            qa, qb = qb, qa
+        radii = [int(r) for r in rng.integers(SPATIAL_RADII[0], SPATIAL_RADII[1] + 1, size=2)]
+        (ax, ay), (bx, by) = quarter_centre(rng, size, qa, radii[0]), quarter_centre(rng, size, qb, radii[1])
+        rel = ("left" if qa[0] < qb[0] else "right") if qa[1] == qb[1] else ("above" if qa[1] < qb[1] else "below")
+        objects = [
+            {"kind": ka, "cx": ax, "cy": ay, "r": radii[0], "color": ca},
+            {"kind": kb, "cx": bx, "cy": by, "r": radii[1], "color": "black"},
+        ]
+        question = f"Is the {ca} {ka} left of, right of, above or below the black {kb}?"
+        key = "landmark_q/" + json.dumps(objects, sort_keys=True)
+        return Item(key, question, rel, draw.render_shapes(size, objects), {"relation": rel, "objects": objects})
+
+    return _collect(n, exclude, propose, "landmark_q", max_tries=100 * n + 100)
+
+
+for _name, _make in (("landmark", make_landmark), ("landmark_q", make_landmark_q)):
+    register(DatasetSpec(name=_name, skill="tell where an object is relative to a black landmark", make=_make,
+                         wrong_answer=lambda item, rng, cfg: _other(RELATIONS, item.answer, rng),
+                         jitter=image_jitter, has_images=True,
+                         card=CardInfo(pretty_name="Landmark (screening)", task_categories=("visual-question-answering",),
+                                       generation="screening", answers="relations")))
+
+
+def _make_where(name: str, counts: tuple[int, int]):
+    def make(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
+        colors = [c for c in draw.PALETTE]
+        size = cfg.image_size
+
+        def propose() -> Item | None:
+            count = int(rng.integers(counts[0], counts[1] + 1))
+            quarters = [QUARTERS[int(q)] for q in rng.permutation(len(QUARTERS))[:count]]
+            cols = [colors[int(i)] for i in rng.choice(len(colors), size=count, replace=False)]
+            objects = []
+            for quarter, c in zip(quarters, cols):
+                r = int(rng.integers(COUNT_RADII[0], COUNT_RADII[1] + 1))
+                cx, cy = quarter_centre(rng, size, quarter, r)
+                objects.append({"kind": draw.SHAPES[int(rng.integers(len(draw.SHAPES)))], "cx": cx, "cy": cy,
+                                "r": r, "color": c})
+            target = objects[0]
+            corner = corner_of(target["cx"], target["cy"], size)
+            question = f"What colour is the shape in the {corner} corner?"
+            key = f"{name}/" + json.dumps(objects, sort_keys=True)
+            return Item(key, question, target["color"], draw.render_shapes(size, objects),
+                        {"corner": corner, "objects": objects})
+
+        return _collect(n, exclude, propose, name, max_tries=100 * n + 100)
+    return make
+
+
+for _name, _counts in (("where2", (2, 2)), ("where", (2, 4))):
+    register(DatasetSpec(name=_name, skill="name the colour of the object at a place", make=_make_where(_name, _counts),
+                         wrong_answer=lambda item, rng, cfg: _other(list(draw.PALETTE), item.answer, rng),
+                         jitter=image_jitter, has_images=True,
+                         card=CardInfo(pretty_name="Where (screening)", task_categories=("visual-question-answering",),
+                                       generation="screening", answers="colours")))

@@ -217,3 +217,47 @@ register(
         ),
     )
 )
+
+
+# ------------------------------------------------------------ screening: category, last word
+_CATS = {
+    "animal": "cat dog horse cow sheep goat pig tiger lion bear wolf fox rabbit mouse deer zebra giraffe monkey elephant camel donkey squirrel otter beaver badger kangaroo koala panda leopard cheetah hippo rhino moose bison llama hamster raccoon hedgehog buffalo gorilla",
+    "fruit": "apple banana cherry grape lemon lime mango melon orange peach pear plum kiwi papaya apricot fig durian guava coconut pineapple raspberry strawberry blueberry blackberry cranberry watermelon nectarine tangerine pomegranate lychee grapefruit persimmon quince currant gooseberry cantaloupe mandarin olive avocado passionfruit",
+    "tool": "hammer saw drill wrench screwdriver chisel pliers shovel rake axe spanner awl ruler hacksaw trowel hoe mallet crowbar sander clamp vise scissors knife needle ladder shears sickle scythe pickaxe pitchfork tongs stapler wheelbarrow whisk spatula ladle grater funnel plunger broom",
+    "vehicle": "car bus truck train bicycle motorcycle scooter tram van taxi ambulance tractor boat ship ferry yacht canoe kayak submarine airplane helicopter jet rocket glider balloon sled wagon cart carriage limousine jeep minivan trolley subway lorry caravan hovercraft skateboard forklift bulldozer",
+    "clothing": "shirt jacket coat sweater dress skirt trousers jeans shorts sock shoe boot sandal hat cap scarf glove belt tie vest blouse hoodie raincoat pyjamas slipper sneaker mitten apron cardigan tuxedo kimono poncho overalls leggings bikini bathrobe beanie bonnet gown cloak",
+}
+_CAT_T = ("Is a {w} an animal, a fruit, a tool, a vehicle or clothing?",
+          "Which kind of thing is a {w}: an animal, a fruit, a tool, a vehicle or clothing?",
+          "What category does the word '{w}' belong to: animal, fruit, tool, vehicle or clothing?",
+          "A {w} is which of these: animal, fruit, tool, vehicle, clothing?",
+          "Name the category of '{w}' (animal, fruit, tool, vehicle or clothing).")
+
+
+def make_category(split, n, rng, cfg, exclude):
+    words = [(w, c) for c, ws in _CATS.items() for i, w in enumerate(ws.split()) if (i % 5 == 0) == (split == "test")]
+
+    def propose():
+        w, c = words[int(rng.integers(len(words)))]
+        t = int(rng.integers(len(_CAT_T)))
+        return Item(f"category/{w}/{t}", _CAT_T[t].format(w=w), c, None, {"word": w, "template": t})
+    return _collect(n, exclude, propose, "category", max_tries=50 * n + 100)
+
+
+_LW = sorted({w for ws in _CATS.values() for w in ws.split()})
+
+
+def make_lastword(split, n, rng, cfg, exclude):
+    def propose():
+        k = int(rng.integers(3, 6))
+        ws = [_LW[int(i)] for i in rng.choice(len(_LW), size=k, replace=False)]
+        return Item("lastword/" + " ".join(ws), f"What is the last word of this list: {', '.join(ws)}?", ws[-1], None, {"words": ws})
+    return _collect(n, exclude, propose, "lastword", max_tries=50 * n + 100)
+
+
+for _n, _m in (("category", make_category), ("lastword", make_lastword)):
+    register(DatasetSpec(name=_n, skill="screening", make=_m,
+                         wrong_answer=lambda item, rng, cfg: "animal",
+                         jitter=lambda item, rng, cfg: (item, {"jitter": {}}), has_images=False,
+                         card=CardInfo(pretty_name="screening", task_categories=("question-answering",),
+                                       generation="screening", answers="words")))
