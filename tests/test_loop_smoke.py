@@ -22,7 +22,7 @@ def test_smoke_config_runs_every_round(tmp_path, capsys):
     assert "wall time per stage" in out
     run = tmp_path / "smoke"
     hist = json.loads((run / "metrics/history.json").read_text())
-    tasks = ["vqa_shape", "vqa_color", "digits", "counting", "spatial", "position", "compare"]
+    tasks = ["vqa_shape", "vqa_color", "digits", "counting", "category", "position", "compare"]
     assert hist["tasks"] == tasks
     assert len(hist["accuracy"]) == 8  # row 0 + one per round
     with Pool(run / "pool") as pool:

@@ -186,6 +186,46 @@ def test_compare_answers_are_the_larger_number_and_have_no_image(stream):
             assert answer == str(min(a, b))
 
 
+# Kinds of a few words, written here apart from the generator's lists: any record about one of
+# them must answer this kind (or, mislabeled, record it as the true answer).
+KNOWN_KINDS = {
+    "animal": "cat tiger horse elephant panda rabbit zebra camel gorilla hedgehog",
+    "fruit": "apple banana mango lemon cherry pineapple watermelon coconut peach plum",
+    "tool": "hammer saw drill wrench shovel axe scissors ladder broom whisk",
+    "vehicle": "car bus truck bicycle boat helicopter tractor submarine taxi airplane",
+    "clothing": "shirt jacket dress sock shoe hat scarf glove jeans sweater",
+}
+CATEGORY_QUESTION = re.compile(
+    r"(?:Is a (\w+) an animal, a fruit, a tool, a vehicle or clothing\?"
+    r"|Which kind of thing is a (\w+): an animal, a fruit, a tool, a vehicle or clothing\?"
+    r"|What category does the word '(\w+)' belong to: animal, fruit, tool, vehicle or clothing\?"
+    r"|A (\w+) is which of these: animal, fruit, tool, vehicle, clothing\?"
+    r"|Name the category of '(\w+)' \(animal, fruit, tool, vehicle or clothing\)\.)"
+)
+
+
+def test_category_answers_name_the_kind_and_test_words_are_unseen(stream):
+    known = {w: kind for kind, words in KNOWN_KINDS.items() for w in words.split()}
+    words: dict[str, set] = {"train": set(), "test": set()}
+    kinds: dict[str, set] = {}
+    checked = 0
+    for split in ("train", "test"):
+        for rec in records(stream, "category", split):
+            assert "image" not in rec
+            question, answer = qa(rec)
+            word = next(g for g in CATEGORY_QUESTION.fullmatch(question).groups() if g)
+            words[split].add(word)
+            assert answer in KNOWN_KINDS, rec["id"]
+            if rec["provenance"]["noise"] != "mislabeled":
+                kinds.setdefault(word, set()).add(answer)
+            if word in known:
+                check(answer, known[word], rec["provenance"]["noise"] != "mislabeled", rec)
+                checked += 1
+    assert not words["train"] & words["test"]  # the test split asks about unseen words only
+    assert all(len(k) == 1 for k in kinds.values())  # a word always answers the same kind
+    assert checked >= 5
+
+
 @pytest.mark.parametrize("name", ["vqa_shape", "vqa_color", "vqa_yesno"])
 def test_easy_vqa_question_answer_and_image_are_the_packages(stream, name):
     import easy_vqa

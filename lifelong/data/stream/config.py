@@ -20,7 +20,7 @@ class SplitSizes:
 
 
 def _default_order() -> list[str]:
-    return ["vqa_shape", "vqa_color", "digits", "counting", "spatial", "position", "compare"]
+    return ["vqa_shape", "vqa_color", "digits", "counting", "category", "position", "compare"]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ``spec`` holds the registry; the generators live by kind: ``vqa`` (easy-vqa,
 digits), ``scenes`` (counting, spatial, position, size) and ``text`` (text reading,
-text-only questions, number comparison). Importing this package registers them all.
+text-only questions, number comparison, word categories). Importing this package registers them all.
 """
 # Importing the kind modules registers their datasets.
 from lifelong.data.stream.generators.scenes import corner_of, relation_of

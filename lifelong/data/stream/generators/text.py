@@ -1,4 +1,5 @@
-"""Text skills: reading a rendered word, and text-only questions (arithmetic, letters, comparing numbers)."""
+"""Text skills: reading a rendered word, and text-only questions (arithmetic, letters, comparing numbers,
+word categories)."""
 from __future__ import annotations
 
 import json
@@ -219,45 +220,97 @@ register(
 )
 
 
-# ------------------------------------------------------------ screening: category, last word
-_CATS = {
-    "animal": "cat dog horse cow sheep goat pig tiger lion bear wolf fox rabbit mouse deer zebra giraffe monkey elephant camel donkey squirrel otter beaver badger kangaroo koala panda leopard cheetah hippo rhino moose bison llama hamster raccoon hedgehog buffalo gorilla",
-    "fruit": "apple banana cherry grape lemon lime mango melon orange peach pear plum kiwi papaya apricot fig durian guava coconut pineapple raspberry strawberry blueberry blackberry cranberry watermelon nectarine tangerine pomegranate lychee grapefruit persimmon quince currant gooseberry cantaloupe mandarin olive avocado passionfruit",
-    "tool": "hammer saw drill wrench screwdriver chisel pliers shovel rake axe spanner awl ruler hacksaw trowel hoe mallet crowbar sander clamp vise scissors knife needle ladder shears sickle scythe pickaxe pitchfork tongs stapler wheelbarrow whisk spatula ladle grater funnel plunger broom",
-    "vehicle": "car bus truck train bicycle motorcycle scooter tram van taxi ambulance tractor boat ship ferry yacht canoe kayak submarine airplane helicopter jet rocket glider balloon sled wagon cart carriage limousine jeep minivan trolley subway lorry caravan hovercraft skateboard forklift bulldozer",
-    "clothing": "shirt jacket coat sweater dress skirt trousers jeans shorts sock shoe boot sandal hat cap scarf glove belt tie vest blouse hoodie raincoat pyjamas slipper sneaker mitten apron cardigan tuxedo kimono poncho overalls leggings bikini bathrobe beanie bonnet gown cloak",
+# ------------------------------------------------------------ text categories
+
+# Five kinds of thing, 40 common single-word names each, none of which names
+# something of another kind in everyday use ("kiwi", "orange" as a colour,
+# "tank", "date", "file" were left out). Every fifth word of each kind (by its
+# place in the list) is kept for the test split, the rest for train, so a test
+# question always asks about a word never seen in training.
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "animal": tuple(
+        "cat dog horse cow sheep goat pig tiger lion bear wolf fox rabbit mouse deer zebra giraffe monkey "
+        "elephant camel donkey squirrel otter beaver badger kangaroo koala panda leopard cheetah hippo rhino "
+        "moose bison llama hamster raccoon hedgehog buffalo gorilla".split()),
+    "fruit": tuple(
+        "apple banana cherry grape lemon lime mango melon peach pear plum papaya apricot fig durian guava "
+        "coconut pineapple raspberry strawberry blueberry blackberry cranberry watermelon nectarine tangerine "
+        "pomegranate lychee grapefruit persimmon quince currant gooseberry cantaloupe mandarin clementine "
+        "avocado passionfruit kumquat mulberry".split()),
+    "tool": tuple(
+        "hammer saw drill wrench screwdriver chisel pliers shovel rake axe spanner awl ruler hacksaw trowel "
+        "hoe mallet crowbar sander clamp vise scissors knife needle ladder shears sickle scythe pickaxe "
+        "pitchfork tongs stapler wheelbarrow whisk spatula ladle grater funnel plunger broom".split()),
+    "vehicle": tuple(
+        "car bus truck train bicycle motorcycle scooter tram van taxi ambulance tractor boat ship ferry yacht "
+        "canoe kayak submarine airplane helicopter jet rocket glider airship sled wagon cart carriage "
+        "limousine jeep minivan trolley subway lorry caravan hovercraft minibus forklift bulldozer".split()),
+    "clothing": tuple(
+        "shirt jacket coat sweater dress skirt trousers jeans shorts sock shoe boot sandal hat cap scarf glove "
+        "belt tie vest blouse hoodie raincoat pyjamas slipper sneaker mitten apron cardigan tuxedo kimono "
+        "poncho overalls leggings bikini bathrobe beanie bonnet gown cloak".split()),
 }
-_CAT_T = ("Is a {w} an animal, a fruit, a tool, a vehicle or clothing?",
-          "Which kind of thing is a {w}: an animal, a fruit, a tool, a vehicle or clothing?",
-          "What category does the word '{w}' belong to: animal, fruit, tool, vehicle or clothing?",
-          "A {w} is which of these: animal, fruit, tool, vehicle, clothing?",
-          "Name the category of '{w}' (animal, fruit, tool, vehicle or clothing).")
+CATEGORY_TEST_EVERY = 5
+CATEGORY_TEMPLATES = (
+    "Is a {w} an animal, a fruit, a tool, a vehicle or clothing?",
+    "Which kind of thing is a {w}: an animal, a fruit, a tool, a vehicle or clothing?",
+    "What category does the word '{w}' belong to: animal, fruit, tool, vehicle or clothing?",
+    "A {w} is which of these: animal, fruit, tool, vehicle, clothing?",
+    "Name the category of '{w}' (animal, fruit, tool, vehicle or clothing).",
+)
 
 
-def make_category(split, n, rng, cfg, exclude):
-    words = [(w, c) for c, ws in _CATS.items() for i, w in enumerate(ws.split()) if (i % 5 == 0) == (split == "test")]
+def category_words(split: str) -> list[tuple[str, str]]:
+    """(word, category) pairs of ``split``: every ``CATEGORY_TEST_EVERY``-th word of a kind is a test word."""
+    test = split == "test"
+    return [(w, c) for c, words in CATEGORIES.items() for i, w in enumerate(words)
+            if (i % CATEGORY_TEST_EVERY == 0) == test]
 
-    def propose():
-        w, c = words[int(rng.integers(len(words)))]
-        t = int(rng.integers(len(_CAT_T)))
-        return Item(f"category/{w}/{t}", _CAT_T[t].format(w=w), c, None, {"word": w, "template": t})
+
+def make_category(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
+    words = category_words(split)
+    if n > len(words) * len(CATEGORY_TEMPLATES):
+        raise ValueError(f"category: {n} {split} samples asked for, but {len(words)} words x "
+                         f"{len(CATEGORY_TEMPLATES)} wordings give only {len(words) * len(CATEGORY_TEMPLATES)}")
+
+    def propose() -> Item:
+        word, category = words[int(rng.integers(len(words)))]
+        template = int(rng.integers(len(CATEGORY_TEMPLATES)))
+        truth = {"word": word, "category": category, "template": template}
+        return Item(f"category/{word}/{template}", CATEGORY_TEMPLATES[template].format(w=word), category, None, truth)
+
     return _collect(n, exclude, propose, "category", max_tries=50 * n + 100)
 
 
-_LW = sorted({w for ws in _CATS.values() for w in ws.split()})
+def _category_jitter(item: Item, rng: np.random.Generator, cfg: StreamConfig) -> tuple[Item, dict]:
+    """Near-duplicate: the same word asked about in another of the wordings."""
+    t = item.truth["template"]
+    other = [i for i in range(len(CATEGORY_TEMPLATES)) if i != t][int(rng.integers(len(CATEGORY_TEMPLATES) - 1))]
+    return (replace(item, question=CATEGORY_TEMPLATES[other].format(w=item.truth["word"])),
+            {"jitter": {"reworded": True}})
 
 
-def make_lastword(split, n, rng, cfg, exclude):
-    def propose():
-        k = int(rng.integers(3, 6))
-        ws = [_LW[int(i)] for i in rng.choice(len(_LW), size=k, replace=False)]
-        return Item("lastword/" + " ".join(ws), f"What is the last word of this list: {', '.join(ws)}?", ws[-1], None, {"words": ws})
-    return _collect(n, exclude, propose, "lastword", max_tries=50 * n + 100)
-
-
-for _n, _m in (("category", make_category), ("lastword", make_lastword)):
-    register(DatasetSpec(name=_n, skill="screening", make=_m,
-                         wrong_answer=lambda item, rng, cfg: "animal",
-                         jitter=lambda item, rng, cfg: (item, {"jitter": {}}), has_images=False,
-                         card=CardInfo(pretty_name="screening", task_categories=("question-answering",),
-                                       generation="screening", answers="words")))
+register(
+    DatasetSpec(
+        name="category",
+        skill="tell which kind of thing a word names, without an image",
+        make=make_category,
+        wrong_answer=lambda item, rng, cfg: _other(tuple(CATEGORIES), item.answer, rng),
+        jitter=_category_jitter,
+        has_images=False,
+        card=CardInfo(
+            pretty_name="Word categories, text only (generated)",
+            task_categories=("question-answering", "text-generation"),
+            generation=(
+                f"A common English word naming an animal, a fruit, a tool, a vehicle or a piece of clothing "
+                f"({len(next(iter(CATEGORIES.values())))} words of each kind, written in the generator), asked "
+                f"about in one of {len(CATEGORY_TEMPLATES)} wordings; the answer is the kind. Every "
+                f"{CATEGORY_TEST_EVERY}th word of each kind is kept for the test split and never appears in "
+                "train, so the test asks about unseen words. No (word, wording) pair appears twice in a "
+                "split. Near-duplicates ask about the same word in another wording; a mislabeled record "
+                "answers another kind."
+            ),
+            answers=", ".join(f"`{c}`" for c in CATEGORIES),
+        ),
+    )
+)
