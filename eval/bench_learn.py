@@ -129,6 +129,54 @@ def matrix_summary(run: Path) -> dict:
             "new_selected": new_selected}
 
 
+# The demo's learning goals (issue of record: every task learned in its round, forgetting visible
+# under sequential); eval/compare.py reads the same goals over seeds, with intervals.
+MIN_DIAGONAL, MIN_DIAGONAL_MEAN, MIN_SEQUENTIAL_FORGETTING = 0.3, 0.6, 0.2
+
+
+def goals(res: dict) -> dict:
+    """Per task: its ceiling (computed here on the test split, else the recorded one), right after its
+    round in the demo run and in the sequential run; and the three goals, met or not, on these runs."""
+    if "demo" not in res:
+        return {}
+    from lifelong.data.stream.cards import load_ceilings
+
+    tasks = res["demo"]["tasks"]
+    here = res.get("ceilings", {}) if res.get("ceiling_split") == "test" else {}
+    recorded = load_ceilings()
+    ceiling = {t: (here[t]["accuracy"] if t in here else recorded.get(t, {}).get("accuracy")) for t in tasks}
+    diag = res["demo"]["diagonal"]
+    lowest = min(tasks, key=lambda t: diag[t])
+    out = {"ceiling": ceiling, "ceiling_source": {t: "this run" if t in here else "ceilings.json" for t in tasks},
+           "lowest": lowest, "min_diagonal_met": diag[lowest] >= MIN_DIAGONAL,
+           "diagonal_mean_met": res["demo"]["diagonal_mean"] >= MIN_DIAGONAL_MEAN}
+    if "sequential" in res:
+        out["sequential_forgetting_met"] = res["sequential"]["forgetting"] >= MIN_SEQUENTIAL_FORGETTING
+    return out
+
+
+def goal_lines(res: dict) -> list[str]:
+    g = res.get("goals")
+    if not g:
+        return []
+    tasks = res["demo"]["tasks"]
+    yes = {True: "met", False: "not met"}
+    rows = [("ceiling (test, trained alone)", g["ceiling"]), ("demo, right after its round", res["demo"]["diagonal"])]
+    if "sequential" in res:
+        rows.append(("sequential, right after its round", res["sequential"]["diagonal"]))
+    lines = ["## Goals", "", "| | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join("–" if v.get(t) is None else f"{v[t]:.2f}" for t in tasks) + " |"
+              for name, v in rows]
+    low = g["lowest"]
+    lines += ["", f"- every task ≥ {MIN_DIAGONAL} right after its round: {yes[g['min_diagonal_met']]} "
+                  f"(lowest {low} {res['demo']['diagonal'][low]:.2f})",
+              f"- their mean ≥ {MIN_DIAGONAL_MEAN}: {yes[g['diagonal_mean_met']]} ({res['demo']['diagonal_mean']:.3f})"]
+    if "sequential_forgetting_met" in g:
+        lines.append(f"- sequential's forgetting ≥ {MIN_SEQUENTIAL_FORGETTING}: "
+                     f"{yes[g['sequential_forgetting_met']]} ({res['sequential']['forgetting']:.3f})")
+    return lines + ["", "One run each (one seed); `eval/compare.py` gives the same goals over seeds, with intervals.", ""]
+
+
 def markdown(res: dict) -> str:
     lines = ["# bench_learn", "", f"command: `{res['command']}`", "",
              f"machine: {res.get('machine', 'not recorded')}; {use_line(res.get('cpu_use'))}", ""]
@@ -152,7 +200,7 @@ def markdown(res: dict) -> str:
             if any(v is not None for v in r.get("new_selected", {}).values()):
                 lines += ["samples of the arriving dataset in its own round's selection: "
                           + ", ".join(f"{k} {v}" for k, v in r["new_selected"].items()), ""]
-    return "\n".join(lines)
+    return "\n".join(lines + goal_lines(res))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 seq = a.sequential_run or run_stream(a.config, "bench_learn_sequential", a.runs_dir,
                                                      ["select.strategy=sequential", *a.overrides])
                 res["sequential"] = matrix_summary(seq)
+    res["goals"] = goals(res)
     res["cpu_use"] = use.record()
     res["seconds"] = res["cpu_use"]["wall_s"]
     text = markdown(res)

@@ -28,6 +28,34 @@ def test_matrix_summary_reads_the_diagonal_and_forgetting(tmp_path):
     assert "| 3 | 0.20 | 0.40 | 0.90 |" in md and "forgetting 0.400" in md
 
 
+def _run(path, rows):
+    (path / "metrics").mkdir(parents=True)
+    (path / "metrics/accuracy_matrix.csv").write_text(
+        "round,a,vqa_shape,c\n" + "".join(f"{t}," + ",".join(map(str, r)) + "\n" for t, r in enumerate(rows)))
+    return bench_learn.matrix_summary(path)
+
+
+def test_goals_read_the_lowest_task_the_mean_and_sequentials_forgetting(tmp_path):
+    demo = _run(tmp_path / "demo", [[0, 0, 0], [0.8, 0, 0], [0.7, 0.25, 0], [0.7, 0.3, 0.9]])
+    seq = _run(tmp_path / "seq", [[0, 0, 0], [0.9, 0, 0], [0.1, 0.8, 0], [0.0, 0.1, 0.9]])
+    res = {"command": "x", "demo": demo, "sequential": seq, "ceiling_split": "test", "ceiling_epochs": 3.0,
+           "ceilings": {"a": {"accuracy": 0.95, "before": 0.0, "n_train": 10, "n_eval": 5}}}
+    g = bench_learn.goals(res)
+    # diagonal 0.8, 0.25, 0.9: the lowest is below 0.3, the mean 0.65 is above 0.6
+    assert g["lowest"] == "vqa_shape" and g["min_diagonal_met"] is False and g["diagonal_mean_met"] is True
+    # sequential forgets a by 0.9 and vqa_shape by 0.7: 0.8 >= 0.2
+    assert g["sequential_forgetting_met"] is True
+    # a's ceiling comes from this run, vqa_shape's from the recorded file, c has none
+    assert g["ceiling"]["a"] == 0.95 and g["ceiling_source"]["a"] == "this run"
+    assert g["ceiling"]["vqa_shape"] == 1.0 and g["ceiling"]["c"] is None
+    res["goals"] = g
+    md = bench_learn.markdown(res)
+    assert "| ceiling (test, trained alone) | 0.95 | 1.00 | – |" in md
+    assert "| sequential, right after its round | 0.90 | 0.80 | 0.90 |" in md
+    assert "every task ≥ 0.3 right after its round: not met (lowest vqa_shape 0.25)" in md
+    assert "sequential's forgetting ≥ 0.2: met (0.800)" in md
+
+
 def _sample(i, noise=None, dup=None):
     conv = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     return Sample(f"s{i}", "d", "t", "train", conv, provenance={"noise": noise, "duplicate_of": dup})
