@@ -191,16 +191,17 @@ def test_compare_answers_are_the_larger_number_and_have_no_image(stream):
 KNOWN_KINDS = {
     "animal": "cat tiger horse elephant panda rabbit zebra camel gorilla hedgehog",
     "fruit": "apple banana mango lemon cherry pineapple watermelon coconut peach plum",
-    "tool": "hammer saw drill wrench shovel axe scissors ladder broom whisk",
+    "tool": "hammer saw drill wrench shovel axe spade ladder broom whisk",
     "vehicle": "car bus truck bicycle boat helicopter tractor submarine taxi airplane",
-    "clothing": "shirt jacket dress sock shoe hat scarf glove jeans sweater",
+    "clothing": "shirt jacket dress sock shoe hat scarf glove parka sweater",
 }
 CATEGORY_QUESTION = re.compile(
-    r"(?:Is a (\w+) an animal, a fruit, a tool, a vehicle or clothing\?"
-    r"|Which kind of thing is a (\w+): an animal, a fruit, a tool, a vehicle or clothing\?"
+    r"(?:Is an? (\w+) an animal, a fruit, a tool, a vehicle or clothing\?"
+    r"|Which kind of thing is an? (\w+): an animal, a fruit, a tool, a vehicle or clothing\?"
     r"|What category does the word '(\w+)' belong to: animal, fruit, tool, vehicle or clothing\?"
-    r"|A (\w+) is which of these: animal, fruit, tool, vehicle, clothing\?"
+    r"|An? (\w+) is which of these: animal, fruit, tool, vehicle, clothing\?"
     r"|Name the category of '(\w+)' \(animal, fruit, tool, vehicle or clothing\)\.)"
+    r"(?: Answer with one word\.)?"  # a near-duplicate's rewording
 )
 
 
@@ -214,6 +215,9 @@ def test_category_answers_name_the_kind_and_test_words_are_unseen(stream):
             assert "image" not in rec
             question, answer = qa(rec)
             word = next(g for g in CATEGORY_QUESTION.fullmatch(question).groups() if g)
+            article = re.match(r"(?:Is |Which kind of thing is )?(an?|An?) ", question)
+            if article:  # "an" before a vowel, "a" before a consonant
+                assert article.group(1).lower() == ("an" if word[0] in "aeiou" else "a"), rec["id"]
             words[split].add(word)
             assert answer in KNOWN_KINDS, rec["id"]
             if rec["provenance"]["noise"] != "mislabeled":
@@ -224,6 +228,18 @@ def test_category_answers_name_the_kind_and_test_words_are_unseen(stream):
     assert not words["train"] & words["test"]  # the test split asks about unseen words only
     assert all(len(k) == 1 for k in kinds.values())  # a word always answers the same kind
     assert checked >= 5
+
+
+def test_text_only_near_duplicates_are_never_exact_copies(tmp_path):
+    """At the full scale (600 train records, 60 near-duplicates): every near-duplicate differs from
+    every other record of its split, so the pool receives as many distinct records as the card says."""
+    text_only = [n for n, spec in DATASETS.items() if not spec.has_images]
+    prepare_stream(tmp_path, scale="full", seed=0, datasets=text_only)
+    for name in text_only:
+        recs = records(tmp_path, name, "train")
+        pairs = [qa(r) for r in recs]
+        assert len(set(pairs)) == len(pairs), name
+        assert sum(1 for r in recs if r["provenance"]["duplicate_of"]) == round(0.1 * len(recs)), name
 
 
 @pytest.mark.parametrize("name", ["vqa_shape", "vqa_color", "vqa_yesno"])

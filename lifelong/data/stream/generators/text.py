@@ -224,7 +224,7 @@ register(
 
 # Five kinds of thing, 40 common single-word names each, none of which names
 # something of another kind in everyday use ("kiwi", "orange" as a colour,
-# "tank", "date", "file" were left out). Every fifth word of each kind (by its
+# "tank", "date", "file" were left out) and none plural only ("jeans", "pliers"). Every fifth word of each kind (by its
 # place in the list) is kept for the test split, the rest for train, so a test
 # question always asks about a word never seen in training.
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -238,26 +238,32 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
         "pomegranate lychee grapefruit persimmon quince currant gooseberry cantaloupe mandarin clementine "
         "avocado passionfruit kumquat mulberry".split()),
     "tool": tuple(
-        "hammer saw drill wrench screwdriver chisel pliers shovel rake axe spanner awl ruler hacksaw trowel "
-        "hoe mallet crowbar sander clamp vise scissors knife needle ladder shears sickle scythe pickaxe "
-        "pitchfork tongs stapler wheelbarrow whisk spatula ladle grater funnel plunger broom".split()),
+        "hammer saw drill wrench screwdriver chisel sledgehammer shovel rake axe spanner awl ruler hacksaw trowel "
+        "hoe mallet crowbar sander clamp vise hatchet knife needle ladder spade sickle scythe pickaxe "
+        "pitchfork auger stapler wheelbarrow whisk spatula ladle grater funnel plunger broom".split()),
     "vehicle": tuple(
         "car bus truck train bicycle motorcycle scooter tram van taxi ambulance tractor boat ship ferry yacht "
         "canoe kayak submarine airplane helicopter jet rocket glider airship sled wagon cart carriage "
         "limousine jeep minivan trolley subway lorry caravan hovercraft minibus forklift bulldozer".split()),
     "clothing": tuple(
-        "shirt jacket coat sweater dress skirt trousers jeans shorts sock shoe boot sandal hat cap scarf glove "
-        "belt tie vest blouse hoodie raincoat pyjamas slipper sneaker mitten apron cardigan tuxedo kimono "
-        "poncho overalls leggings bikini bathrobe beanie bonnet gown cloak".split()),
+        "shirt jacket coat sweater dress skirt blazer parka tunic sock shoe boot sandal hat cap scarf glove "
+        "belt tie vest blouse hoodie raincoat sarong slipper sneaker mitten apron cardigan tuxedo kimono "
+        "poncho shawl turban bikini bathrobe beanie bonnet gown cloak".split()),
 }
 CATEGORY_TEST_EVERY = 5
 CATEGORY_TEMPLATES = (
-    "Is a {w} an animal, a fruit, a tool, a vehicle or clothing?",
-    "Which kind of thing is a {w}: an animal, a fruit, a tool, a vehicle or clothing?",
+    "Is {a} {w} an animal, a fruit, a tool, a vehicle or clothing?",
+    "Which kind of thing is {a} {w}: an animal, a fruit, a tool, a vehicle or clothing?",
     "What category does the word '{w}' belong to: animal, fruit, tool, vehicle or clothing?",
-    "A {w} is which of these: animal, fruit, tool, vehicle, clothing?",
+    "{A} {w} is which of these: animal, fruit, tool, vehicle, clothing?",
     "Name the category of '{w}' (animal, fruit, tool, vehicle or clothing).",
 )
+
+
+def category_question(template: int, word: str) -> str:
+    """Wording ``template`` of the question about ``word``, with its article ("a", or "an" before a vowel)."""
+    article = "an" if word[0] in "aeiou" else "a"
+    return CATEGORY_TEMPLATES[template].format(w=word, a=article, A=article.capitalize())
 
 
 def category_words(split: str) -> list[tuple[str, str]]:
@@ -277,17 +283,19 @@ def make_category(split: str, n: int, rng: np.random.Generator, cfg: StreamConfi
         word, category = words[int(rng.integers(len(words)))]
         template = int(rng.integers(len(CATEGORY_TEMPLATES)))
         truth = {"word": word, "category": category, "template": template}
-        return Item(f"category/{word}/{template}", CATEGORY_TEMPLATES[template].format(w=word), category, None, truth)
+        return Item(f"category/{word}/{template}", category_question(template, word), category, None, truth)
 
     return _collect(n, exclude, propose, "category", max_tries=50 * n + 100)
 
 
+# A near-duplicate asks the same question with this added: another of the
+# wordings could be one the split already holds for the word, an exact copy.
+CATEGORY_REWORDING = " Answer with one word."
+
+
 def _category_jitter(item: Item, rng: np.random.Generator, cfg: StreamConfig) -> tuple[Item, dict]:
-    """Near-duplicate: the same word asked about in another of the wordings."""
-    t = item.truth["template"]
-    other = [i for i in range(len(CATEGORY_TEMPLATES)) if i != t][int(rng.integers(len(CATEGORY_TEMPLATES) - 1))]
-    return (replace(item, question=CATEGORY_TEMPLATES[other].format(w=item.truth["word"])),
-            {"jitter": {"reworded": True}})
+    """Near-duplicate: the same question, asking for a one-word answer."""
+    return replace(item, question=item.question + CATEGORY_REWORDING), {"jitter": {"reworded": True}}
 
 
 register(
@@ -307,8 +315,8 @@ register(
                 f"about in one of {len(CATEGORY_TEMPLATES)} wordings; the answer is the kind. Every "
                 f"{CATEGORY_TEST_EVERY}th word of each kind is kept for the test split and never appears in "
                 "train, so the test asks about unseen words. No (word, wording) pair appears twice in a "
-                "split. Near-duplicates ask about the same word in another wording; a mislabeled record "
-                "answers another kind."
+                f"split. Near-duplicates add \"{CATEGORY_REWORDING.strip()}\" to the question; a mislabeled "
+                "record answers another kind."
             ),
             answers=", ".join(f"`{c}`" for c in CATEGORIES),
         ),
