@@ -145,23 +145,40 @@ def test_a_method_change_makes_only_the_strategies_it_affects_stale(monkeypatch)
     assert all(n in compare.STRATEGIES for ns in compare.METHOD_CHANGES.values() for n in ns)
 
 
+def _seed_copies(compare, name: str, seeds: list[int], runs: Path) -> None:
+    """Result files of ``name`` for ``seeds``, fresh under the demo config: the committed seed-0
+    result with its seed and digest replaced and, past seed 0, about 1 answer in 10 flipped (seeded),
+    so the seeds differ. The committed files of other seeds may be stale (run on an earlier stream)."""
+    src = json.loads((ROOT / "eval" / "results" / "runs" / f"{name}_s0.json").read_text())
+    rng = np.random.default_rng(len(name))
+    for seed in seeds:
+        r = json.loads(json.dumps(src))
+        r["seed"] = seed
+        r["config_sha"] = compare.config_sha(ROOT / "configs" / "demo.yaml", name, seed, [])
+        if seed:
+            r["scores"] = {t: [[1.0 - v if rng.random() < 0.1 else v for v in row] for row in rows]
+                           for t, rows in r["scores"].items()}
+        (runs / f"{name}_s{seed}.json").write_text(json.dumps(r))
+
+
 def test_the_dashboard_comes_from_the_result_files_alone(tmp_path, capsys):
     """compare.html needs no run directory: one line per strategy, its matrix averaged over its seeds."""
     import re
 
     (tmp_path / "runs").mkdir()
+    compare = _load_compare()
     finals = {}
     for name in ("sequential", "random"):
-        for path in sorted((ROOT / "eval" / "results" / "runs").glob(f"{name}_s*.json")):
-            shutil.copy(path, tmp_path / "runs" / path.name)
+        _seed_copies(compare, name, [0, 1, 2], tmp_path / "runs")
+        for path in sorted((tmp_path / "runs").glob(f"{name}_s*.json")):
             r = json.loads(path.read_text())
             per_task = [np.mean(r["scores"][t][-1]) for t in r["tasks"]]  # last row, every question
             finals.setdefault(name, []).append(np.mean(per_task))
-    assert len(finals["random"]) >= 2
+    assert len(finals["random"]) == 3 and len(set(finals["random"])) == 3
     capsys.readouterr()
     argv = ["--results", str(tmp_path), "--runs-dir", str(tmp_path / "no-runs"), "--strategies", "sequential,random",
             "--seeds", "0,1,2", "--assemble-only"]
-    assert _load_compare().main(argv) == 0
+    assert compare.main(argv) == 0
     assert not (tmp_path / "no-runs").exists()
     html = (tmp_path / "compare.html").read_text()
     for name, fs in finals.items():
@@ -175,17 +192,16 @@ def test_results_of_seeds_not_asked_for_are_left_out_not_called_stale(tmp_path):
     """A run of one seed assembles a table of that seed; the other seeds' results are named as left
     out, and only a result whose digest differs from its (strategy, seed)'s is called stale."""
     (tmp_path / "runs").mkdir()
-    for path in sorted((ROOT / "eval" / "results" / "runs").glob("sequential_s*.json")):
-        shutil.copy(path, tmp_path / "runs" / path.name)
-    seeds = sorted(json.loads(p.read_text())["seed"] for p in (tmp_path / "runs").glob("*.json"))
-    assert seeds[:2] == [0, 1]
+    compare = _load_compare()
+    _seed_copies(compare, "sequential", [0, 1, 2], tmp_path / "runs")
+    seeds = [0, 1, 2]
     s0 = tmp_path / "runs" / "sequential_s0.json"
     r = json.loads(s0.read_text())
     r["config_sha"] = "0" * 12  # as if run under another config
     s0.write_text(json.dumps(r))
     argv = ["--results", str(tmp_path), "--runs-dir", str(tmp_path / "no-runs"), "--strategies", "sequential",
             "--seeds", "0,1", "--assemble-only"]
-    assert _load_compare().main(argv) == 0
+    assert compare.main(argv) == 0
     out = json.loads((tmp_path / "compare.json").read_text())
     assert out["stale"] == ["sequential seed 0"]
     assert out["left_out"] == [f"sequential seed {s}" for s in seeds[2:]]
