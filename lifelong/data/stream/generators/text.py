@@ -224,9 +224,10 @@ register(
 
 # Five kinds of thing, 40 common single-word names each, none of which names
 # something of another kind in everyday use ("kiwi", "orange" as a colour,
-# "tank", "date", "file" were left out) and none plural only ("jeans", "pliers"). Every fifth word of each kind (by its
-# place in the list) is kept for the test split, the rest for train, so a test
-# question always asks about a word never seen in training.
+# "tank", "date", "file" were left out) and none plural only ("jeans",
+# "pliers"). Every fifth word of each kind (by its place in the list) is kept
+# for the test split, the rest for train, so a test question always asks about
+# a word never seen in training.
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "animal": tuple(
         "cat dog horse cow sheep goat pig tiger lion bear wolf fox rabbit mouse deer zebra giraffe monkey "
