@@ -211,6 +211,7 @@ register("eval", "re-evaluate a saved adapter of a run on every task", _passthro
 register("dashboard", "write the self-contained HTML dashboard of one or more runs", _passthrough,
          _delegate("lifelong.evaluation.dashboard"))
 register("export", "export a round's adapter (PEFT), model card and lineage", _passthrough, _delegate("lifelong.export"))
+register("score", "score a JSONL file of answers with any answer metric", _passthrough, _delegate("lifelong.evaluation.score_command"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,9 +4,10 @@ For each task, in the order given, the pool's held-out samples (split
 ``EvalConfig.split``, any status: held-out samples are never pruned, but a
 pruned one would still be a fair question) are answered by greedy generation
 and each answer is scored against the sample's reference answer, the last
-assistant turn (:meth:`Sample.prompt_and_answer`). A multi-turn sample is
-answered given all turns before its last assistant turn; the models layer's
-``generate`` does that cut, so samples are passed whole.
+assistant turn (:meth:`Sample.prompt_and_answer`); the metric also gets the
+prompt before it as ``question`` (``mc_letter`` reads its options there). A
+multi-turn sample is answered given all turns before its last assistant turn;
+the models layer's ``generate`` does that cut, so samples are passed whole.
 
 The model is any object with
 ``generate(samples, image_loader, max_new_tokens=, batch_size=) -> list[str]``
@@ -203,11 +204,12 @@ def evaluate_tasks(loaded, pool, tasks: list[str], cfg: EvalConfig, progress: bo
                         raise RuntimeError(f"generate returned {len(out)} answers for {len(chunk)} samples")
                     preds.extend(out)
                     bar.update(len(chunk))
-                refs = [s.prompt_and_answer()[1] for s in samples]
+                pairs = [s.prompt_and_answer() for s in samples]
+                questions, refs = [q for q, _ in pairs], [a for _, a in pairs]
                 fn = scoring.ANSWER_METRICS[metric]
-                for s, p, r in zip(samples, preds, refs):
-                    result.predictions.append(Prediction(task, s.id, p, r, float(fn(p, r)), metric))
-                result.accuracy[task] = scoring.score(metric, preds, refs)
+                for s, p, r, q in zip(samples, preds, refs, questions):
+                    result.predictions.append(Prediction(task, s.id, p, r, float(fn(p, r, question=q)), metric))
+                result.accuracy[task] = scoring.score(metric, preds, refs, questions)
                 result.counts[task] = len(samples)
                 result.metrics[task] = metric
     finally:

@@ -1,28 +1,38 @@
 """Per-task answer metrics: a generated answer against its reference answer(s).
 
-Each metric is ``fn(prediction: str, references: list[str]) -> float`` in
-``[0, 1]``; with several references the best match counts. A task's config
+Each metric is ``fn(prediction: str, references, question: str | None = None)
+-> float`` in ``[0, 1]``; ``references`` is one string or a list of them (with
+several, the best match counts unless the metric says otherwise) and
+``question`` is the prompt the answer replies to, for metrics that read it
+(``mc_letter`` finds the options there); the others ignore it. A task's config
 names its metric; :data:`ANSWER_METRICS` maps names to functions and
 :func:`score` averages a metric over a batch (that average is one cell of the
-accuracy matrix).
+accuracy matrix). The benchmarks' own metrics (``vqa_accuracy``,
+``vizwiz_accuracy``, ``mc_letter``, ``bbox_iou50``, ``anls``) live in
+:mod:`lifelong.evaluation.benchmark_metrics` and register here.
 
-Normalisation (shared by both metrics), in this order:
+Normalisation of ``exact_match`` and ``token_f1``, in this order:
 
 1. lowercase;
 2. apostrophes are deleted (``don't`` -> ``dont``); every other punctuation
    character becomes a space (``red-circle`` -> ``red circle``), except a
    ``.`` or ``,`` between two digits, which stays (``3.5``, ``1,000``);
 3. tokens are split on whitespace; number words ``zero`` .. ``twenty`` become
-   digits (``two`` -> ``2``); the articles ``a``, ``an``, ``the`` are removed.
+   digits (``two`` -> ``2``); the articles ``a``, ``an``, ``the`` are removed,
+   unless every token is an article: then the answer *is* the word and stays
+   whole (``A`` -> ``a``, the multiple-choice option, not the empty answer).
 
-The tokens joined by single spaces are the normalised answer.
+The tokens joined by single spaces are the normalised answer. So an empty
+prediction (or one of punctuation only) matches only a reference that
+normalises to nothing too: it scores 0 against ``A`` as against any answer.
 """
 from __future__ import annotations
 
+import inspect
 import re
 import string
 from collections import Counter
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 NUMBER_WORDS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -48,12 +58,9 @@ def normalize_tokens(text: str) -> list[str]:
     text = _KEEP_BETWEEN_DIGITS.sub(lambda m: _SENTINEL if m.group() == "." else _SENTINEL * 2, text)
     text = "".join(" " if ch in _PUNCT else ch for ch in text)
     text = text.replace(_SENTINEL * 2, ",").replace(_SENTINEL, ".")
-    out = []
-    for tok in text.split():
-        tok = _NUMBER.get(tok, tok)
-        if tok not in _ARTICLES:
-            out.append(tok)
-    return out
+    tokens = [_NUMBER.get(tok, tok) for tok in text.split()]
+    # An answer made of articles only is the word itself (option "A"); dropping it would leave "".
+    return [tok for tok in tokens if tok not in _ARTICLES] or tokens
 
 
 def normalize_answer(text: str) -> str:
@@ -68,15 +75,17 @@ def _as_list(references: References) -> list[str]:
     return refs
 
 
-ANSWER_METRICS: dict[str, Callable[[str, References], float]] = {}
+ANSWER_METRICS: dict[str, Callable[..., float]] = {}
 
 
 def register(name: str):
-    """Decorator registering an answer metric ``fn(prediction, references) -> float``."""
+    """Decorator registering an answer metric ``fn(prediction, references, question=None) -> float``."""
 
     def deco(fn):
         if name in ANSWER_METRICS:
             raise ValueError(f"answer metric {name!r} is registered twice")
+        if "question" not in inspect.signature(fn).parameters:
+            raise TypeError(f"answer metric {name!r} must accept a question= argument (it may ignore it)")
         ANSWER_METRICS[name] = fn
         return fn
 
@@ -84,7 +93,7 @@ def register(name: str):
 
 
 @register("exact_match")
-def exact_match(prediction: str, references: References) -> float:
+def exact_match(prediction: str, references: References, question: Optional[str] = None) -> float:
     """1.0 when the normalised prediction equals a normalised reference, else 0.0."""
     pred = normalize_answer(prediction)
     return float(any(pred == normalize_answer(r) for r in _as_list(references)))
@@ -102,19 +111,32 @@ def _f1(pred: list[str], gold: list[str]) -> float:
 
 
 @register("token_f1")
-def token_f1(prediction: str, references: References) -> float:
+def token_f1(prediction: str, references: References, question: Optional[str] = None) -> float:
     """SQuAD-style token F1 of the normalised tokens (multiset overlap), best over references."""
     pred = normalize_tokens(prediction)
     return max(_f1(pred, normalize_tokens(r)) for r in _as_list(references))
 
 
-def score(metric: str, predictions: Sequence[str], references: Sequence[References]) -> float:
-    """Mean of answer metric ``metric`` over a batch; NaN for an empty batch."""
+def score(metric: str, predictions: Sequence[str], references: Sequence[References],
+          questions: Optional[Sequence[Optional[str]]] = None) -> float:
+    """Mean of answer metric ``metric`` over a batch; NaN for an empty batch.
+
+    ``questions``: the prompt of each answer (``None``: no prompts), passed to the metric as ``question=``.
+    """
     if metric not in ANSWER_METRICS:
         raise KeyError(f"unknown answer metric {metric!r} (known: {', '.join(sorted(ANSWER_METRICS))})")
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if questions is None:
+        questions = [None] * len(predictions)
+    elif len(questions) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions but {len(questions)} questions")
     if not predictions:
         return float("nan")
     fn = ANSWER_METRICS[metric]
-    return sum(fn(p, r) for p, r in zip(predictions, references)) / len(predictions)
+    return sum(fn(p, r, question=q) for p, r, q in zip(predictions, references, questions)) / len(predictions)
+
+
+# The benchmark metrics register themselves into ANSWER_METRICS; importing them here makes the
+# registry complete wherever it is used.
+from lifelong.evaluation import benchmark_metrics  # noqa: E402,F401

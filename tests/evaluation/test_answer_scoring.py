@@ -1,9 +1,10 @@
 """Answer metrics: normalised exact match and SQuAD-style token F1, by hand."""
+import json
 import math
 
 import pytest
 
-from lifelong.evaluation.scoring import ANSWER_METRICS, exact_match, normalize_answer, score, token_f1
+from lifelong.evaluation.scoring import ANSWER_METRICS, exact_match, normalize_answer, normalize_tokens, score, token_f1
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def test_token_f1_by_hand():
 
 def test_token_f1_empty_answers():
     assert token_f1("", "") == 1.0
-    assert token_f1("the", "") == 1.0  # only an article: empty after normalisation
+    assert token_f1("the", "") == 0.0  # an answer of articles only keeps them: "the" is not empty
     assert token_f1("", "cat") == 0.0
     assert token_f1("cat", "") == 0.0
 
@@ -73,3 +74,43 @@ def test_score_batch_and_registry():
         score("exact_match", ["a"], [])
     with pytest.raises(ValueError):
         exact_match("a", [])
+
+
+@pytest.mark.parametrize("metric", ["exact_match", "token_f1"])
+@pytest.mark.parametrize("ref", ["A", "a", "(A)", "A.", "the", "An"])
+def test_empty_prediction_never_matches_an_article_or_letter_answer(metric, ref):
+    # Article removal used to erase "A", so "" matched the multiple-choice answer A (issue 40, item 1).
+    assert ANSWER_METRICS[metric]("", ref) == 0.0
+    assert ANSWER_METRICS[metric]("   ", ref) == 0.0
+    assert ANSWER_METRICS[metric]("?!", ref) == 0.0
+
+
+def test_an_answer_of_articles_only_is_kept_whole():
+    assert normalize_answer("A") == "a"
+    assert normalize_answer("(A)") == "a"
+    assert normalize_answer("The.") == "the"
+    assert normalize_answer("a the") == "a the"
+    assert normalize_answer("a cat") == "cat"  # beside another word an article still goes
+    assert exact_match("A", "a") == 1.0
+    assert exact_match("(A)", "A.") == 1.0
+    assert exact_match("B", "A") == 0.0
+    assert exact_match("A cat", "A") == 0.0
+    assert exact_match("an", "a") == 0.0
+    assert score("exact_match", ["", "", "A", "B"], ["A", "B", "A", "C"]) == pytest.approx(0.25)
+
+
+def test_builtin_stream_answers_normalise_as_before(tmp_path):
+    # The article rule changes a normal form only when every token is an article. Every built-in
+    # reference normalises as it did when all articles were dropped, and an all-article prediction
+    # ("a", "the") matched none of them before ("") and matches none now ("a"): no built-in score moves.
+    from lifelong.data.stream.prepare import prepare_stream
+
+    answers = set()
+    for info in prepare_stream(tmp_path, "small", 0):
+        for split in ("train", "test"):
+            for rec in json.loads((tmp_path / info.name / f"{split}.json").read_text()):
+                answers.add(rec["conversations"][-1]["value"])
+    assert len(answers) > 50
+    for answer in answers:
+        tokens = normalize_tokens(answer)
+        assert tokens and not set(tokens) & {"a", "an", "the"}, answer
