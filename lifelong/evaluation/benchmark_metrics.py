@@ -40,7 +40,9 @@ or inline ``(A) text (B) text``. The prediction's letter is the first that
 applies of: the whole answer is a letter (``B``, ``b``, ``B.``, ``(B)``); the
 answer starts with a marked letter (``B. dog``, ``(B) dog``); it says ``answer
 is B`` / ``answer: (B)`` / ``option B`` (capital letter); its normalised text
-equals one option's; exactly one option's text occurs in it as whole words.
+equals one option's; exactly one option's text occurs in it as whole words
+(one that occurs only inside a longer option's text that occurs too, as
+``shark`` in ``tiger shark``, does not count).
 When the options are known, a letter that is not one of them does not count.
 The reference is read the same way (a letter, or an option's text); a
 reference that gives no letter is compared by ``exact_match``. Score 1.0 when
@@ -163,7 +165,9 @@ def _option_by_text(answer: str, options: dict[str, str]) -> Optional[str]:
     if len(exact) == 1:
         return exact[0]
     inside = [letter for letter, text in texts.items() if text and re.search(rf"(?<!\S){re.escape(text)}(?!\S)", said)]
-    return inside[0] if len(inside) == 1 else None
+    # "tiger shark" also holds option "shark": an option found only inside a longer found one does not count.
+    outer = [a for a in inside if not any(texts[a] != texts[b] and texts[a] in texts[b] for b in inside)]
+    return outer[0] if len(outer) == 1 else None
 
 
 def choice_letter(answer: str, options: dict[str, str]) -> Optional[str]:
@@ -221,11 +225,9 @@ IOU_THRESHOLD = 0.5  # RefCOCO's "Acc@0.5": a box is right when it overlaps the 
 @register("bbox_iou50")
 def bbox_iou50(prediction: str, references: References, question: Optional[str] = None) -> float:
     """1.0 when the predicted box overlaps a reference box with IoU >= 0.5 (see the module docstring)."""
-    pred = parse_box(prediction)
-    if pred is None:
-        return 0.0
     refs = [parse_box(r) for r in _as_list(references)]
-    return float(any(ref is not None and box_iou(pred, ref) >= IOU_THRESHOLD for ref in refs))
+    pred = parse_box(prediction)
+    return float(pred is not None and any(ref is not None and box_iou(pred, ref) >= IOU_THRESHOLD for ref in refs))
 
 
 # ---- ANLS -----------------------------------------------------------------------------------------------------
