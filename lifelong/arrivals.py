@@ -44,7 +44,7 @@ from pathlib import Path
 from lifelong.config import ConfigError, from_dict, load_yaml
 from lifelong.loop import FAULT_ENV
 from lifelong.layout import RunLayout
-from lifelong.run_config import DatasetEntry, RunConfig, load_run_config, save_run_config
+from lifelong.run_config import DatasetEntry, RunConfig, entry_problems, hf_splits, load_run_config, save_run_config
 
 MANIFEST = "dataset.yaml"
 READY = "READY"
@@ -92,7 +92,11 @@ def resolve(path: str | Path, name: str | None = None) -> DatasetEntry:
     if not path.exists():
         raise ArrivalError(f"{path} does not exist")
     if path.is_file():
-        entry = DatasetEntry(name or path.stem, str(path))
+        from lifelong.data.ingest import SPLIT_NAMES
+
+        # ``<name>/train.json`` names the dataset after its folder, as ``lifelong ingest`` does.
+        stem = path.parent.name if path.stem.lower() in SPLIT_NAMES else path.stem
+        entry = DatasetEntry(name or stem, str(path))
     elif (path / MANIFEST).exists():
         try:
             m = from_dict(Manifest, load_yaml(path / MANIFEST))
@@ -108,7 +112,7 @@ def resolve(path: str | Path, name: str | None = None) -> DatasetEntry:
         hf = detect_format_safe(path) == "hf"
         train, test = _part(path, "train"), _part(path, "test")
         if hf:
-            train, test = path, path if _hf_splits(path) >= {"test"} else None
+            train, test = path, path if "test" in (hf_splits(path) or set()) else None
         entry = DatasetEntry(name or path.name, str(train or path), str(test) if test else "")
     if not NAME.fullmatch(entry.name):
         raise ArrivalError(f"dataset name {entry.name!r}: use letters, digits, '.', '_' and '-' "
@@ -116,39 +120,98 @@ def resolve(path: str | Path, name: str | None = None) -> DatasetEntry:
     return entry
 
 
-def _hf_splits(path: Path) -> set[str]:
-    try:
-        return set(json.loads((path / "dataset_dict.json").read_text()).get("splits", []))
-    except (OSError, ValueError):
-        return set()
-
-
 def check(entry: DatasetEntry, cfg: RunConfig) -> None:
     """Raise :class:`ArrivalError` unless ``entry`` can become a round of ``cfg``'s run.
 
-    Every training record is validated (a dry run of ingestion, nothing
-    stored): a dataset with no valid training record is refused whole. Bad
-    records of an acceptable dataset are quarantined by the round's ingest.
+    Its name, format, metric and both paths are checked, and every record of
+    both splits is validated (a dry run of ingestion, nothing stored): a
+    dataset with no valid training record, or a held-out split with no valid
+    record, is refused whole. Bad records of an acceptable dataset are
+    quarantined by the round's ingest.
     """
-    from lifelong.data.ingest import check_records, iter_dataset_files
+    known = [e.name for e in known_entries(cfg)]
+    if entry.name in known:
+        t = known.index(entry.name) + 1
+        if RunLayout(cfg.run_dir).marker(t, "report").exists():
+            raise ArrivalError(f"dataset {entry.name!r} is already part of run {cfg.run_dir} (round {t}); "
+                               "give the new one another name with --name")
+        raise ArrivalError(f"dataset {entry.name!r} is already part of run {cfg.run_dir}, and its round {t} has "
+                           f"not finished: 'lifelong run {cfg.run_dir}' finishes it, "
+                           f"'lifelong round --run {cfg.run_dir} --drop {entry.name}' drops it")
+    problems = entry_problems(entry, "dataset", eval_split=cfg.eval.split)
+    if problems:
+        raise ArrivalError("; ".join(problems))
+    _check_split(entry.train, entry, "train", "train", cfg)
+    if entry.test:
+        _check_split(entry.test, entry, cfg.eval.split, "held-out", cfg)
+
+
+def _check_split(path: str, entry: DatasetEntry, split: str, what: str, cfg: RunConfig) -> None:
+    """Dry-run ingestion of ``split`` at ``path``: refused unless at least one record is valid."""
+    from lifelong.data.ingest import check_records, iter_dataset_files, record_place
     from lifelong.data.readers import FormatError
 
-    if entry.name in {e.name for e in known_entries(cfg)}:
-        raise ArrivalError(f"dataset {entry.name!r} is already part of run {cfg.run_dir}")
-    files = list(iter_dataset_files(Path(entry.train), split="train"))
+    files = list(iter_dataset_files(Path(path), split=split))
     if not files:
-        raise ArrivalError(f"{entry.train}: no training split (expected train.json, train.jsonl or train.parquet)")
+        raise ArrivalError(f"{path}: no {split} split (expected {split}.json, {split}.jsonl or {split}.parquet)")
     valid, bad = 0, []
     for f in files:
         try:
-            rep = check_records(f, dataset=entry.name, split="train", fmt=entry.format, cfg=cfg.ingest)
+            rep = check_records(f, dataset=entry.name, split=split, fmt=entry.format, cfg=cfg.ingest)
         except (FormatError, OSError, ValueError) as e:
             raise ArrivalError(f"{f}: {e}") from None
         valid += rep.added
         bad += rep.quarantined
     if valid == 0:
-        first = f"; first problem: record {bad[0]['index']}: {bad[0]['reason']}" if bad else ""
-        raise ArrivalError(f"{entry.train}: no valid training record ({len(bad)} bad){first}")
+        first = f"; first problem: {record_place(bad[0])}: {bad[0]['reason']}" if bad else ""
+        raise ArrivalError(f"{path}: no valid {what} record ({len(bad)} bad){first}")
+
+
+def drop(cfg: RunConfig, name: str, log=print) -> None:
+    """``lifelong round --run R --drop NAME``: take back an arrival whose round never trained.
+
+    Its samples leave the pool (with images no other sample uses), its round's
+    folder goes, a claimed inbox folder moves to ``<run>/inbox/quarantine``,
+    and the entry leaves ``config.yaml`` last, so a drop cut short is finished
+    by running it again. Raises :class:`ArrivalError` for a dataset the run
+    does not have, one of the built-in stream, or one whose round trained or
+    whose held-out split was evaluated by setup (the results name it).
+    """
+    from lifelong.data.pool import Pool
+
+    layout = RunLayout(cfg.run_dir)
+    known = [e.name for e in known_entries(cfg)]
+    user = [e.name for e in cfg.stream.datasets]
+    if name not in user:
+        raise ArrivalError(f"run {cfg.run_dir} has no dataset {name!r} to drop"
+                           + (" (it is one of the built-in stream's)" if name in known else
+                              f" (its datasets: {', '.join(known) or 'none'})"))
+    t = known.index(name) + 1
+    if layout.marker(t, "train").exists():
+        raise ArrivalError(f"dataset {name!r} trained in round {t} of run {cfg.run_dir}; a trained round cannot "
+                           "be dropped (start a new run without it)")
+    if name in layout.stage_info(0, "setup").get("tasks", []):
+        raise ArrivalError(f"dataset {name!r} was part of run {cfg.run_dir} from the start (setup evaluated it); "
+                           f"fix its entry in the config and resume with 'lifelong run CONFIG --force'")
+    later = [r for r in range(t + 1, len(known) + 1) if layout.stage_dir(r, "ingest").parent.exists()]
+    if later:
+        raise ArrivalError(f"round {later[0]} of run {cfg.run_dir} has started after {name!r}; it cannot be dropped")
+    with Pool(layout.pool) as pool:
+        removed = pool.drop_dataset(name)
+    for report in (layout.pool / "quarantine").glob(f"{name}.*.jsonl"):
+        report.unlink()
+    shutil.rmtree(layout.rounds / str(t), ignore_errors=True)
+    claimed = layout.arrivals / name
+    if claimed.is_dir():
+        dest = Inbox(layout.inbox).quarantine(claimed, f"dropped from run {cfg.run_dir} with lifelong round --drop")
+        log(f"its folder is now {dest}")
+    cfg.stream.datasets = [e for e in cfg.stream.datasets if e.name != name]
+    save_run_config(cfg)
+    if layout.arrivals.is_dir():
+        with open(layout.arrivals / "events.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": "dropped",
+                                "dataset": name, "samples_removed": removed}) + "\n")
+    log(f"dropped dataset {name!r} (round {t}) from run {cfg.run_dir}: {removed} samples left the pool")
 
 
 def known_entries(cfg: RunConfig) -> list[DatasetEntry]:
@@ -211,7 +274,7 @@ class Inbox:
     def quarantine(self, folder: Path, reason: str) -> Path:
         """Move ``folder`` to ``quarantine/`` (a free name) with a ``REASON.txt``."""
         qdir = self.root / QUARANTINE
-        qdir.mkdir(exist_ok=True)
+        qdir.mkdir(parents=True, exist_ok=True)
         dest, k = qdir / folder.name, 1
         while dest.exists():
             dest, k = qdir / f"{folder.name}.{k}", k + 1

@@ -2,16 +2,42 @@
 
 Heavy imports (torch, transformers) happen inside the commands that need them,
 so ``lifelong --help`` and the pool commands start instantly.
+
+Failures are one line, ``error: ...``, often followed by ``hint: ...`` (the
+command that continues or undoes), and an exit code that says which kind
+(README, "Troubleshooting"): :data:`EXIT_USER` for a command, config or
+dataset to fix, :data:`lifelong.runlock.EXIT_LOCKED` for a run in use,
+:data:`EXIT_DISK_FULL`, :data:`EXIT_INTERRUPTED` for Ctrl-C; ``| head``
+closing the pipe ends the command quietly. Anything else is a bug and shows
+its traceback; ``lifelong --debug COMMAND`` (or ``LIFELONG_DEBUG=1``) shows
+tracebacks for every failure.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from lifelong.layout import RunLayout
+
+EXIT_USER = 2  # a command, config value, path or dataset to fix; nothing was written
+EXIT_DISK_FULL = 28  # the disk filled up (28 = ENOSPC); finished work is kept, resume after freeing space
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); finished work is kept
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (``| head``): 128 + SIGPIPE, as shell tools end
+
+
+class UsageError(Exception):
+    """A command line that cannot work; ``hint`` says what to do instead."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
 
 # name -> (help, add-arguments function, run function returning an exit code)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -26,7 +52,20 @@ def _pool_dir(args) -> Path:
         return Path(args.pool)
     if getattr(args, "run", None):
         return RunLayout(args.run).pool
-    raise SystemExit("error: give --pool DIR or --run RUN_DIR")
+    raise UsageError("give --pool DIR or --run RUN_DIR")
+
+
+def _open_pool(args):
+    """The existing pool that ``--pool``/``--run`` names (readers never create one)."""
+    from lifelong.data.pool import Pool
+
+    if getattr(args, "run", None) and not RunLayout(args.run).config.exists():
+        raise UsageError(f"{args.run} is not a run directory (no config.yaml)",
+                         "check the path; 'ls runs/' lists the runs")
+    path = _pool_dir(args)
+    if not (path / "pool.sqlite").is_file():
+        raise UsageError(f"no pool at {path} (no pool.sqlite)", "check the path, or make one with 'lifelong ingest'")
+    return Pool(path, create=False)
 
 
 def _add_pool_args(p: argparse.ArgumentParser) -> None:
@@ -47,9 +86,17 @@ def _setup_ingest(p):
 
 
 def cmd_ingest(args) -> int:
-    from lifelong.data.ingest import ingest, iter_dataset_files
+    from lifelong.data.ingest import detect_format_safe, ingest, iter_dataset_files, record_place
     from lifelong.data.pool import Pool
 
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise UsageError(f"{missing[0]} does not exist" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    for p in args.paths:
+        if Path(p).is_dir() and args.format is None and detect_format_safe(Path(p)) != "hf" \
+                and not list(iter_dataset_files(Path(p))):
+            raise UsageError(f"{p}: a folder with no train/test/val file (.json, .jsonl, .parquet) and not a "
+                             "save_to_disk dataset")
     with Pool(_pool_dir(args)) as pool:
         for path in args.paths:
             for f in iter_dataset_files(Path(path)):
@@ -58,7 +105,8 @@ def cmd_ingest(args) -> int:
                              round_added=args.round, image_root=args.image_root)
                 print(rep.summary())
                 for q in rep.quarantined[:5]:
-                    print(f"  record {q['index']}" + (f" (id {q['id']})" if q["id"] is not None else "") + f": {q['reason']}")
+                    print(f"  {record_place(q)}" + (f" (id {q['id']})" if q["id"] is not None else "")
+                          + f": {q['reason']}")
                 if len(rep.quarantined) > 5:
                     print(f"  ... {len(rep.quarantined) - 5} more")
     return 0
@@ -72,9 +120,7 @@ def _setup_pool(p):
 
 
 def cmd_pool(args) -> int:
-    from lifelong.data.pool import Pool
-
-    with Pool(_pool_dir(args)) as pool:
+    with _open_pool(args) as pool:
         if args.action == "stats":
             rows = pool.stats()
             if args.json:
@@ -93,7 +139,8 @@ def cmd_pool(args) -> int:
         else:
             rows = pool.ledger()
             print(json.dumps(rows, indent=2) if args.json else "\n".join(
-                f"{r['round']:>3} {r['reason']:<10} {r['sample_id']}  cluster={r['cluster']} max_sim={r['max_sim']}" for r in rows))
+                f"{r['round']:>3} {r['reason']:<10} {r['sample_id']}  cluster={r['cluster']} max_sim={r['max_sim']}"
+                + (f" duplicate_of={r['duplicate_of']}" if r["duplicate_of"] else "") for r in rows))
     return 0
 
 
@@ -113,6 +160,7 @@ def cmd_run(args) -> int:
     from lifelong.run_config import load_run_config
 
     cfg = load_run_config(args.config, args.overrides)
+    args.resume = cfg.run_dir
     r = run(cfg, force=args.force)
     from lifelong.distributed import is_main
 
@@ -122,9 +170,11 @@ def cmd_run(args) -> int:
 
 
 def _setup_round(p):
-    p.add_argument("--dataset", required=True,
+    p.add_argument("--dataset",
                    help="the newly arrived dataset: a folder (train/test files, a dataset.yaml or a save_to_disk "
                         "dataset) or a training file")
+    p.add_argument("--drop", metavar="NAME",
+                   help="instead: take back dataset NAME, added by round/watch, whose round has not trained")
     p.add_argument("--run", required=True, help="existing run directory")
     p.add_argument("--name", help="dataset name (default: from dataset.yaml, else the folder name or file stem)")
     p.add_argument("--test", default=None, help="its held-out split (default: the folder's test file, if any)")
@@ -132,26 +182,33 @@ def _setup_round(p):
 
 
 def cmd_round(args) -> int:
-    from lifelong.arrivals import ArrivalError, append_entry, check, resolve
+    import copy
+
+    from lifelong.arrivals import append_entry, check, drop, resolve
     from lifelong.loop import run
-    from lifelong.run_config import load_run_config
+    from lifelong.run_config import check_run_config, load_run_config
     from lifelong.runlock import run_lock
 
     run_dir = Path(args.run)
+    if (args.dataset is None) == (args.drop is None):
+        raise UsageError("give --dataset PATH (a new round) or --drop NAME (take one back)")
     if not RunLayout(run_dir).config.exists():
-        raise SystemExit(f"error: {run_dir} is not a run directory (no config.yaml); start one with 'lifelong run'")
+        raise UsageError(f"{run_dir} is not a run directory (no config.yaml)", "start one with 'lifelong run CONFIG'")
     with run_lock(run_dir):
         cfg = load_run_config(run_dir)
-        try:
-            entry = resolve(args.dataset, args.name)
-            if args.test is not None:
-                entry.test = str(Path(args.test).absolute()) if args.test else ""
-            entry.metric = args.metric or entry.metric
-            check(entry, cfg)
-        except ArrivalError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        if args.drop is not None:
+            drop(cfg, args.drop)
+            return 0
+        entry = resolve(args.dataset, args.name)
+        if args.test is not None:
+            entry.test = str(Path(args.test).absolute()) if args.test else ""
+        entry.metric = args.metric or entry.metric
+        check(entry, cfg)
+        whole = copy.deepcopy(cfg)
+        whole.stream.datasets.append(entry)
+        check_run_config(whole)  # the run as it will be, checked before config.yaml changes
         append_entry(cfg, entry)
+        args.resume = run_dir
         run(cfg)
     return 0
 
@@ -170,6 +227,7 @@ def _setup_watch(p):
 def cmd_watch(args) -> int:
     from lifelong.arrivals import watch
 
+    args.resume = Path(args.run)
     watch(args.run, args.inbox, args.config, args.overrides, args.poll, args.stable_after, args.once)
     return 0
 
@@ -219,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lifelong",
         description="Lifelong multimodal instruction tuning (Adapt-inf): ingest datasets as they arrive, "
         "select, train LoRA rounds, prune, evaluate forgetting, export adapters.",
+        epilog="Exit codes: 0 done, 1 check found problems, 2 something to fix (the message says what), "
+        f"3 run in use by another writer, {EXIT_DISK_FULL} disk full, {EXIT_INTERRUPTED} interrupted (Ctrl-C). "
+        "--debug (before COMMAND) shows tracebacks.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any failure")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, setup, _) in COMMANDS.items():
         setup(sub.add_parser(name, help=help_text, description=help_text))
@@ -228,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("LIFELONG_DEBUG", "") not in ("", "0")
+    if argv[:1] == ["--debug"]:
+        debug, argv = True, argv[1:]
     if argv and argv[0] in COMMANDS and COMMANDS[argv[0]][1] is _passthrough:
         # The subcommand parses its own arguments: argparse's REMAINDER would
         # refuse ones that start with an option (``lifelong eval --run DIR``).
@@ -238,18 +303,92 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-    from lifelong.config import ConfigError
-    from lifelong.runlock import EXIT_LOCKED, RunLocked
-
     _, _, fn = COMMANDS[args.command]
     try:
         return fn(args) or 0
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    except RunLocked as e:
-        print(f"lifelong {args.command}: {e}", file=sys.stderr)
+    except BaseException as e:  # noqa: BLE001 - sorted into user errors and bugs by _failure
+        code = _failure(e, args, debug)
+        if code is None:
+            raise
+        return code
+
+
+def _user_errors() -> tuple[type, ...]:
+    """Exceptions that mean "fix the command, config or data": their message is the whole story."""
+    from lifelong.arrivals import ArrivalError
+    from lifelong.config import ConfigError
+    from lifelong.data.manifest import PoolError
+    from lifelong.data.readers import FormatError
+    from lifelong.export.families import ExportError
+
+    return UsageError, ConfigError, ArrivalError, PoolError, FormatError, ExportError
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) is the disk filling up: ``OSError`` ENOSPC/EDQUOT, SQLite's
+    "database or disk is full", or a native writer's "os error 28" (safetensors)."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e):
+            return True
+        text = str(e)
+        if f"os error {errno.ENOSPC}" in text or "No space left on device" in text:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def _failure(e: BaseException, args, debug: bool) -> int | None:
+    """Report ``e`` the CLI's way and return the exit code; None = a bug (or --debug): re-raise it."""
+    from lifelong.runlock import EXIT_LOCKED, RunLocked
+
+    resume = getattr(args, "resume", None)
+    if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
+        # The reader went away (``| head``): say nothing, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+            pass
+        return EXIT_BROKEN_PIPE
+    if isinstance(e, SystemExit):
+        return None
+    if debug:
+        return None
+    if isinstance(e, KeyboardInterrupt):
+        _say("interrupted", f"finished stages are kept; 'lifelong run {resume}' resumes" if resume else None)
+        return EXIT_INTERRUPTED
+    if isinstance(e, RunLocked):
+        _say(str(e))
         return EXIT_LOCKED
+    if disk_full(e):
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        _say(f"the disk is full ({first})",
+             "nothing is lost: every finished stage and the pool are intact (check with 'lifelong pool check "
+             + (f"--run {resume}')" if resume else "--run RUN')") + "; free space, then "
+             + (f"'lifelong run {resume}' resumes" if resume else "run the command again"))
+        return EXIT_DISK_FULL
+    if isinstance(e, _user_errors()):
+        _say(str(e), getattr(e, "hint", None))
+        return EXIT_USER
+    if resume and isinstance(e, Exception):
+        # A failure inside a stage: the traceback (it may be a bug), and the way back in.
+        import traceback
+
+        traceback.print_exc()
+        _say(f"{type(e).__name__}: {e}", f"finished stages are kept; once the cause is fixed, 'lifelong run {resume}' "
+             "resumes at the stage that failed (run with --debug for the traceback alone)")
+        return 1
+    return None
+
+
+def _say(message: str, hint: str | None = None) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

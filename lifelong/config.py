@@ -23,7 +23,19 @@ class ConfigError(ValueError):
 
 
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    """What a value of annotation ``tp`` looks like, in a user's words ("an integer or null")."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list, tuple) or tp in (list, tuple):
+        return "a list"
+    if origin is dict or tp is dict or dataclasses.is_dataclass(tp):
+        return "a mapping"
+    words = {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string",
+             Path: "a path", Any: "any value"}
+    return words.get(tp) or getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -49,7 +61,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{key}: {value!r} does not match {_type_name(tp)}")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is typing.Literal:
         allowed = get_args(tp)
         if value not in allowed:

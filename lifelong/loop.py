@@ -31,7 +31,8 @@ import numpy as np
 from lifelong import stages
 from lifelong.data.pool import Pool
 from lifelong.layout import RunLayout, write_json
-from lifelong.run_config import DatasetEntry, RunConfig, check_same_config, save_run_config
+from lifelong.run_config import DatasetEntry, RunConfig, check_run_config, check_same_config, save_run_config
+from lifelong.run_config import with_default_test
 
 # "<round>:<stage>": SIGKILL the process after that stage's work, before its marker
 # ("claim:<dataset>": the watcher's claim, lifelong/arrivals.py). Crash tests only.
@@ -68,6 +69,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.layout.config.exists():
             check_same_config(self.layout.config.read_text(), cfg, force)
+            check_run_config(cfg)  # datasets that round/watch appended are the run's too
         dist.barrier()  # everyone has read the old config before it is replaced
         if self.main:
             save_run_config(cfg)
@@ -131,9 +133,13 @@ class Run:
                 prepare_stream(tmp, s.builtin, s.seed, cfg=s.builtin_config)
                 os.replace(tmp, data)
             self.dist.barrier()
-            for info in read_manifest(data):
+            infos = read_manifest(data)
+            if self.main and s.datasets and not self.layout.marker(0, "setup").exists():
+                print(f"[{self.cfg.name}] stream: the built-in '{s.builtin}' stream ({len(infos)} datasets) comes "
+                      f"first, then your {len(s.datasets)}; set stream.builtin=none for yours only", flush=True)
+            for info in infos:
                 out.append(DatasetEntry(info.name, str(data / info.train), str(data / info.test), info.metric))
-        out.extend(s.datasets)
+        out.extend(with_default_test(e, self.cfg.eval.split) for e in s.datasets)
         names = [e.name for e in out]
         if len(set(names)) != len(names):
             raise ValueError(f"dataset names in a stream must be unique, got {names}")
@@ -215,15 +221,19 @@ class Run:
 def run(cfg: RunConfig, force: bool = False, should_stop=None) -> Run:
     """Run (or resume) every round of ``cfg``'s stream, holding the run directory's writer lock.
 
-    Raises :class:`lifelong.runlock.RunLocked` at once, before writing
-    anything, when another process is writing the run; :class:`StopRequested`
-    when ``should_stop()`` turned true (checked after every stage).
+    Raises, before writing anything, :class:`lifelong.config.ConfigError`
+    naming every problem of the config (values, names, metrics, the paths and
+    splits of every dataset still to come) and
+    :class:`lifelong.runlock.RunLocked` when another process is writing the
+    run; :class:`StopRequested` when ``should_stop()`` turned true (checked
+    after every stage).
     """
     from contextlib import ExitStack
 
     from lifelong import distributed as dist
     from lifelong.runlock import RunLocked, run_lock
 
+    check_run_config(cfg)
     with ExitStack() as held:
         refused: dict | None = None
         if dist.rank_world()[0] == 0:  # one lock per run, held by the main process

@@ -199,7 +199,8 @@ def prune(run, t, d, entry, entries):
     # Applying is idempotent: a crash after the pool commit but before the
     # marker re-applies nothing.
     todo = [r for r in records if (run.pool.lookup(r["id"]) or ("", ""))[1] == "active"]
-    run.pool.prune([PruneRecord(r["id"], t, r["reason"], r["cluster"], r["max_sim"]) for r in todo])
+    run.pool.prune([PruneRecord(r["id"], t, r["reason"], r["cluster"], r["max_sim"], r.get("duplicate_of"))
+                    for r in todo])
     compacted = run.pool.compact() if records else False  # pruned content leaves the file too
     return {"pruned": len(records), "pool_size": run.pool.count(), "compacted": compacted}
 

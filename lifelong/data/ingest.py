@@ -18,7 +18,7 @@ from lifelong.data.readers import detect_format, read_records
 from lifelong.data.records import BadRecord, ImageStore, IngestConfig, to_sample
 
 __all__ = ["IngestConfig", "IngestReport", "SPLIT_NAMES", "check_records", "detect_format_safe", "ingest",
-           "iter_dataset_files", "write_quarantine"]
+           "iter_dataset_files", "record_place", "write_quarantine"]
 
 # File stems (and DatasetDict keys) that name a split.
 SPLIT_NAMES = ("train", "val", "validation", "test")
@@ -44,6 +44,12 @@ class IngestReport:
             f"{self.dataset}/{self.split}: {self.added} added, {self.unchanged} already in pool, "
             f"{len(self.quarantined)} quarantined" + (f" (see {self.quarantine_path})" if self.quarantined else "")
         )
+
+
+def record_place(q: dict) -> str:
+    """Where a quarantined record is, as a user finds it: ``line 3`` (1-based, in a JSON/JSONL file),
+    else ``record 3`` (1-based position, in Parquet or a saved dataset)."""
+    return f"line {q['line']}" if q.get("line") else f"record {q['index'] + 1}"
 
 
 def ingest(

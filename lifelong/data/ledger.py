@@ -22,7 +22,21 @@ from pathlib import Path
 from lifelong.data.blobs import BlobStore
 from lifelong.data.manifest import SLACK_KEY, PoolError, add_slack, transaction
 
-LEDGER_COLUMNS = ("sample_id", "content_key", "round", "cluster", "max_sim", "reason")
+LEDGER_COLUMNS = ("sample_id", "content_key", "round", "cluster", "max_sim", "reason", "duplicate_of")
+# Added to the ledger after its first schema (manifest.py): the kept sample a pruned one
+# duplicates. Pools made before get the column on open, NULL for their earlier rows.
+LATER_COLUMNS = ("duplicate_of",)
+# Pruned samples whose rows the purge removed, counted by where they came from (the
+# ledger row alone does not say), so ``pool stats`` counts every round's pruning.
+PURGED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS purged (
+    dataset TEXT NOT NULL,
+    task TEXT NOT NULL,
+    split TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (dataset, task, split)
+);
+"""
 # Bytes a ``samples`` row costs beyond its text columns (rowid, integers, record
 # header) and what its index entries cost: counted as slack when it is purged.
 ROW_OVERHEAD = 24
@@ -37,6 +51,21 @@ class PruneRecord:
     reason: str
     cluster: int | None = None
     max_sim: float | None = None
+    duplicate_of: str | None = None  # the kept sample it was most similar to, when pruned as a duplicate
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Add :data:`LATER_COLUMNS` and the ``purged`` counts to a pool made before them (idempotent,
+    safe to race)."""
+    db.executescript(PURGED_SCHEMA)
+    have = {r[1] for r in db.execute("PRAGMA table_info(ledger)")}
+    for col in LATER_COLUMNS:
+        if col not in have:
+            try:
+                db.execute(f"ALTER TABLE ledger ADD COLUMN {col} TEXT")
+            except sqlite3.OperationalError as e:  # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
 
 
 def prune(db: sqlite3.Connection, blobs: BlobStore, records: list[PruneRecord]) -> int:
@@ -58,8 +87,9 @@ def prune(db: sqlite3.Connection, blobs: BlobStore, records: list[PruneRecord]) 
             rowid, key, _, size = row
             slack += size or 0
             db.execute(
-                "INSERT INTO ledger (sample_id, content_key, round, cluster, max_sim, reason) VALUES (?,?,?,?,?,?)",
-                (rec.sample_id, key, rec.round, rec.cluster, rec.max_sim, rec.reason),
+                "INSERT INTO ledger (sample_id, content_key, round, cluster, max_sim, reason, duplicate_of)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (rec.sample_id, key, rec.round, rec.cluster, rec.max_sim, rec.reason, rec.duplicate_of),
             )
             hashes = [h for (h,) in db.execute("SELECT hash FROM sample_images WHERE sample_rowid=?", (rowid,))]
             db.execute("DELETE FROM sample_images WHERE sample_rowid=?", (rowid,))
@@ -86,11 +116,48 @@ def purge(db: sqlite3.Connection, before_round: int) -> int:
             " JOIN ledger l ON l.sample_id = s.id WHERE s.status='pruned' AND l.round < ?",
             (before_round,),
         ).fetchall()
+        db.execute(
+            "INSERT INTO purged (dataset, task, split, count) SELECT s.dataset, s.task, s.split, COUNT(*)"
+            " FROM samples s JOIN ledger l ON l.sample_id = s.id WHERE s.status='pruned' AND l.round < ?"
+            " GROUP BY s.dataset, s.task, s.split"
+            " ON CONFLICT(dataset, task, split) DO UPDATE SET count = count + excluded.count",
+            (before_round,),
+        )
         for start in range(0, len(rows), 900):
             chunk = [r for r, _ in rows[start : start + 900]]
             db.execute(f"DELETE FROM samples WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
         add_slack(db, sum(n + ROW_OVERHEAD for _, n in rows))
     return len(rows)
+
+
+def drop_dataset(db: sqlite3.Connection, blobs: BlobStore, dataset: str) -> int:
+    """Delete every sample of ``dataset`` (any split) and its ingest records, for an arrival taken back
+    before it trained; images no other sample uses are deleted. One transaction; returns the count."""
+    with transaction(db):
+        rows = [r for (r,) in db.execute("SELECT rowid FROM samples WHERE dataset=?", (dataset,))]
+        hashes: set[str] = set()
+        for start in range(0, len(rows), 900):
+            chunk = rows[start : start + 900]
+            q = ",".join("?" * len(chunk))
+            hashes.update(h for (h,) in db.execute(f"SELECT hash FROM sample_images WHERE sample_rowid IN ({q})",
+                                                   chunk))
+            db.execute(f"DELETE FROM sample_images WHERE sample_rowid IN ({q})", chunk)
+            db.execute(f"DELETE FROM samples WHERE rowid IN ({q})", chunk)
+        db.execute("DELETE FROM ingests WHERE dataset=?", (dataset,))
+    for h in hashes:
+        if db.execute("SELECT 1 FROM sample_images WHERE hash=? LIMIT 1", (h,)).fetchone() is None:
+            blobs.path(h).unlink(missing_ok=True)
+    return len(rows)
+
+
+def purged_counts(db: sqlite3.Connection) -> list[tuple]:
+    """(dataset, task, split, count) of pruned samples whose rows the purge removed. Those purged by a
+    pool from before the counts were kept are counted under dataset and task ``?``."""
+    rows = db.execute("SELECT dataset, task, split, count FROM purged ORDER BY rowid").fetchall()
+    gone = db.execute("SELECT COUNT(*) FROM ledger l WHERE NOT EXISTS"
+                      " (SELECT 1 FROM samples s WHERE s.id = l.sample_id)").fetchone()[0]
+    unknown = gone - sum(r[3] for r in rows)
+    return rows + ([("?", "?", "train", unknown)] if unknown > 0 else [])
 
 
 def pruned_key(db: sqlite3.Connection, sample_id: str) -> str | None:

@@ -29,15 +29,22 @@ __all__ = ["Pool", "PoolError", "PruneRecord", "SampleView"]
 
 
 class Pool:
-    """Manifest + blob store at ``root``. Safe to open from several processes (WAL)."""
+    """Manifest + blob store at ``root``. Safe to open from several processes (WAL).
 
-    def __init__(self, root: str | Path):
+    ``create=False`` opens an existing pool only (:class:`PoolError` when there
+    is none): readers such as ``lifelong pool stats`` never make one.
+    """
+
+    def __init__(self, root: str | Path, create: bool = True):
         self.root = Path(root)
+        self.path = self.root / "pool.sqlite"
+        if not create and not self.path.is_file():
+            raise PoolError(f"no pool at {self.root} (no pool.sqlite)")
         self.root.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(self.root / "blobs")
         self.blob_dir = self.blobs.root
-        self.path = self.root / "pool.sqlite"
         self.db = connect(self.path)
+        ledger.upgrade(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -191,6 +198,10 @@ class Pool:
         """Permanently remove active samples (see :func:`lifelong.data.ledger.prune`)."""
         return ledger.prune(self.db, self.blobs, records)
 
+    def drop_dataset(self, dataset: str) -> int:
+        """Delete every sample of ``dataset`` (see :func:`lifelong.data.ledger.drop_dataset`)."""
+        return ledger.drop_dataset(self.db, self.blobs, dataset)
+
     def purge(self, before_round: int) -> int:
         """Drop the rows of samples pruned before ``before_round`` (see :func:`lifelong.data.ledger.purge`)."""
         return ledger.purge(self.db, before_round)
@@ -210,12 +221,18 @@ class Pool:
 
     # ---- summaries ----------------------------------------------------------
     def stats(self) -> list[dict]:
-        """Counts per (dataset, task, split, status)."""
-        rows = self.db.execute(
+        """Counts per (dataset, task, split, status); ``pruned`` counts every sample ever pruned,
+        those whose rows the purge removed included (the ledger keeps where they came from)."""
+        counts: dict[tuple, int] = {}
+        for r in self.db.execute(
             "SELECT dataset, task, split, status, COUNT(*) FROM samples GROUP BY dataset, task, split, status"
             " ORDER BY MIN(rowid), split, status"
-        )
-        return [dict(dataset=r[0], task=r[1], split=r[2], status=r[3], count=r[4]) for r in rows]
+        ):
+            counts[r[:4]] = r[4]
+        for dataset, task, split, n in ledger.purged_counts(self.db):
+            key = (dataset, task, split, "pruned")
+            counts[key] = counts.get(key, 0) + n
+        return [dict(dataset=k[0], task=k[1], split=k[2], status=k[3], count=n) for k, n in counts.items()]
 
     def check(self) -> list[str]:
         """Consistency problems (empty list when the pool is sound)."""

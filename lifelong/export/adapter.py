@@ -102,6 +102,16 @@ def _write_merged(profile, run_cfg, t: int, run_dir: Path, dest: Path) -> None:
     profile.save_merged(loaded, loaded.model.merge_and_unload(), dest)
 
 
+def _usual_modes(folder: Path) -> None:
+    """Give every file under ``folder`` the mode a new file gets (0644 under umask 022): safetensors
+    writes its files 0600, which would keep the weights from whoever the export is for."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            p.chmod(0o666 & ~mask)
+
+
 def export(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -172,6 +182,7 @@ def export(
                      f"into the base before the next). {how}, so it gives the model after round {t} (up to the "
                      "base dtype's rounding of the merges).\n")
         (tmp / "README.md").write_text(card, encoding="utf-8")
+        _usual_modes(tmp)
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); rename needs the name free
         os.replace(tmp, out_dir)
