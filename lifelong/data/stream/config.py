@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
+
+from lifelong.data.stream.messy.config import MessyConfig
 
 SCALES = ("small", "full")
 
@@ -27,12 +30,20 @@ def _default_order() -> list[str]:
 class StreamConfig:
     """What ``prepare_stream`` writes.
 
+    ``stream`` picks the built-in stream: ``clean`` (one skill per dataset,
+    balanced, a few injected defects; every field below but ``messy``) or
+    ``messy`` (six mixtures shaped like the Adapt-∞ paper's stream, with
+    redundancy, shared and rare skills and defects; ``messy`` holds its sizes
+    and rates, and it shares only ``image_size`` and ``max_count`` with the
+    clean one; see ``lifelong/data/stream/messy/``).
+
     ``order`` is the arrival order of the datasets (names from the registry in
     ``lifelong.data.stream.generators``). The three rates are fractions of each
     train split; the counts are rounded once per split, so they are exact and do
     not depend on the seed. Test splits never get duplicates or noise.
     """
 
+    stream: Literal["clean", "messy"] = "clean"
     order: list[str] = field(default_factory=_default_order)
     # Sizes per scale, flat so that one can be overridden alone (``full_train=1000``).
     # small: for tests, the whole stream prepares in a few seconds.
@@ -60,6 +71,7 @@ class StreamConfig:
     # Counting: the number of objects drawn is uniform in [1, max_count], one
     # per quarter of the image, so at most 4.
     max_count: int = 4
+    messy: MessyConfig = field(default_factory=MessyConfig)
 
     def sizes(self, scale: str) -> SplitSizes:
         """Split sizes of ``scale`` (one of ``SCALES``)."""

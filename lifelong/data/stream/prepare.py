@@ -57,6 +57,12 @@ class DatasetInfo:
     n_duplicates: int
     n_mislabeled: int
     n_ungrounded: int
+    # The messy stream's validation split (the clean stream carves one from train instead).
+    val: str | None = None
+
+    def manifest_entry(self) -> dict:
+        """The entry as ``stream.json`` lists it (``val`` only where there is one)."""
+        return {k: v for k, v in vars(self).items() if not (k == "val" and v is None)}
 
 
 def _rng(seed: int, name: str, purpose: int) -> np.random.Generator:
@@ -175,25 +181,35 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
 def prepare_stream(
     out: Path, scale: str = "small", seed: int = 0, datasets: list[str] | None = None, cfg: StreamConfig | None = None
 ) -> list[DatasetInfo]:
-    """Write the stream's datasets (default: ``cfg.order``) to ``out`` and the manifest ``out/stream.json``.
+    """Write the stream's datasets (default: ``cfg.order``, or every messy dataset) to ``out``
+    and the manifest ``out/stream.json``.
 
-    Returns the manifest entries in arrival order. Datasets are generated
-    independently, so a subset gives the same files as the full stream.
+    Returns the manifest entries in arrival order. The clean stream's datasets
+    are generated independently, so a subset gives the same files as the full
+    stream; the messy stream is composed whole (its datasets share images and
+    held-out splits) and a subset writes some of it.
     """
     cfg = cfg or StreamConfig()
     cfg.sizes(scale)  # fail early on an unknown scale
-    names = list(datasets) if datasets is not None else list(cfg.order)
-    for n in names:
-        get_spec(n)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    infos = [prepare_dataset(n, out, cfg, scale, seed, i) for i, n in enumerate(names)]
+    if cfg.stream == "messy":
+        from lifelong.data.stream.messy.prepare import prepare_messy
+
+        out.mkdir(parents=True, exist_ok=True)
+        infos = prepare_messy(out, scale, seed, datasets, cfg)
+    else:
+        names = list(datasets) if datasets is not None else list(cfg.order)
+        for n in names:
+            get_spec(n)
+        out.mkdir(parents=True, exist_ok=True)
+        infos = [prepare_dataset(n, out, cfg, scale, seed, i) for i, n in enumerate(names)]
     manifest = {
         "format": "llava_json",
         "generator": GENERATOR,
         "scale": scale,
         "seed": seed,
-        "datasets": [vars(i) for i in infos],
+        **({"stream": cfg.stream} if cfg.stream != "clean" else {}),
+        "datasets": [i.manifest_entry() for i in infos],
     }
     _write_json(out / MANIFEST, manifest)
     return infos
@@ -240,8 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     names = args.datasets.split(",") if args.datasets else None
     if args.cards_only:
         from lifelong.data.stream.cards import write_cards
+        from lifelong.data.stream.messy.prepare import write_messy_cards
 
-        for path in write_cards(args.out, cfg, args.scale or "full", names):
+        if cfg.stream == "messy":  # composed whole: every dataset's card
+            paths = write_messy_cards(args.out, cfg, args.scale or "full", args.seed)
+        else:
+            paths = write_cards(args.out, cfg, args.scale or "full", names)
+        for path in paths:
             print(path)
         return 0
     for info in prepare_stream(args.out, args.scale or "small", args.seed, names, cfg):
