@@ -11,8 +11,9 @@ the prediction / 3, 1)``; with ten humans, 1, 2, 3 and 4+ matches give 0.3,
 0.6, 0.9 and 1.0. A lone reference (the usual case in an instruction dataset)
 is taken as the agreed answer: 1.0 on a match, else 0 (leave-one-out over one
 human would score every answer 0). Normalisation, applied to the prediction
-and to every human answer (the released answers are already in this form, so
-it changes none of them):
+and to every human answer (as the TextVQA evaluator does; the official VQAv2
+code gives the human answers the punctuation step only, but they are released
+lowercased, with digits and without articles, so the other steps keep them):
 
 1. newlines and tabs become spaces; ends are stripped;
 2. punctuation ``; : / ' [ ] " ( ) = + \\ _ > < @ ` , ?``: each character is

@@ -50,9 +50,11 @@ def parse_record(rec, where: str) -> tuple[str, list[str], Optional[str]]:
     """(prediction, references, question) of one decoded line; ``where`` names the line in errors."""
     if not isinstance(rec, dict):
         raise ScoreInputError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-    pred = rec.get("prediction")
+    if "prediction" not in rec:
+        raise ScoreInputError(f"{where}: no \"prediction\"")
+    pred = rec["prediction"]
     if not isinstance(pred, str):
-        raise ScoreInputError(f"{where}: \"prediction\" must be a string" + ("" if "prediction" in rec else ", and is missing"))
+        raise ScoreInputError(f"{where}: \"prediction\" must be a string, got {json.dumps(pred)}")
     if "answers" in rec:
         answers = rec["answers"]
     elif "answer" in rec:

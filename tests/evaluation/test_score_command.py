@@ -61,8 +61,8 @@ def test_box_and_number_answers(tmp_path, capsys):
     [
         ("{not json", "line 2: not valid JSON"),
         ('["a", "b"]', "line 2: expected a JSON object"),
-        ({"answer": "a"}, 'line 2: "prediction" must be a string, and is missing'),
-        ({"prediction": None, "answer": "a"}, 'line 2: "prediction" must be a string'),
+        ({"answer": "a"}, 'line 2: no "prediction"'),
+        ({"prediction": None, "answer": "a"}, 'line 2: "prediction" must be a string, got null'),
         ({"prediction": "a"}, 'line 2: no "answers"'),
         ({"prediction": "a", "answers": []}, 'line 2: "answers" is empty'),
         ({"prediction": "a", "answers": [["x"]]}, "line 2: each answer must be a string"),

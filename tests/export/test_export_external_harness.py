@@ -1,4 +1,4 @@
-"""A merged export used as an external harness (lmms-eval, VLMEvalKit) uses it: plain transformers, chat template, generate."""
+"""A merged export, used as an external harness (lmms-eval, VLMEvalKit) uses a model: Auto classes, generate."""
 from __future__ import annotations
 
 import json
@@ -56,8 +56,9 @@ def test_merged_export_generates_in_plain_transformers(tiny_run, tmp_path, capsy
     script.write_text(HARNESS)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.pop("PYTHONPATH", None)
+    args = [str(out), str(image_path), question, str(MAX_NEW_TOKENS), str(tmp_path / "o.json")]
     res = subprocess.run(
-        [sys.executable, str(script), str(out), str(image_path), question, str(MAX_NEW_TOKENS), str(tmp_path / "o.json")],
+        [sys.executable, str(script), *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
