@@ -352,7 +352,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         *lines, "",
         "Point estimates are means over the seeds; 95% intervals come from a bootstrap over seeds and held-out "
         f"questions together ({BOOTSTRAP} resamples; seeds paired across strategies run on the same seeds, "
-        "questions the same for all). Forgetting/BWT/FWT as in DESIGN.md; pooled acc = correct answers over "
+        "questions the same for all). Forgetting/BWT/FWT as in docs/design.md; pooled acc = correct answers over "
         "questions asked in the final row; relative gain = pooled acc / multitask's pooled acc. Selection time "
         "= scoring pass + clustering/routing/sampling; selection / training = total seconds over total seconds.",
         *(["", f"Shared the machine (CPU share below {SHARED_BELOW}: its seconds are inflated, its accuracies "

@@ -9,7 +9,7 @@ the stage config's own seed), so
 * every round draws afresh (round t's CCS does not repeat round t-1's draws);
 * a stage's own ``seed`` field still counts, so it can be varied alone.
 
-Two choices are deliberately not per round: the sketch projection (DESIGN.md:
+Two choices are deliberately not per round: the sketch projection (docs/design.md:
 the same matrix on every process and every round, so sketches of different
 rounds live in one space) and the LoRA initialisation of the trained model
 and of a proxy scoring model (each is built once per run). The held-out subset (``eval.seed``) does not depend on

@@ -1,4 +1,4 @@
-"""Coverage-centric sampling (CCS) inside each cluster (DESIGN.md step 6).
+"""Coverage-centric sampling (CCS) inside each cluster (docs/design.md step 6).
 
 ``ccs_sample`` draws exactly ``min(m, n)`` of a cluster's n samples using the
 routed expert's scores:

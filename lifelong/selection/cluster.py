@@ -1,4 +1,4 @@
-"""Pseudo-skill clusters: seeded spherical k-means on sketches (DESIGN.md step 3).
+"""Pseudo-skill clusters: seeded spherical k-means on sketches (docs/design.md step 3).
 
 Sketches are L2-normalised (fp16 or fp32, any array-like that slices into
 numpy, e.g. a memmap); clustering uses cosine similarity. Memory stays bounded:

@@ -1,4 +1,4 @@
-"""Seeded Rademacher random projection of gradient vectors (DESIGN.md step 1).
+"""Seeded Rademacher random projection of gradient vectors (docs/design.md step 1).
 
 A gradient ``g`` of dimension D is sketched as ``g @ R`` with R a (D, d) matrix
 whose entries are +1/sqrt(d) or -1/sqrt(d) with equal probability, so that

@@ -1,4 +1,4 @@
-"""Route each pseudo-skill cluster to one selector expert (DESIGN.md step 4).
+"""Route each pseudo-skill cluster to one selector expert (docs/design.md step 4).
 
 For cluster k and expert e, the histogram entropy H(k, e) is computed as follows:
 

@@ -1,4 +1,4 @@
-"""Per-sample LoRA gradients in one batched backward pass (DESIGN.md step 1).
+"""Per-sample LoRA gradients in one batched backward pass (docs/design.md step 1).
 
 For a bias-free linear map y = x Wᵀ applied at every token, the gradient of
 sample b's loss is ``G_b = Σ_t (∂L_b/∂y_{b,t}) ⊗ x_{b,t}``. Because samples do

@@ -79,7 +79,7 @@ def test_forgetting_uses_the_best_accuracy_not_the_learned_one():
     )
     assert M.forgetting(a) == pytest.approx((0.3 + 0.2) / 2)
     assert M.backward_transfer(a) == pytest.approx((0.1 - 0.2) / 2)
-    # Row 0 counts (DESIGN.md): a skill the base model had (1.0) and lost is forgotten,
+    # Row 0 counts (docs/design.md): a skill the base model had (1.0) and lost is forgotten,
     # task 0: 1.0 - 0.6 = 0.4, task 1 still 0.2 -> 0.3 (rows 1..R-1 only would give 0.25).
     b = a.copy()
     b[0, 0] = 1.0
