@@ -138,6 +138,9 @@ def check(entry: DatasetEntry, cfg: RunConfig) -> None:
         raise ArrivalError(f"dataset {entry.name!r} is already part of run {cfg.run_dir}, and its round {t} has "
                            f"not finished: 'lifelong run {cfg.run_dir}' finishes it, "
                            f"'lifelong round --run {cfg.run_dir} --drop {entry.name}' drops it")
+    if entry.name in {s.name for s in cfg.eval.suites}:
+        raise ArrivalError(f"{entry.name!r} is an evaluation suite of run {cfg.run_dir}; give the dataset "
+                           "another name with --name")
     problems = entry_problems(entry, "dataset", eval_split=cfg.eval.split)
     if problems:
         raise ArrivalError("; ".join(problems))

@@ -270,6 +270,7 @@ register("dashboard", "write the self-contained HTML dashboard of one or more ru
          _delegate("lifelong.evaluation.dashboard"))
 register("export", "export a round's adapter (PEFT), model card and lineage", _passthrough, _delegate("lifelong.export"))
 register("score", "score a JSONL file of answers with any answer metric", _passthrough, _delegate("lifelong.evaluation.score_command"))
+register("suite", "evaluation suites: add a fixed test set to a run (evaluated every round, earlier rows back-filled)", _passthrough, _delegate("lifelong.evaluation.suites"))
 
 
 def build_parser() -> argparse.ArgumentParser:

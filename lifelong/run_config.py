@@ -296,6 +296,9 @@ def config_problems(cfg: RunConfig) -> list[str]:
         if e.name in names:
             out.append(f"stream.datasets[{i}].name: {e.name!r} appears twice (dataset names must be unique)")
         names.add(e.name)
+    from lifelong.evaluation.suites import suite_problems  # evaluation suites: names, metrics
+
+    out += suite_problems(cfg.eval.suites, sorted(names))
     return out
 
 

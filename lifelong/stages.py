@@ -23,21 +23,28 @@ from lifelong.run_config import DatasetEntry
 
 # ---- round 0 -------------------------------------------------------------------------
 def setup(run, t, d, entries):
-    """Every task's held-out split in, the fresh adapter saved as round 0's, the base model evaluated."""
+    """Every dataset's held-out split and every suite in, the fresh adapter saved as round 0's, the base model
+    evaluated on every task (lifelong/evaluation/columns.py says which tasks)."""
+    run.cfg.eval.validate()
     if run.main:
         for e in entries:
             ingest_test(run, e, 0)
+        ingest_suites(run, 0)
         if not run.layout.has_adapter(0):
             run.models.fresh()
             run.save_adapter(0)
-    run.dist.barrier()  # test splits and the round-0 adapter are there
-    names = [e.name for e in entries]
-    row = evaluate(run, 0, run.layout.predictions(0), entries, names)
-    return {"row": [row[n] for n in names], "tasks": names}
+    run.dist.barrier()  # test splits, suites and the round-0 adapter are there
+    columns, _ = run_columns(run, 0, entries)
+    names = [c.task for c in columns]
+    row = evaluate(run, 0, run.layout.predictions(0), columns, names)
+    return {"row": [row[n] for n in names], "tasks": names,
+            "datasets": [e.name for e in entries if e.test]}  # whose held-out split came in here
 
 
 # ---- ingest ------------------------------------------------------------------------------
 def ingest(run, t, d, entry, entries):
+    from lifelong.evaluation.columns import held_out
+
     reports = []
     for f in iter_dataset_files(Path(entry.train), split="train"):
         rep = ingest_file(run.pool, f, dataset=entry.name, split="train", fmt=entry.format, round_added=t,
@@ -52,19 +59,46 @@ def ingest(run, t, d, entry, entries):
                          f"({info['quarantined']} quarantined, see {run.pool.root / 'quarantine'})")
     if run.pool.count(status=None, split=run.cfg.eval.split, dataset=entry.name) == 0:
         info["test_added"] = ingest_test(run, entry, t)  # it arrived after setup
+    # The task labels its training records teach (lifelong/evaluation/columns.py).
+    info["tasks"] = [g.task for g in held_out(run.pool, "train") if g.source == entry.name]
     write_json(run.layout.ingest_report(t), info)
     return info
 
 
 def ingest_test(run, entry: DatasetEntry, t: int) -> int:
-    """Ingest ``entry``'s held-out split (if it has one) as of round ``t``; returns the samples added."""
-    added = 0
+    """Ingest ``entry``'s held-out split (if it has one) as of round ``t``; returns the samples added.
+
+    A held-out split that gives no question, or whose labels miss a task
+    ``eval.task_metrics`` names after the dataset, is an error here
+    (:func:`lifelong.evaluation.columns.check_held_out`).
+    """
+    from lifelong.evaluation.columns import check_held_out, held_out
+
+    added, quarantined = 0, 0
     for f in iter_dataset_files(Path(entry.test), split="test") if entry.test else ():
         rep = ingest_file(run.pool, f, dataset=entry.name, split=run.cfg.eval.split, fmt=entry.format,
                           round_added=t, cfg=run.cfg.ingest)
         print(rep.summary())
         added += rep.added
+        quarantined += len(rep.quarantined)
+    if entry.test:
+        check_held_out(entry.name, "dataset", entry.test, held_out(run.pool, run.cfg.eval.split),
+                       run.cfg.eval.task_metrics, quarantined)
     return added
+
+
+def ingest_suites(run, t: int) -> list[str]:
+    """Ingest the configured evaluation suites not in the pool yet, as of round ``t``; returns their names."""
+    from lifelong.evaluation.suites import ingest_suite, pending_suites, suite_problems
+
+    problems = suite_problems(run.cfg.eval.suites, [d for d in run.pool.datasets()
+                                                    if d not in {s.name for s in run.cfg.eval.suites}])
+    if problems:
+        raise ValueError("; ".join(problems))
+    todo = pending_suites(run.pool, run.cfg.eval.suites, run.cfg.eval.split)
+    for suite in todo:
+        ingest_suite(run.pool, suite, run.cfg.eval, t, run.cfg.ingest)
+    return [s.name for s in todo]
 
 
 # ---- score and select ----------------------------------------------------------------------
@@ -224,44 +258,61 @@ def embeddings(run, t, ids) -> np.ndarray:
 
 # ---- eval and report ------------------------------------------------------------------------------
 def eval_stage(run, t, d, entry, entries):
-    names = [e.name for e in entries]
-    backfill = {str(r): evaluate(run, r, run.layout.backfill_predictions(t, r), entries, tasks)
-                for r, tasks in missing_cells(run, t, entries).items()}
+    """Row t of the accuracy matrix over every task, and the earlier cells this round makes due (:func:`missing_cells`)."""
+    if run.main:
+        ingest_suites(run, t)  # suites added to the config of a started run
+    run.dist.barrier()
+    columns, versions = run_columns(run, t, entries)
+    names = [c.task for c in columns]
+    backfill = {str(r): evaluate(run, r, run.layout.backfill_predictions(t, r), columns, tasks)
+                for r, tasks in missing_cells(run, t, names, versions).items()}
     if run.skips_training(t, entries):
-        return {"row": [float("nan")] * len(entries), "tasks": names, "skipped": True, "backfill": backfill}
-    row = evaluate(run, t, run.layout.predictions(t), entries, names)
+        return {"row": [float("nan")] * len(names), "tasks": names, "skipped": True, "backfill": backfill}
+    row = evaluate(run, t, run.layout.predictions(t), columns, names)
     return {"row": [row[n] for n in names], "tasks": names, "backfill": backfill}
 
 
-def missing_cells(run, t, entries) -> dict[int, list[str]]:
-    """Earlier rounds -> tasks with a held-out split but no accuracy in that round's row.
+def run_columns(run, t, entries):
+    """(the accuracy matrix's columns as of round ``t``, task -> version); see lifelong/evaluation/columns.py."""
+    from lifelong.evaluation.reporting import run_columns as columns_of
+    from lifelong.evaluation.suites import sources
 
-    These are datasets that arrived after those rounds were evaluated.
-    ``eval.backfill``: ``all`` evaluates every earlier saved adapter on
-    them, ``fwt`` only the base (row 0) and round t-1, the two cells
-    forward transfer needs; rounds whose evaluation was skipped stay empty.
+    return columns_of(run.layout, run.pool, t, sources([(e.name, e.metric) for e in entries], run.cfg.eval),
+                      run.cfg.eval)
+
+
+def missing_cells(run, t, tasks: list[str], versions: dict[str, int]) -> dict[int, list[str]]:
+    """Earlier rounds -> the tasks of ``tasks`` with no valid accuracy in that round's row.
+
+    A cell is missing when its task arrived after that row was measured (a
+    dataset or suite that came later), or stale when the task's question set
+    grew since (a later dataset's held-out records carry its label): the
+    column is then measured again, so every cell of it answers the same
+    questions (lifelong/evaluation/columns.py). ``eval.backfill``: ``all``
+    evaluates every earlier saved adapter, ``fwt`` only the base (row 0) and
+    round t-1, the two cells forward transfer needs (the other stale cells
+    stay empty); rounds whose evaluation was skipped stay empty.
     """
     from lifelong.evaluation.reporting import accuracy_cells
 
-    held_out = set(run.pool.datasets(split=run.cfg.eval.split))
-    cells = accuracy_cells(run.layout, t - 1, [e.name for e in entries])
+    cells = accuracy_cells(run.layout, t - 1, tasks, versions)
     rounds = range(t) if run.cfg.eval.backfill == "all" else sorted({0, t - 1})
     out = {}
     for r in rounds:
         if r > 0 and run.layout.stage_info(r, "eval").get("skipped"):
             continue
-        todo = [e.name for e in entries if e.name in held_out and e.name not in cells[r]]
+        todo = [k for k in tasks if k not in cells[r]]
         if todo:
             out[r] = todo
     return out
 
 
-def evaluate(run, t, predictions: Path, entries, tasks) -> dict[str, float]:
-    """Accuracy of the model after round ``t`` on ``tasks``; per-question predictions to ``predictions``."""
+def evaluate(run, t, predictions: Path, columns, tasks) -> dict[str, float]:
+    """Accuracy of the model after round ``t`` on ``tasks`` (each with its column's metric); per-question
+    predictions to ``predictions``."""
     from lifelong.evaluation.evaluate import evaluate_tasks, write_predictions
 
-    metrics = {e.name: e.metric for e in entries}
-    cfg = dataclasses.replace(run.cfg.eval, task_metrics={**metrics, **run.cfg.eval.task_metrics})
+    cfg = dataclasses.replace(run.cfg.eval, task_metrics={c.task: c.metric for c in columns})
     res = evaluate_tasks(run.dist.ShardedGenerator(run.model(t)), run.pool, tasks, cfg, progress=run.main)
     if run.main:
         write_predictions(res, predictions)
@@ -270,9 +321,10 @@ def evaluate(run, t, predictions: Path, entries, tasks) -> dict[str, float]:
 
 def report(run, t, d, entry, entries):
     from lifelong.evaluation.reporting import report_round
+    from lifelong.evaluation.suites import sources
 
     report_round(run.layout, run.pool, t, [e.name for e in entries], run.cfg.name, run.cfg.select.strategy,
-                 run.tracker)
+                 run.tracker, sources([(e.name, e.metric) for e in entries], run.cfg.eval), run.cfg.eval)
     return {}
 
 

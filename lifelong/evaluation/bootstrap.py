@@ -24,19 +24,34 @@ from lifelong.layout import RunLayout
 
 
 def run_predictions(run_dir: Path, t: int) -> list[Path]:
-    """Where a run's loop wrote round ``t``'s per-question predictions (:meth:`RunLayout.all_predictions`).
+    """Where a run wrote round ``t``'s per-question predictions, oldest first.
 
-    Its own evaluation, then the cells later rounds back-filled for datasets
-    that arrived after round ``t``.
+    Its own evaluation, then the cells later rounds' eval stages and
+    ``lifelong suite add`` measured for that row (tasks that arrived after
+    round ``t``, or whose question set grew since), in the order they were
+    measured.
     """
-    return RunLayout(run_dir).all_predictions(t)
+    from lifelong.evaluation.suites import added_root
+
+    layout = RunLayout(run_dir)
+    later = []
+    for d in layout.rounds.glob("*/eval/backfill") if layout.rounds.is_dir() else ():
+        later.append((int(d.parts[-3]), 0, d / f"round_{t}.jsonl"))
+    for d in layout.rounds.glob("*/suites/*") if layout.rounds.is_dir() else ():
+        later.append((int(d.parts[-3]), 1, d / f"round_{t}.jsonl"))
+    return [layout.predictions(t), *(p for _, _, p in sorted(later) if p.exists())]
 
 
 def question_scores(run_dir: Path, tasks: list[str], n_rounds: int,
                     where=run_predictions) -> dict[str, tuple[list[str], np.ndarray]]:
     """task -> (question ids, sorted; (n_rounds + 1, n_questions) scores, NaN rows for rounds not evaluated).
 
-    where(run_dir, t) -> the predictions file(s) of round t (default: the run's own).
+    where(run_dir, t) -> the predictions file(s) of round t, oldest first
+    (default: the run's own). Where a round's task was measured more than
+    once, the latest file counts; a round that answered other questions than
+    the task's last measured round is stale (measured before the task's
+    question set grew, lifelong/evaluation/columns.py) and counts as not
+    evaluated, as in the run's accuracy matrix.
     """
     rows: list[dict[str, dict[str, float]]] = []
     for t in range(n_rounds + 1):
@@ -44,19 +59,19 @@ def question_scores(run_dir: Path, tasks: list[str], n_rounds: int,
         per_task: dict[str, dict[str, float]] = {}
         for path in [paths] if isinstance(paths, Path) else paths:
             if path.exists():
+                found: dict[str, dict[str, float]] = {}
                 for line in path.read_text(encoding="utf-8").splitlines():
                     if line.strip():
                         p = json.loads(line)
-                        per_task.setdefault(p["task"], {})[p["id"]] = float(p["score"])
+                        found.setdefault(p["task"], {})[p["id"]] = float(p["score"])
+                per_task.update(found)  # a later measurement replaces the task's earlier one
         rows.append(per_task)
     out = {}
     for task in tasks:
-        ids = next((sorted(r[task]) for r in rows if task in r), [])
+        ids = next((sorted(r[task]) for r in reversed(rows) if task in r), [])
         m = np.full((n_rounds + 1, len(ids)), np.nan)
         for t, r in enumerate(rows):
-            if task in r:
-                if sorted(r[task]) != ids:
-                    raise ValueError(f"{run_dir}: round {t} answered other {task} questions than earlier rounds")
+            if task in r and sorted(r[task]) == ids:
                 m[t] = [r[task][q] for q in ids]
         out[task] = (ids, m)
     return out
@@ -101,7 +116,8 @@ def paired_bootstrap(runs: dict[str, Path], n: int = 1000, seed: int = 0,
             m = s[task][1]
             if m.shape[1]:
                 a[:, :, i] = m[:, draws[task]].mean(axis=2).T  # (rounds+1, n, q) -> (n, rounds+1)
-        out[name] = {k: np.array([METRICS[k].fn(a[b]) for b in range(n)]) for k in metrics}
+        learned = hists[name].learned()
+        out[name] = {k: np.array([METRICS[k].fn(a[b], None, learned) for b in range(n)]) for k in metrics}
     return out
 
 

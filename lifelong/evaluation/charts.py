@@ -253,24 +253,55 @@ def _heat_color(v: float) -> tuple[str, str]:
     return "#%02x%02x%02x" % tuple(rgb), "#ffffff" if lum < 140 else "#111111"
 
 
+def column_groups(h: RunHistory) -> list[tuple[str, str, list[int]]]:
+    """Per column of ``h``: (the dataset or suite it came from, its kind, the rounds that taught it).
+
+    A history without column records: task i came from the dataset of round i + 1.
+    """
+    if h.columns:
+        return [(c.source, c.kind, list(c.rounds)) for c in h.columns]
+    named = {r.round: r.dataset for r in h.rounds}
+    return [(named.get(i + 1, task), "dataset", [i + 1]) for i, task in enumerate(h.tasks)]
+
+
 def heatmap(chart_id: str, title: str, h: RunHistory, cfg: DashboardConfig) -> str:
     """The accuracy matrix: rows = rounds (0 = before training), columns = tasks, numbers in the cells.
 
-    The cell of each task just after it was learned (``a[i + 1, i]``) is outlined.
+    Columns are grouped under the dataset (or suite) they came from, a band
+    per group; the cells of the rounds that taught a task (``a[L_i, i]`` and
+    every later round whose dataset carries it) are outlined.
     """
     m = h.accuracy_matrix()
+    groups = column_groups(h)
     n_rows, n_cols = max(m.shape[0], 1), max(len(h.tasks), 1)
-    left, top = 90, 112
+    left, top = 90, 136
     cw = min(max((cfg.chart_width - left - 10) / n_cols, 44), 120)
     ch = 26
     width = max(cfg.chart_width, left + cw * n_cols + 10)
     height = top + ch * n_rows + 12
     body = [f'<text class="title" x="8" y="20">{esc(title)}</text>']
+    i = 0
+    while i < len(groups):  # one band per run of columns from the same source
+        j = i
+        while j + 1 < len(groups) and groups[j + 1][:2] == groups[i][:2]:
+            j += 1
+        source, kind = groups[i][:2]
+        x0, w = left + cw * i + 1, cw * (j - i + 1) - 2
+        body.append(
+            f'<g class="group" data-source="{esc(source)}" data-kind="{esc(kind)}">'
+            f'<rect x="{x0:.1f}" y="{top - 22}" width="{w:.1f}" height="18" fill="{"#e8eef7" if kind == "dataset" else "#f4ebd9"}"/>'
+            f'<text class="tick" x="{x0 + w / 2:.1f}" y="{top - 9}" text-anchor="middle"><title>{esc(kind)} {esc(source)}</title>'
+            f"{esc(_cut(source, max(int(w / 7), 3)))}</text></g>"
+        )
+        i = j + 1
     for i, task in enumerate(h.tasks):
         cx = left + cw * (i + 0.5)
+        rounds = groups[i][2]
+        taught = f", taught in round{'s' if len(rounds) > 1 else ''} {', '.join(map(str, rounds))}" if rounds else ""
         body.append(
-            f'<text class="tick" transform="translate({cx:.1f} {top - 8}) rotate(-35)" text-anchor="start">'
-            f"<title>{esc(task)}</title>{esc(_cut(task, cfg.heatmap_label_chars))}</text>"
+            f'<text class="tick" transform="translate({cx:.1f} {top - 30}) rotate(-35)" text-anchor="start">'
+            f"<title>{esc(task)} (from {esc(groups[i][1])} {esc(groups[i][0])}{esc(taught)})</title>"
+            f"{esc(_cut(task, cfg.heatmap_label_chars))}</text>"
         )
     for t in range(m.shape[0]):
         y = top + ch * t
@@ -280,7 +311,7 @@ def heatmap(chart_id: str, title: str, h: RunHistory, cfg: DashboardConfig) -> s
             v = m[t, i]
             fill, ink = _heat_color(v)
             x = left + cw * i
-            learned = t == i + 1
+            learned = t in groups[i][2]
             stroke = ' stroke="#d62728" stroke-width="2"' if learned else ' stroke="#ffffff" stroke-width="1"'
             body.append(
                 f'<rect class="cell" x="{x:.1f}" y="{y}" width="{cw:.1f}" height="{ch}" fill="{fill}"{stroke}>'

@@ -1,4 +1,4 @@
-"""``lifelong eval --run DIR [--round N]``: re-evaluate a saved adapter of a run on every task.
+"""``lifelong eval --run DIR [--round N]``: re-evaluate a saved adapter of a run on every task (column).
 
 The evaluation itself is :func:`lifelong.evaluation.evaluate.evaluate_tasks`;
 this module rebuilds a round's model from a run directory (merges replayed
@@ -45,13 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_task_metrics(run_dir: str | Path, run_cfg) -> dict[str, str]:
+def run_task_metrics(run_dir: str | Path, run_cfg, history=None) -> dict[str, str]:
     """Answer metric per task of a run, as its rounds used them.
 
-    The built-in stream's manifest (``<run>/data/stream.json``) and the user's
-    datasets (``run_cfg.stream.datasets``) name each task's metric;
-    ``run_cfg.eval.task_metrics`` overrides both.
+    The history's columns record each task's metric. A history written
+    before it recorded them: the built-in stream's manifest
+    (``<run>/data/stream.json``) and the user's datasets
+    (``run_cfg.stream.datasets``) name each dataset's metric, a task being
+    named after its dataset; ``run_cfg.eval.task_metrics`` overrides both.
     """
+    if history is not None and history.columns:
+        return {c.task: c.metric for c in history.columns}
     metrics: dict[str, str] = {}
     layout = RunLayout(run_dir)
     if layout.stream_manifest.exists():
@@ -86,10 +90,11 @@ def _reevaluate(args) -> int:
     run_dir: Path = args.run
     layout = RunLayout(run_dir)
     run_cfg = load_run_config(run_dir)
-    eval_cfg = dataclasses.replace(run_cfg.eval, task_metrics=run_task_metrics(run_dir, run_cfg))
+    history = load_history(run_dir)
+    eval_cfg = dataclasses.replace(run_cfg.eval, task_metrics=run_task_metrics(run_dir, run_cfg, history))
     if args.max_samples is not None:
         eval_cfg = dataclasses.replace(eval_cfg, max_samples_per_task=args.max_samples)
-    tasks = load_history(run_dir).tasks
+    tasks = history.tasks
     rounds = layout.adapter_rounds()
     round_ = args.round if args.round is not None else (rounds[-1] if rounds else 0)
     if round_ != 0 and round_ not in rounds:

@@ -10,7 +10,9 @@ Charts (each an ``<svg class="chart" id=...>``; ``k`` = run index):
 * ``avg-acc``, ``forgetting``: average accuracy / forgetting per round, runs overlaid;
 * ``pool-size``: active pool (solid) and selected set (dashed) per round, runs overlaid;
 * ``train-loss``: training loss against global step, runs overlaid;
-* ``heatmap-k``: the accuracy matrix with numbers;
+* ``heatmap-k``: the accuracy matrix with numbers, columns (tasks) grouped
+  under the dataset or suite they came from, the rounds that taught each
+  outlined, and a table of the tasks' sources;
 * ``task-curves-k``: accuracy of every task per round;
 * ``clusters-k``: samples per routed expert per round (stacked bars over the
   pseudo-skill clusters), with the cluster table underneath.
@@ -27,8 +29,8 @@ from typing import Optional, Sequence
 
 
 from lifelong.evaluation import metrics as M
-from lifelong.evaluation.charts import (DASHES, PALETTE, DashboardConfig, Series, esc, fmt_number, heatmap,
-                                        line_chart, stacked_bar_chart)
+from lifelong.evaluation.charts import (DASHES, PALETTE, DashboardConfig, Series, column_groups, esc, fmt_number,
+                                        heatmap, line_chart, stacked_bar_chart)
 from lifelong.evaluation.history import RunHistory, load_history
 from lifelong.layout import RunLayout
 
@@ -69,7 +71,7 @@ def _summary_table(histories: list[RunHistory], cfg: DashboardConfig) -> str:
         ref_row = None
         if ref is not None and ref.tasks == h.tasks:
             ref_row = ref.accuracy_matrix()[-1]
-        vals = M.compute_all(h.accuracy_matrix(), ref_row) if h.accuracy else {n: math.nan for n in names}
+        vals = M.compute_all(h.accuracy_matrix(), ref_row, h.learned()) if h.accuracy else {n: math.nan for n in names}
         done = max(len(h.accuracy) - 1, 0)
         cells = "".join(f"<td>{esc(fmt_number(vals[n], 3))}</td>" for n in names)
         swatch = f'<span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}"></span>'
@@ -104,6 +106,26 @@ def _cluster_table(h: RunHistory) -> str:
         '<details><summary>pseudo-skill clusters (table)</summary><table class="clusters"><thead><tr><th>round</th>'
         "<th>dataset</th><th>cluster</th><th>size</th><th>selected</th><th>routed expert</th><th>entropy (bits)</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table></details>"
+    )
+
+
+def _task_table(h: RunHistory) -> str:
+    """Where each column came from: task, dataset or suite, the rounds that taught it, every source, metric."""
+    groups = column_groups(h)
+    metric = {c.task: c.metric for c in h.columns}
+    sources = {c.task: c.sources for c in h.columns}
+    rows = "".join(
+        f"<tr><td>{esc(task)}</td><td>{esc(kind)} {esc(source)}</td>"
+        f"<td>{esc(', '.join(map(str, rounds)) or 'none (evaluated only)')}</td>"
+        f"<td>{esc(', '.join(sources.get(task, [source])))}</td><td>{esc(metric.get(task, ''))}</td></tr>"
+        for task, (source, kind, rounds) in zip(h.tasks, groups)
+    )
+    if not rows:
+        return ""
+    return (
+        '<details open><summary>tasks (columns) and where they came from</summary><table class="tasks"><thead><tr>'
+        "<th>task</th><th>from</th><th>taught in rounds</th><th>held-out questions from</th><th>metric</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table></details>"
     )
 
 
@@ -157,8 +179,8 @@ def render_dashboard(histories: list[RunHistory], cfg: Optional[DashboardConfig]
         label = _run_label(h)
         if m.shape[0]:
             ts = range(1, m.shape[0])
-            a_series = M.per_round("avg_acc", m)
-            f_series = M.per_round("forgetting", m)
+            a_series = M.per_round("avg_acc", m, learned=h.learned())
+            f_series = M.per_round("forgetting", m, learned=h.learned())
             avg.append(Series(label, [(t, a_series[t]) for t in ts], run_color[k], run_dash[k], h.run))
             forg.append(Series(label, [(t, f_series[t]) for t in ts], run_color[k], run_dash[k], h.run))
         pool.append(Series(f"{label}: pool", [(r.round, r.pool_size) for r in h.rounds], run_color[k], "", h.run))
@@ -187,7 +209,8 @@ def render_dashboard(histories: list[RunHistory], cfg: Optional[DashboardConfig]
         runs_html.append(
             f'<section class="run" id="run-{k}" data-run="{esc(h.run)}"><h2><span class="swatch" style="background:{run_color[k]}"></span>'
             f"Run {esc(h.run)} <small>({esc(h.strategy)})</small></h2><div class=\"grid\">"
-            + card(heatmap(f"heatmap-{k}", "Accuracy matrix (row = after round, outlined = just learned)", h, cfg))
+            + card(heatmap(f"heatmap-{k}", "Accuracy matrix (row = after round, columns grouped by dataset or suite, "
+                           "outlined = taught in that round)", h, cfg) + _task_table(h))
             + card(line_chart(f"task-curves-{k}", "Per-task accuracy (round 0 = before training)", tcurves, cfg,
                               x_label="round", y_label="accuracy", y_range=(0, 1)))
             + card(stacked_bar_chart(f"clusters-{k}", "Pseudo-skill clusters: samples per routed expert", xs, stacks,

@@ -1,6 +1,9 @@
 """Evaluation: the model's answers on every task's held-out split -> one accuracy-matrix row.
 
-For each task, in the order given, the pool's held-out samples (split
+A task is a column of the accuracy matrix, named by held-out records' ``task``
+labels (:mod:`lifelong.evaluation.columns` says which tasks a run has; a
+dataset is what arrives and is trained on). For each task, in the order
+given, the pool's held-out samples (split
 ``EvalConfig.split``, any status: held-out samples are never pruned, but a
 pruned one would still be a fair question) are answered by greedy generation
 and each answer is scored against the sample's reference answer, the last
@@ -33,6 +36,7 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 
 from lifelong.evaluation import scoring
+from lifelong.evaluation.suites import SuiteConfig, suite_problems
 
 
 @dataclass
@@ -48,8 +52,13 @@ class EvalConfig:
     every round of a run scores the same questions and the matrix compares like
     with like. ``default_metric``: answer metric (a name in
     :data:`scoring.ANSWER_METRICS`) of tasks not in ``task_metrics``
-    (task -> metric name). ``split``: the pool split that holds the held-out
-    samples.
+    (task -> metric name; a task not named there takes the metric of the
+    dataset or suite that brought it). ``split``: the pool split that holds
+    the held-out samples. ``backfill``: which earlier rows an arriving round
+    measures for the tasks it adds or whose questions it adds to (``all``,
+    or ``fwt``: rows 0 and t-1; see :mod:`lifelong.evaluation.columns`).
+    ``suites``: fixed test sets evaluated after every round
+    (:mod:`lifelong.evaluation.suites`).
     """
 
     max_new_tokens: int = 8
@@ -60,6 +69,7 @@ class EvalConfig:
     task_metrics: dict[str, str] = field(default_factory=dict)
     split: str = "test"
     backfill: Literal["all", "fwt"] = "all"
+    suites: list[SuiteConfig] = field(default_factory=list)
 
     def metric_for(self, task: str) -> str:
         return self.task_metrics.get(task, self.default_metric)
@@ -71,8 +81,11 @@ class EvalConfig:
                 raise ValueError(f"unknown answer metric {name!r} (known: {', '.join(sorted(scoring.ANSWER_METRICS))})")
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("eval batch_size and max_new_tokens must be >= 1")
-        if self.max_samples_per_task is not None and self.max_samples_per_task < 0:
-            raise ValueError("eval max_samples_per_task must be >= 0 or null")
+        if self.max_samples_per_task is not None and self.max_samples_per_task < 1:
+            raise ValueError("eval max_samples_per_task must be >= 1 or null (0 leaves every column without a question)")
+        problems = suite_problems(self.suites)
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @dataclass

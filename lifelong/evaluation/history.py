@@ -7,7 +7,9 @@ one line per evaluated round, empty cell = not evaluated), for spreadsheets.
 JSON layout (``null`` = not evaluated)::
 
     {"schema_version": 1, "run": "demo", "strategy": "adapt_inf",
-     "tasks": ["digits", "shapes"],
+     "tasks": ["digits", "shapes"],                  # the columns: tasks, by first arrival
+     "columns": [{"task": "digits", "source": "digits", "kind": "dataset",
+                  "sources": ["digits"], "rounds": [1], "metric": "exact_match"}, ...],
      "accuracy": [[0.1, 0.2], [0.8, 0.3]],          # row 0 = before training
      "rounds": [{"round": 1, "dataset": "digits", "pool_size": 1200,
                  "selected": 300, "pruned": 0,
@@ -59,6 +61,31 @@ class ClusterRecord:
 
 
 @dataclasses.dataclass
+class TaskColumn:
+    """One column of the accuracy matrix: a task (skill), named by held-out records' ``task`` labels.
+
+    ``source``: the dataset (``kind`` = ``"dataset"``) or evaluation suite
+    (``"suite"``) whose held-out records brought the task first; ``sources``:
+    every dataset or suite whose held-out records carry it, in arrival order;
+    ``rounds``: the rounds whose arriving dataset carries it (training or
+    held-out records), ascending; empty for a task no round teaches (a
+    suite's). ``metric``: the answer metric of its questions.
+    """
+
+    task: str
+    source: str
+    kind: str = "dataset"
+    sources: list[str] = dataclasses.field(default_factory=list)
+    rounds: list[int] = dataclasses.field(default_factory=list)
+    metric: str = "exact_match"
+
+    @property
+    def learned(self) -> int:
+        """The round that first taught the task; 0 when none does (see :mod:`lifelong.evaluation.metrics`)."""
+        return min(self.rounds) if self.rounds else 0
+
+
+@dataclasses.dataclass
 class RoundRecord:
     """What happened in one round ``round`` (1-based) when ``dataset`` arrived.
 
@@ -85,7 +112,10 @@ class RunHistory:
 
     ``accuracy[t][i]``: accuracy on task ``tasks[i]`` after round ``t`` (row 0 =
     before training), ``None`` if not evaluated; see
-    :mod:`lifelong.evaluation.metrics` for the indexing.
+    :mod:`lifelong.evaluation.metrics` for the indexing. ``columns``: where
+    each task came from, one per task in the same order; empty in a history
+    written before tasks were told apart from datasets (task ``i`` was then
+    the dataset of round ``i + 1``).
     """
 
     run: str
@@ -93,7 +123,12 @@ class RunHistory:
     tasks: list[str]
     accuracy: list[list[Optional[float]]] = dataclasses.field(default_factory=list)
     rounds: list[RoundRecord] = dataclasses.field(default_factory=list)
+    columns: list[TaskColumn] = dataclasses.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+
+    def learned(self) -> Optional[list[int]]:
+        """Per task, the round that first taught it (0 = none: a suite); None = the default (task i in round i + 1)."""
+        return [c.learned for c in self.columns] if self.columns else None
 
     def accuracy_matrix(self) -> np.ndarray:
         """The accuracy matrix as a float array, shape (evaluated rounds + 1, T), NaN = not evaluated."""
@@ -129,6 +164,8 @@ class RunHistory:
         for t, row in enumerate(self.accuracy):
             if len(row) != len(self.tasks):
                 raise ValueError(f"run {self.run!r}: accuracy row {t} has {len(row)} values for {len(self.tasks)} tasks")
+        if self.columns and [c.task for c in self.columns] != self.tasks:
+            raise ValueError(f"run {self.run!r}: columns {[c.task for c in self.columns]} do not match tasks {self.tasks}")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -234,7 +271,7 @@ def save_metrics(history: RunHistory, run_dir: str | Path, reference=None) -> Pa
     from lifelong.evaluation.metrics import summary
 
     data = {"run": history.run, "strategy": history.strategy, "tasks": history.tasks,
-            **summary(history.accuracy_matrix(), reference)}
+            **summary(history.accuracy_matrix(), reference, history.learned())}
     path = Path(run_dir) / METRICS_FILE
     _atomic_write(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
     return path

@@ -4,15 +4,19 @@ The accuracy matrix ``a`` has shape ``(R + 1, T)``:
 
 * row 0 holds the accuracies *before any training* (the base model);
   row ``t`` (``1 <= t <= R``) holds them *after round t*;
-* column ``i`` (0-based) is task ``i`` in arrival order; task ``i`` arrives and
-  is trained on in round ``i + 1``, so a full run of ``T`` tasks has ``R = T``
-  rounds and ``a[i + 1, i]`` is "task i just after it was learned";
+* column ``i`` (0-based) is task ``i`` in arrival order. ``learned[i]`` is the
+  round that first taught it (``L_i``); by default ``L_i = i + 1`` (one task
+  per round, a full run of ``T`` tasks has ``R = T`` rounds), and
+  ``a[L_i, i]`` is "task i just after it was learned". ``L_i = 0`` marks a
+  task no round teaches (an evaluation suite): it counts as seen from round 1
+  on (average accuracy, forgetting, relative gain) and has no "just learned"
+  cell (no BWT, FWT or learning-accuracy term);
 * values are accuracies in ``[0, 1]``; ``NaN`` marks a cell that was not
   evaluated (a term that needs it is left out of the mean).
 
-A run in progress has ``R < T`` rows after row 0; every metric is then taken
-"as of the last row": the tasks seen so far are columns ``0 .. R-1`` and the
-final row is ``a[R]``. Evaluating a metric on the prefix ``a[: t + 1]`` gives
+A run in progress has fewer rows; every metric is then taken "as of the last
+row" ``R``: the tasks seen so far are those with ``L_i <= R`` and the final row
+is ``a[R]``. Evaluating a metric on the prefix ``a[: t + 1]`` gives
 its value after round ``t`` (:func:`per_round`).
 
 Translation from the 1-based notation of GEM (Lopez-Paz & Ranzato, 2017),
@@ -20,9 +24,11 @@ where ``R_{j,i}`` is the accuracy on task ``i`` after learning task ``j`` and
 ``b_i`` the accuracy of the untrained model: ``R_{j,i} = a[j, i - 1]`` and
 ``b_i = a[0, i - 1]``. So with ``T`` the last row index:
 
+With the default ``L_i = i + 1``:
+
 * average accuracy ``A_t = mean_{i < min(t, T)} a[t, i]``
 * forgetting ``F = mean_{i < R-1} max_{0 <= t <= R-1} (a[t, i] - a[R, i])``
-  (DESIGN.md: every earlier row counts, row 0 included, so a skill the base
+  (docs/design.md: every earlier row counts, row 0 included, so a skill the base
   model had and lost counts as forgotten; Chaudhry et al. 2018 start at row
   ``i + 1``)
 * backward transfer ``BWT = mean_{i < R-1} (a[R, i] - a[i + 1, i])``
@@ -32,8 +38,12 @@ where ``R_{j,i}`` is the accuracy on task ``i`` after learning task ``j`` and
   2019: each task right after the round that learned it; the diagonal)
 * relative gain ``RG = 100 * sum_{i < min(R, T)} a[R, i] / sum_{i < min(R, T)} ref[i]`` (pooled)
 
-Adding a metric: write ``fn(a, reference=None) -> float`` and decorate it with
-``@register("name")``.
+In general ``i < min(t, T)`` reads "L_i <= t", ``i < R - 1`` reads
+"L_i < R", ``a[i + 1, i]`` reads ``a[L_i, i]`` and FWT's ``a[i, i]`` reads
+``a[L_i - 1, i]`` (over ``2 <= L_i <= R + 1``).
+
+Adding a metric: write ``fn(a, reference=None, learned=None) -> float`` and
+decorate it with ``@register("name")``.
 """
 from __future__ import annotations
 
@@ -62,12 +72,24 @@ def _last_round(m: np.ndarray) -> int:
     return m.shape[0] - 1
 
 
-def _seen(m: np.ndarray, t: int) -> int:
-    """Number of tasks seen after round ``t`` (columns ``0 .. seen-1``)."""
-    return min(t, m.shape[1])
+def _learned(m: np.ndarray, learned) -> np.ndarray:
+    """``L_i`` per column, shape (T,): the round that first taught task i, 0 = none (a suite)."""
+    if learned is None:
+        return np.arange(1, m.shape[1] + 1)
+    out = np.asarray(learned, dtype=int)
+    if out.shape != (m.shape[1],):
+        raise ValueError(f"learned has {out.shape} rounds, the matrix has {m.shape[1]} tasks")
+    return out
 
 
-def average_accuracy_at(a, t: int) -> float:
+def _seen(m: np.ndarray, t: int, learned=None) -> np.ndarray:
+    """Indices of the tasks seen after round ``t``: ``L_i <= t`` (none after round 0)."""
+    if t < 1:
+        return np.arange(0)
+    return np.flatnonzero(_learned(m, learned) <= t)
+
+
+def average_accuracy_at(a, t: int, learned=None) -> float:
     """``A_t``: mean of ``a[t, i]`` over the tasks seen after round ``t``.
 
     Round 0 has seen no task, so ``A_0`` is NaN.
@@ -75,7 +97,7 @@ def average_accuracy_at(a, t: int) -> float:
     m = _as_matrix(a)
     if not 0 <= t <= _last_round(m):
         raise IndexError(f"round {t} is not a row of a matrix with rounds 0..{_last_round(m)}")
-    return _mean(m[t, : _seen(m, t)])
+    return _mean(m[t, _seen(m, t, learned)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +120,7 @@ METRICS: dict[str, Metric] = {}
 
 
 def register(name: str, *, higher_is_better: bool = True, needs_reference: bool = False):
-    """Decorator registering ``fn(a, reference=None) -> float`` under ``name``."""
+    """Decorator registering ``fn(a, reference=None, learned=None) -> float`` under ``name``."""
 
     def deco(fn):
         if name in METRICS:
@@ -111,20 +133,20 @@ def register(name: str, *, higher_is_better: bool = True, needs_reference: bool 
 
 
 @register("avg_acc")
-def average_accuracy(a, reference=None) -> float:
+def average_accuracy(a, reference=None, learned=None) -> float:
     """Average accuracy A_R over the tasks seen so far, after the last round."""
     m = _as_matrix(a)
     if m.shape[0] == 0:
         return float("nan")
-    return average_accuracy_at(m, _last_round(m))
+    return average_accuracy_at(m, _last_round(m), learned)
 
 
 @register("forgetting", higher_is_better=False)
-def forgetting(a, reference=None) -> float:
+def forgetting(a, reference=None, learned=None) -> float:
     """Forgetting: mean over earlier tasks of the drop from their best accuracy to now.
 
     ``F = mean_{i < R-1} max_{0 <= t <= R-1} (a[t, i] - a[R, i])`` with ``R``
-    the last row (DESIGN.md step 9). Every earlier row counts, row 0 (the base
+    the last row (docs/design.md step 9). Every earlier row counts, row 0 (the base
     model) and the rows before task ``i`` arrived included: a skill the base
     model had and training lost is forgetting too. The task learned in the
     last round is left out (it cannot have been forgotten yet). NaN cells are
@@ -135,7 +157,7 @@ def forgetting(a, reference=None) -> float:
     m = _as_matrix(a)
     r = _last_round(m)
     terms = []
-    for i in range(min(r - 1, m.shape[1])):
+    for i in np.flatnonzero(_learned(m, learned) < r):
         if not np.isfinite(m[1:r, i]).any():
             continue
         past = m[:r, i]
@@ -146,41 +168,42 @@ def forgetting(a, reference=None) -> float:
 
 
 @register("bwt")
-def backward_transfer(a, reference=None) -> float:
+def backward_transfer(a, reference=None, learned=None) -> float:
     """Backward transfer (GEM): mean over earlier tasks of accuracy now minus just after learning.
 
-    ``BWT = mean_{i < R-1} (a[R, i] - a[i + 1, i])``; negative = forgetting.
+    ``BWT = mean_{1 <= L_i < R} (a[R, i] - a[L_i, i])``; negative = forgetting.
     """
     m = _as_matrix(a)
     r = _last_round(m)
-    n = min(r - 1, m.shape[1])
-    if n <= 0:
+    lr = _learned(m, learned)
+    idx = np.flatnonzero((lr >= 1) & (lr < r))
+    if not idx.size:
         return float("nan")
-    idx = np.arange(n)
-    return _mean(m[r, idx] - m[idx + 1, idx])
+    return _mean(m[r, idx] - m[lr[idx], idx])
 
 
 @register("fwt")
-def forward_transfer(a, reference=None) -> float:
-    """Forward transfer (GEM): mean over tasks 1.. of accuracy just before arrival minus the base model's.
+def forward_transfer(a, reference=None, learned=None) -> float:
+    """Forward transfer (GEM): mean over tasks of accuracy just before the round that teaches them minus the base model's.
 
-    ``FWT = mean_{1 <= i <= min(R, T-1)} (a[i, i] - a[0, i])``: ``a[i, i]``
-    is task ``i`` after round ``i``, i.e. after learning task ``i - 1``.
-    Task 0 is left out (nothing was learned before it arrived).
+    ``FWT = mean_{2 <= L_i <= R + 1} (a[L_i - 1, i] - a[0, i])`` (by default
+    ``a[i, i] - a[0, i]`` over ``1 <= i <= min(R, T-1)``). Tasks taught in
+    round 1 are left out (nothing was learned before them), and so are tasks
+    no round teaches.
     """
     m = _as_matrix(a)
-    n = min(_last_round(m), m.shape[1] - 1)
-    if n <= 0:
+    lr = _learned(m, learned)
+    idx = np.flatnonzero((lr >= 2) & (lr <= _last_round(m) + 1))
+    if not idx.size:
         return float("nan")
-    idx = np.arange(1, n + 1)
-    return _mean(m[idx, idx] - m[0, idx])
+    return _mean(m[lr[idx] - 1, idx] - m[0, idx])
 
 
 @register("learning_acc")
-def learning_accuracy(a, reference=None) -> float:
+def learning_accuracy(a, reference=None, learned=None) -> float:
     """Learning accuracy (LA): mean over tasks seen of the accuracy right after the round that learned them.
 
-    ``LA = mean_{i < min(R, T)} a[i + 1, i]``, the diagonal: how well each skill
+    ``LA = mean_{1 <= L_i <= R} a[L_i, i]``, the diagonal: how well each skill
     is learned in its own round, before later rounds can make it forgotten or
     better. NaN cells are left out; NaN for a run never evaluated after a
     training round before the last (one that trains once, at the end), where
@@ -188,22 +211,23 @@ def learning_accuracy(a, reference=None) -> float:
     """
     m = _as_matrix(a)
     r = _last_round(m)
-    n = _seen(m, r)
-    if n <= 0 or (r > 1 and not np.isfinite(m[1:r]).any()):
+    d = diagonal(m, learned)
+    if not d.size or (r > 1 and not np.isfinite(m[1:r]).any()):
         return float("nan")
-    return _mean(diagonal(m))
+    return _mean(d)
 
 
-def diagonal(a) -> np.ndarray:
-    """``a[i + 1, i]`` for every task seen, shape ``(min(R, T),)`` (NaN where not evaluated)."""
+def diagonal(a, learned=None) -> np.ndarray:
+    """``a[L_i, i]`` for every task taught so far (``1 <= L_i <= R``), in column order (NaN where not
+    evaluated); by default ``a[i + 1, i]``, shape ``(min(R, T),)``."""
     m = _as_matrix(a)
-    n = _seen(m, _last_round(m))
-    idx = np.arange(max(n, 0))
-    return m[idx + 1, idx]
+    lr = _learned(m, learned)
+    idx = np.flatnonzero((lr >= 1) & (lr <= _last_round(m)))
+    return m[lr[idx], idx]
 
 
 @register("relative_gain", needs_reference=True)
-def relative_gain(a, reference=None) -> float:
+def relative_gain(a, reference=None, learned=None) -> float:
     """Relative gain (%) against a reference run, on pooled accuracy: 100 * sum_i a[R, i] / sum_i ref[i].
 
     The sums run over the tasks seen so far. ``reference`` is the reference
@@ -223,16 +247,16 @@ def relative_gain(a, reference=None) -> float:
     if ref.shape != (m.shape[1],):
         raise ValueError(f"reference has {ref.shape} accuracies, the matrix has {m.shape[1]} tasks")
     r = _last_round(m)
-    n = _seen(m, r)
-    if n <= 0:
+    seen = _seen(m, r, learned)
+    if not seen.size:
         return float("nan")
-    num, den = m[r, :n], ref[:n]
+    num, den = m[r, seen], ref[seen]
     ok = np.isfinite(num) & np.isfinite(den)
     total = den[ok].sum()
     return 100.0 * float(num[ok].sum() / total) if total > 0 else float("nan")
 
 
-def per_round(name: str, a, reference=None) -> np.ndarray:
+def per_round(name: str, a, reference=None, learned=None) -> np.ndarray:
     """Metric ``name`` after every round: entry ``t`` is the metric of ``a[: t + 1]``.
 
     Returns shape ``(R + 1,)``; entry 0 (nothing learned yet) is NaN for every
@@ -240,21 +264,21 @@ def per_round(name: str, a, reference=None) -> np.ndarray:
     """
     m = _as_matrix(a)
     fn = METRICS[name].fn
-    return np.array([fn(m[: t + 1], reference) for t in range(m.shape[0])], dtype=float)
+    return np.array([fn(m[: t + 1], reference, learned) for t in range(m.shape[0])], dtype=float)
 
 
-def compute_all(a, reference=None) -> dict[str, float]:
+def compute_all(a, reference=None, learned=None) -> dict[str, float]:
     """Every registered metric after the last round, ``{name: value}`` (NaN where undefined)."""
-    return {name: float(met.fn(a, reference)) for name, met in METRICS.items()}
+    return {name: float(met.fn(a, reference, learned)) for name, met in METRICS.items()}
 
 
-def summary(a, reference: Optional[np.ndarray] = None) -> dict:
+def summary(a, reference: Optional[np.ndarray] = None, learned=None) -> dict:
     """JSON-ready summary: final metrics and the per-round series (NaN -> None)."""
 
     def clean(x: float):
         return None if not np.isfinite(x) else float(x)
 
     return {
-        "final": {k: clean(v) for k, v in compute_all(a, reference).items()},
-        "per_round": {k: [clean(x) for x in per_round(k, a, reference)] for k in METRICS},
+        "final": {k: clean(v) for k, v in compute_all(a, reference, learned).items()},
+        "per_round": {k: [clean(x) for x in per_round(k, a, reference, learned)] for k in METRICS},
     }

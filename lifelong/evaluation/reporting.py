@@ -14,30 +14,72 @@ from __future__ import annotations
 
 import math
 
-from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history, save_metrics
+from lifelong.evaluation.history import (ClusterRecord, RoundRecord, RunHistory, TaskColumn, save_history,
+                                        save_metrics)
 from lifelong.export.cards import write_round_card
 from lifelong.layout import RunLayout, compress_json, read_json
 
 
-def accuracy_cells(layout: RunLayout, t: int, tasks: list[str]) -> list[dict[str, float]]:
+def accuracy_cells(layout: RunLayout, t: int, tasks: list[str] | None = None,
+                   versions: dict[str, int] | None = None) -> list[dict[str, float]]:
     """Rows 0..t of the accuracy matrix as ``{task: accuracy}`` dicts, from the stage markers.
 
     A row is what the round's own evaluation measured (over the tasks known
-    then) plus the cells later rounds back-filled for datasets that arrived
-    afterwards. Markers written before rows named their tasks hold a list in
-    the order of ``tasks`` (the stream's dataset names). NaN cells (not
-    evaluated) are left out.
+    then) plus the cells later rounds (and ``lifelong suite add``) back-filled
+    or measured again. Where a cell was measured more than once, the latest
+    measurement counts; a cell measured before its task's question set last
+    grew (its stamp is below ``versions[task]``, see
+    :mod:`lifelong.evaluation.columns`) is stale and left out. Markers
+    written before rows named their tasks hold a list in the order of
+    ``tasks``. NaN cells (not evaluated) are left out.
     """
-    rows: list[dict[str, float]] = []
-    for r in range(t + 1):
-        info = layout.stage_info(r, "setup" if r == 0 else "eval")
-        row = info.get("row", [])
-        rows.append({k: float(v) for k, v in zip(info.get("tasks", tasks), row)
-                     if v is not None and math.isfinite(float(v))})
+    versions = versions or {}
+    stamped: list[dict[str, tuple[int, float]]] = [{} for _ in range(t + 1)]
+
+    def put(r: int, cells, stamp: int) -> None:
+        for k, v in cells:
+            if r <= t and v is not None and math.isfinite(float(v)) and stamp >= versions.get(k, 0):
+                stamped[r][k] = (stamp, float(v))
+
+    for s in range(t + 1):
+        info = layout.stage_info(s, "setup" if s == 0 else "eval")
+        put(s, zip(info.get("tasks", tasks or []), info.get("row", [])), s)
+        for earlier, cells in info.get("backfill", {}).items():
+            put(int(earlier), cells.items(), s)
+        for added in suite_markers(layout, s):
+            for earlier, cells in added.get("backfill", {}).items():
+                put(int(earlier), cells.items(), s)
+    return [{k: v for k, (_, v) in row.items()} for row in stamped]
+
+
+def suite_markers(layout: RunLayout, s: int) -> list[dict]:
+    """What ``lifelong suite add`` measured after round ``s`` (:mod:`lifelong.evaluation.suites`), by suite name."""
+    from lifelong.evaluation.suites import added_root
+
+    root = added_root(layout, s)
+    return [read_json(p) or {} for p in sorted(root.glob("*/done"))] if root.is_dir() else []
+
+
+def taught_tasks(layout: RunLayout, t: int) -> dict[int, list[str]]:
+    """Round -> the task labels of its dataset's training records, rounds 1..t, from the ingest markers
+    (a marker written before they were recorded: the dataset's name)."""
+    out = {}
     for r in range(1, t + 1):
-        for earlier, cells in layout.stage_info(r, "eval").get("backfill", {}).items():
-            rows[int(earlier)].update({k: float(v) for k, v in cells.items() if math.isfinite(float(v))})
-    return rows
+        info = layout.stage_info(r, "ingest")
+        if info:
+            out[r] = list(info.get("tasks", [info.get("dataset")]))
+    return out
+
+
+def run_columns(layout: RunLayout, pool, t: int, sources, eval_cfg) -> tuple[list[TaskColumn], dict[str, int]]:
+    """(the matrix's columns after round ``t``, task -> version) of a run: its held-out questions in the pool,
+    ``sources`` (:class:`lifelong.evaluation.columns.Source`, the stream's datasets and the suites) and the
+    ingest markers of rounds 1..t."""
+    from lifelong.evaluation.columns import held_out, task_columns, versions
+
+    groups = held_out(pool, eval_cfg.split)
+    cols = task_columns(groups, sources, taught_tasks(layout, t), eval_cfg.task_metrics, eval_cfg.default_metric)
+    return cols, versions(groups)
 
 
 def round_record(layout: RunLayout, r: int, dataset: str) -> RoundRecord:
@@ -60,27 +102,33 @@ def round_record(layout: RunLayout, r: int, dataset: str) -> RoundRecord:
     )
 
 
-def build_history(layout: RunLayout, t: int, tasks: list[str], name: str, strategy: str,
-                  previous: RunHistory | None = None) -> RunHistory:
+def build_history(layout: RunLayout, t: int, datasets: list[str], name: str, strategy: str,
+                  previous: RunHistory | None = None, columns: list[TaskColumn] | None = None,
+                  versions: dict[str, int] | None = None) -> RunHistory:
     """History of rounds 0..t of the run in ``layout`` (run ``name``, ``strategy``) from its stage files.
 
-    ``tasks``: the stream's dataset names in arrival order (round r trained
-    ``tasks[r - 1]``). ``previous``: the history saved by an earlier report of
-    this run; its records of rounds before ``t`` are taken as they are (a
-    round's record never changes once its report ran), so a report reads one
-    round's selection, not every round's. The accuracy matrix is always
-    rebuilt from the stage markers (later rounds back-fill earlier rows).
-    Records missing from ``previous`` are built from the files.
+    ``datasets``: the stream's dataset names in arrival order (round r
+    trained ``datasets[r - 1]``). ``columns``: the matrix's tasks
+    (:func:`run_columns`; default: one per dataset, named after it, as runs
+    recorded them before tasks were told apart from datasets), ``versions``
+    the tasks' versions (stale cells are left out, see :func:`accuracy_cells`).
+    ``previous``: the history saved by an earlier report of this run; its
+    records of rounds before ``t`` are taken as they are (a round's record
+    never changes once its report ran), so a report reads one round's
+    selection, not every round's. The accuracy matrix is always rebuilt from
+    the stage markers (later rounds back-fill earlier rows). Records missing
+    from ``previous`` are built from the files.
     """
-    h = RunHistory(run=name, strategy=strategy, tasks=list(tasks))
-    for r, cells in enumerate(accuracy_cells(layout, t, tasks)):
+    tasks = [c.task for c in columns] if columns is not None else list(datasets)
+    h = RunHistory(run=name, strategy=strategy, tasks=tasks, columns=list(columns or []))
+    for r, cells in enumerate(accuracy_cells(layout, t, tasks, versions)):
         h.set_accuracy_row(r, [cells.get(n, float("nan")) for n in tasks])
     kept = {}
     if previous is not None and previous.run == h.run and previous.strategy == h.strategy:
         kept = {rec.round: rec for rec in previous.rounds
-                if rec.round < t and rec.round <= len(tasks) and rec.dataset == tasks[rec.round - 1]}
+                if rec.round < t and rec.round <= len(datasets) and rec.dataset == datasets[rec.round - 1]}
     for r in range(1, t + 1):
-        h.set_round(kept[r] if r in kept else round_record(layout, r, tasks[r - 1]))
+        h.set_round(kept[r] if r in kept else round_record(layout, r, datasets[r - 1]))
     return h
 
 
@@ -93,21 +141,35 @@ def _saved_history(layout: RunLayout) -> RunHistory | None:
         return None
 
 
-def report_round(layout: RunLayout, pool, t: int, tasks: list[str], name: str, strategy: str, tracker) -> RunHistory:
-    """After round ``t``: history and metrics files, the dashboard, round t's data card, tracker scalars.
+def write_history(layout: RunLayout, pool, t: int, datasets: list[str], name: str, strategy: str, sources,
+                  eval_cfg) -> RunHistory:
+    """Rebuild the history of rounds 0..t and write it with the metrics and the dashboard; returns it.
 
-    ``pool``: the run's :class:`lifelong.data.pool.Pool` (earlier rounds' pruned rows leave it);
-    ``tasks``: the stream's dataset names in arrival order; ``tracker``: a
-    :class:`lifelong.evaluation.trackers.Tracker` (its ``log_round`` tags).
-    Returns the history written.
+    ``sources``, ``eval_cfg``: as :func:`run_columns` takes them.
     """
     from lifelong.evaluation.dashboard import write_dashboard
-    from lifelong.selection.outputs import slim_scores_table  # (lazy: selection pulls in torch, faiss)
 
-    h = build_history(layout, t, tasks, name, strategy, _saved_history(layout))
+    columns, versions = run_columns(layout, pool, t, sources, eval_cfg)
+    h = build_history(layout, t, datasets, name, strategy, _saved_history(layout), columns, versions)
     save_history(h, layout.root)
     save_metrics(h, layout.root)
     write_dashboard([layout.root], layout.dashboard)
+    return h
+
+
+def report_round(layout: RunLayout, pool, t: int, datasets: list[str], name: str, strategy: str, tracker,
+                 sources, eval_cfg) -> RunHistory:
+    """After round ``t``: history and metrics files, the dashboard, round t's data card, tracker scalars.
+
+    ``pool``: the run's :class:`lifelong.data.pool.Pool` (earlier rounds' pruned rows leave it);
+    ``datasets``: the stream's dataset names in arrival order; ``tracker``: a
+    :class:`lifelong.evaluation.trackers.Tracker` (its ``log_round`` tags);
+    ``sources``, ``eval_cfg``: what the columns come from (:func:`run_columns`).
+    Returns the history written.
+    """
+    from lifelong.selection.outputs import slim_scores_table  # (lazy: selection pulls in torch, faiss)
+
+    h = write_history(layout, pool, t, datasets, name, strategy, sources, eval_cfg)
     tracker.log_round(h, t)
     write_round_card(layout.root, t)
     # The data cards of rounds < t are written (their reports are done), and they were the last

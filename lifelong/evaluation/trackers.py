@@ -81,7 +81,7 @@ def round_scalars(history, round_: int, reference=None) -> dict[str, float]:
 
     ``cl/<metric>``: each registered CL metric on accuracy-matrix rows
     ``0 .. round_`` (relative gain only with a ``reference`` row); ``acc/<task>``:
-    row ``round_``; plus the round record's pool counts and stage seconds
+    row ``round_``, one tag per task (column); plus the round record's pool counts and stage seconds
     when the round has one. Undefined values come back as NaN
     (:meth:`Tracker.log` drops them).
     """
@@ -95,7 +95,7 @@ def round_scalars(history, round_: int, reference=None) -> dict[str, float]:
     for name, met in METRICS.items():
         if met.needs_reference and reference is None:
             continue
-        out[f"cl/{name}"] = float(met.fn(prefix, reference))
+        out[f"cl/{name}"] = float(met.fn(prefix, reference, history.learned()))
     for task, acc in zip(history.tasks, a[round_]):
         out[f"acc/{task}"] = float(acc)
     for rec in history.rounds:
