@@ -167,7 +167,8 @@ def select(run, t, d, entry, entries):
 
     if run.skips_training(t, entries):
         return {"skipped": True}
-    inp = SelectionInput.from_pool(run.pool, entry.name)
+    # Task labels and provenance (defect flags) only for the yardsticks that declare reading them.
+    inp = SelectionInput.from_pool(run.pool, entry.name, provenance=run.strategy.reads_provenance)
     res = scores(run, t)
     if res is not None:
         try:
@@ -213,17 +214,22 @@ def steps_before(run, t: int) -> int:
 def prune(run, t, d, entry, entries):
     from lifelong.pruning.partition import partition
     from lifelong.pruning.semdedup import semdedup
+    from lifelong.pruning.uniform import evict_uniform
 
-    cap = run.cfg.prune.cap
+    cfg = run.strategy.prune_config(run.seeded(t).prune)  # random_prune evicts uniformly
+    cap = cfg.cap
     decision = run.layout.pruned(t)
     if not decision.exists():
         ids = run.pool.ids()
         records = []
         if cap is not None and len(ids) > cap:
-            emb = embeddings(run, t, ids)  # (N, H) memmap
-            clusters = partition(emb, run.seeded(t).prune.cluster)  # pruning's own small clusters
-            res = semdedup(emb, clusters.labels, clusters.centroids, run.cfg.prune)
-            del emb
+            if cfg.mode == "uniform":
+                res = evict_uniform(len(ids), cap, cfg.cluster.seed)  # the partition's per-round seed
+            else:
+                emb = embeddings(run, t, ids)  # (N, H) memmap
+                clusters = partition(emb, cfg.cluster)  # pruning's own small clusters
+                res = semdedup(emb, clusters.labels, clusters.centroids, cfg)
+                del emb
             records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,
                         "reason": str(why), "duplicate_of": ids[k] if k >= 0 else None}
                        for i, c, m, why, k in zip(res.index, res.cluster, res.max_sim, res.reason, res.duplicate_of)]

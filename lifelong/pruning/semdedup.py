@@ -1,4 +1,4 @@
-"""Cluster-wise semantic deduplication of the pool (DESIGN.md step 8, SemDeDup).
+"""Cluster-wise semantic deduplication of the pool (docs/design.md step 8, SemDeDup).
 
 Definitions (per cluster k with unit embeddings x_i and unit centroid c_k):
 
@@ -50,7 +50,9 @@ class PruneConfig:
     mode: ``count`` prunes down to the cap exactly, redundancy first;
         ``epsilon`` removes every sample with similarity > 1 - epsilon to an
         earlier kept sample (the pool may end above or below the cap).
-    epsilon: what counts as redundant, in both modes: cosine > 1 - epsilon to an
+        ``uniform`` removes N - cap samples drawn uniformly at random (the
+        ``random_prune`` baseline; lifelong/pruning/uniform.py), no embeddings.
+    epsilon: what counts as redundant, in count and epsilon modes: cosine > 1 - epsilon to an
         earlier kept sample. 0.05 (cos > 0.95) catches re-encoded or lightly
         edited copies while distinct samples of one skill stay below.
     order: which end of the centroid-distance order comes first and is kept
@@ -62,7 +64,7 @@ class PruneConfig:
     """
 
     cap: Optional[int] = None
-    mode: Literal["count", "epsilon"] = "count"
+    mode: Literal["count", "epsilon", "uniform"] = "count"
     epsilon: float = 0.05
     order: Literal["far_first", "near_first"] = "far_first"
     neighbours: int = 8
@@ -349,6 +351,8 @@ def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneCo
 
     Count mode with no cap, or a pool already within the cap, removes nothing.
     """
+    if cfg.mode == "uniform":
+        raise ValueError("prune.mode uniform draws without embeddings: lifelong.pruning.uniform.evict_uniform")
     n = len(labels)
     if cfg.mode == "count" and (cfg.cap is None or n <= cfg.cap):
         empty = np.zeros(0, np.int64)

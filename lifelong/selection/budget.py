@@ -1,4 +1,4 @@
-"""Split a sample budget across clusters by water-filling (DESIGN.md step 5).
+"""Split a sample budget across clusters by water-filling (docs/design.md step 5).
 
 The same split gives the per-cluster keep counts of pruning (step 8), with the
 pool cap as the total.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 
@@ -19,14 +19,25 @@ class BudgetConfig:
     count: absolute number of samples.
     fraction: share of the active pool, in (0, 1]; the count is
         floor(fraction * pool_size) so the budget never exceeds the fraction.
+    of: what ``fraction`` is a share of. ``pool`` (default): the active pool,
+        so once the pool cap prunes, a round trains on a fraction of the
+        capped pool, less than an uncapped run would. ``seen``: every training
+        sample ingested so far, pruned ones included, so the cap does not
+        shrink training (a capped and an uncapped run train on as many
+        samples; still at most the active pool).
     """
 
     count: Optional[int] = None
     fraction: Optional[float] = 0.1
+    of: Literal["pool", "seen"] = "pool"
 
 
-def resolve_budget(pool_size: int, cfg: BudgetConfig) -> int:
-    """Budget in samples for a pool of ``pool_size``, clipped to [0, pool_size]."""
+def resolve_budget(pool_size: int, cfg: BudgetConfig, seen: int | None = None) -> int:
+    """Budget in samples for a pool of ``pool_size``, clipped to [0, pool_size].
+
+    ``seen``: training samples ingested so far, pruned ones included (None:
+    none pruned, i.e. ``pool_size``); the base of ``fraction`` under ``of: seen``.
+    """
     if (cfg.count is None) == (cfg.fraction is None):
         raise ValueError("BudgetConfig needs exactly one of count or fraction")
     if cfg.count is not None:
@@ -35,8 +46,11 @@ def resolve_budget(pool_size: int, cfg: BudgetConfig) -> int:
         return min(cfg.count, pool_size)
     if not 0.0 <= cfg.fraction <= 1.0:
         raise ValueError(f"budget fraction must be in [0, 1], got {cfg.fraction}")
+    if seen is not None and seen < pool_size:
+        raise ValueError(f"samples seen ({seen}) cannot be fewer than the active pool ({pool_size})")
+    base = pool_size if cfg.of == "pool" or seen is None else seen
     # the epsilon absorbs representation error, e.g. 0.29 * 100 = 28.999999999999996
-    return min(int(math.floor(cfg.fraction * pool_size + 1e-9)), pool_size)
+    return min(int(math.floor(cfg.fraction * base + 1e-9)), pool_size)
 
 
 def water_fill(sizes, total: int) -> np.ndarray:

@@ -4,6 +4,11 @@ A strategy maps a ``SelectionInput`` (the active pool in a fixed order, which
 samples are new this round, and — when it declares it needs them — the scoring
 pass) to a ``Selection``. Adding one is one function plus one ``@strategy``
 line; every registered strategy runs through the contract test.
+
+Yardsticks (``oracle``) declare ``reads_provenance``: only they are given the
+samples' task labels and provenance, whose defect flags a real selector cannot
+know (tests/selection/test_selection_provenance.py holds every other strategy
+to that).
 """
 from __future__ import annotations
 
@@ -60,13 +65,23 @@ class SelectionInput:
     is_new: np.ndarray  # (N,) bool: arrived this round
     sketches: np.ndarray | None = None  # (N, d) fp16 unit rows
     scores: dict[str, np.ndarray] | None = None  # expert -> (N,)
+    # Training samples ingested so far, pruned ones included (None: none pruned); budget.of = seen.
+    n_seen: int | None = None
+    # Per sample (N,), for strategies that declare reads_provenance (yardsticks) only, else None.
+    tasks: list[str] | None = None
+    provenance: list[dict] | None = None
 
     @classmethod
-    def from_pool(cls, pool, new_dataset: str | None) -> "SelectionInput":
-        """The pool's active samples in its fixed order, those of ``new_dataset`` marked as new."""
+    def from_pool(cls, pool, new_dataset: str | None, provenance: bool = False) -> "SelectionInput":
+        """The pool's active samples in its fixed order, those of ``new_dataset`` marked as new;
+        with ``provenance``, their task labels and provenance too."""
         ids = pool.ids()
         new = set(pool.ids(dataset=new_dataset)) if new_dataset else set()
-        return cls(ids, np.array([i in new for i in ids], dtype=bool))
+        inp = cls(ids, np.array([i in new for i in ids], dtype=bool), n_seen=len(ids) + len(pool.ledger()))
+        if provenance:
+            samples = pool.get(ids)
+            inp.tasks, inp.provenance = [s.task for s in samples], [s.provenance for s in samples]
+        return inp
 
     def add_scores(self, store) -> None:
         """Sketches and expert scores from an opened score store (memmaps, read by column and row
@@ -99,6 +114,10 @@ class Strategy:
     trains_at_end: the strategy trains once, jointly, after the last arrival
     (the multitask reference); the rounds before it skip scoring, selection,
     training and evaluation.
+    reads_provenance: the select stage gives it the samples' task labels and
+    provenance (defect flags included): yardsticks only.
+    eviction: the ``prune.mode`` its runs prune the pool with (None: the
+    config's), for a baseline whose eviction is part of what it is.
     """
 
     name: str
@@ -108,6 +127,8 @@ class Strategy:
     sketches: bool = False
     experts: tuple[str, ...] | None = None
     trains_at_end: bool = False
+    reads_provenance: bool = False
+    eviction: str | None = None
 
     def score_config(self, cfg):
         """The run's ScoreConfig cut down to the experts this strategy reads."""
@@ -115,14 +136,22 @@ class Strategy:
 
         return cfg if self.experts is None else dataclasses.replace(cfg, experts=list(self.experts))
 
+    def prune_config(self, cfg):
+        """The run's PruneConfig with this strategy's eviction mode, if it has one."""
+        import dataclasses
+
+        return cfg if self.eviction is None else dataclasses.replace(cfg, mode=self.eviction)
+
 
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def strategy(name: str, needs_scores: bool = False, sketches: bool = False, trains_at_end: bool = False):
+def strategy(name: str, needs_scores: bool = False, sketches: bool = False, trains_at_end: bool = False,
+             reads_provenance: bool = False, eviction: str | None = None):
     def deco(fn):
         STRATEGIES[name] = Strategy(name, fn, needs_scores, (fn.__doc__ or "").strip(), sketches=sketches,
-                                    trains_at_end=trains_at_end)
+                                    trains_at_end=trains_at_end, reads_provenance=reads_provenance,
+                                    eviction=eviction)
         return fn
 
     return deco
@@ -135,6 +164,11 @@ def get_strategy(name: str) -> Strategy:
         return Strategy(name, lambda inp, cfg: single_expert(inp, cfg, name), True,
                         f"CCS over the whole pool with the {name!r} expert", sketches=False, experts=(name,))
     raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)} or an expert {sorted(EXPERTS)}")
+
+
+def budget_of(inp: SelectionInput, cfg: SelectConfig) -> int:
+    """This round's budget in samples (``SelectConfig.budget``)."""
+    return resolve_budget(len(inp.ids), cfg.budget, inp.n_seen)
 
 
 def new_floor_count(inp: SelectionInput, cfg: SelectConfig, budget: int) -> int:
@@ -179,7 +213,7 @@ def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
         sub = {e: np.asarray(v)[rows] for e, v in candidates.items()}
         return rows[select_per_cluster(labels, sub, routed.chosen, shares, cfg.ccs)], shares
 
-    idx, shares = with_floor(inp, cfg, resolve_budget(len(inp.ids), cfg.budget), pick)
+    idx, shares = with_floor(inp, cfg, budget_of(inp, cfg), pick)
     return Selection(idx, res.labels, res.centroids, routed.chosen_names(), routed.entropy, routed.experts, shares)
 
 
@@ -193,7 +227,7 @@ def single_expert(inp: SelectionInput, cfg: SelectConfig, name: str) -> Selectio
         return rows[select_per_cluster(one, {name: scores[rows]}, np.zeros(1, np.int64), np.array([b]), cfg.ccs)], \
             np.array([b])
 
-    idx, shares = with_floor(inp, cfg, resolve_budget(n, cfg.budget), pick)
+    idx, shares = with_floor(inp, cfg, budget_of(inp, cfg), pick)
     return Selection(idx, np.zeros(n, dtype=np.int64), None, [name], None, [name], shares)
 
 
@@ -205,8 +239,52 @@ def random_baseline(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     def pick(rows: np.ndarray, b: int):
         return rng.choice(rows, size=b, replace=False), None
 
-    idx, _ = with_floor(inp, cfg, resolve_budget(len(inp.ids), cfg.budget), pick)
+    idx, _ = with_floor(inp, cfg, budget_of(inp, cfg), pick)
     return Selection(idx)
+
+
+@strategy("random_prune", eviction="uniform")
+def random_prune(inp: SelectionInput, cfg: SelectConfig) -> Selection:
+    """Uniform draw of the same budget as ``random``, and uniform eviction down to the same pool cap."""
+    return random_baseline(inp, cfg)
+
+
+@strategy("oracle", reads_provenance=True)
+def oracle(inp: SelectionInput, cfg: SelectConfig) -> Selection:
+    """Yardstick that reads the defect flags: no flagged defect, one sample per copy group, an
+    equal share of the budget per task (water-filled), a uniform draw inside a task.
+
+    It selects fewer than the budget only when fewer clean samples are left;
+    ``new_floor`` does not apply (its shares are per task by design).
+    """
+    if inp.tasks is None or inp.provenance is None:
+        raise ValueError("the oracle reads the samples' task labels and provenance; the input has none")
+    rows = np.flatnonzero(clean_representatives(inp.provenance))
+    names, task = np.unique(np.asarray(inp.tasks)[rows], return_inverse=True)
+    shares = water_fill(np.bincount(task, minlength=len(names)), budget_of(inp, cfg))
+    rng = np.random.default_rng(cfg.seed)
+    picked = [rng.choice(rows[task == k], size=int(b), replace=False) for k, b in enumerate(shares)]
+    return Selection(np.sort(np.concatenate([np.zeros(0, np.int64), *picked])).astype(np.int64))
+
+
+def clean_representatives(provenance: list[dict]) -> np.ndarray:
+    """(N,) bool: samples the oracle may select. Any flagged defect but ``near_copy`` is out;
+    of each copy group one sample stays: its first unflagged member, else its first member."""
+    from lifelong.data.stream.defects import defect_of
+
+    flags = [defect_of(p) for p in provenance]
+    keep = np.array([kind in (None, "near_copy") for kind, _ in flags], dtype=bool)
+    first: dict[str, int] = {}
+    for i, (kind, group) in enumerate(flags):
+        if group is None or not keep[i]:
+            continue
+        j = first.get(group)
+        if j is None or (kind is None and flags[j][0] is not None):
+            first[group] = i
+    for i, (kind, group) in enumerate(flags):
+        if group is not None and keep[i]:
+            keep[i] = first[group] == i
+    return keep
 
 
 @strategy("full")

@@ -11,14 +11,19 @@ N, NEW = 240, 60
 SINGLE = ["ppl", "el2n", "entropy", "grand"]
 
 
-def _input(seed: int = 0) -> SelectionInput:
-    """Three well-separated groups of sketches; every expert scored; the last 60 samples are new."""
+def _input(seed: int = 0, provenance: bool = False) -> SelectionInput:
+    """Three well-separated groups of sketches; every expert scored; the last 60 samples are new.
+    With ``provenance`` (what the select stage gives a strategy that reads it): three tasks, no defects."""
     rng = np.random.default_rng(seed)
     centres = np.eye(16)[:3]
     sketches = centres[np.arange(N) % 3] + 0.05 * rng.standard_normal((N, 16))
     sketches /= np.linalg.norm(sketches, axis=1, keepdims=True)
     scores = {e: rng.random(N) for e in ["ppl", "el2n", "entropy", "grand", "ig", "random"]}
-    return SelectionInput([f"s{i}" for i in range(N)], np.arange(N) >= N - NEW, sketches.astype(np.float16), scores)
+    inp = SelectionInput([f"s{i}" for i in range(N)], np.arange(N) >= N - NEW, sketches.astype(np.float16), scores)
+    if provenance:
+        inp.tasks = [f"t{i % 3}" for i in range(N)]
+        inp.provenance = [{"stream": "messy", "defect": None, "group": None} for _ in range(N)]
+    return inp
 
 
 def _cfg(seed: int = 0) -> SelectConfig:
@@ -33,12 +38,12 @@ def test_strategy_contract(name):
     assert strat.name == name and strat.doc
     assert not strat.sketches or strat.needs_scores  # sketches come from the scoring pass
     assert strat.experts is None or set(strat.experts) <= set(EXPERTS)
-    inp = _input()
+    inp = _input(provenance=strat.reads_provenance)
     sel = strat.fn(inp, _cfg())
     idx = sel.indices
     assert idx.dtype == np.int64 and idx.ndim == 1
     assert np.all(np.diff(idx) > 0) and (idx.size == 0 or (idx[0] >= 0 and idx[-1] < N))  # sorted, unique, in range
-    again = strat.fn(_input(), _cfg())
+    again = strat.fn(_input(provenance=strat.reads_provenance), _cfg())
     assert np.array_equal(idx, again.indices)  # a pure function of input and config
     expected = {"full": N, "multitask": N, "sequential": NEW}.get(name, N // 4)
     assert idx.size == expected
@@ -48,8 +53,8 @@ def test_strategy_contract(name):
         assert sel.labels.shape == (N,)
         if sel.shares is not None:
             assert int(np.sum(sel.shares)) == idx.size  # cluster shares add up to the budget
-    if name in ("random", "adapt_inf", *SINGLE):
-        other = strat.fn(_input(), _cfg(seed=1))
+    if name in ("random", "random_prune", "oracle", "adapt_inf", *SINGLE):
+        other = strat.fn(_input(provenance=strat.reads_provenance), _cfg(seed=1))
         assert not np.array_equal(idx, other.indices)  # the seed is what draws
 
 
