@@ -75,7 +75,8 @@ def image_hash(image: np.ndarray | None) -> str | None:
     return None if image is None else hashlib.sha256(image.tobytes()).hexdigest()
 
 
-def _rng(seed: int, name: str, purpose: int = 0) -> np.random.Generator:
+def rng_for(seed: int, name: str, purpose: int = 0) -> np.random.Generator:
+    """The generator of ``purpose`` for ``name`` (a dataset, or ``<split>/<task>``): stable across processes."""
     return np.random.default_rng([seed, zlib.crc32(f"messy/{name}".encode("utf-8")), purpose])
 
 
@@ -338,11 +339,11 @@ def compose(cfg: StreamConfig, scale: str, seed: int) -> tuple[list[Dataset], di
     for split in ("test", "val"):
         c.held_out[split] = {}
         for task in dict.fromkeys(tasks):
-            rng = _rng(seed, f"{split}/{task}")
+            rng = rng_for(seed, f"{split}/{task}")
             c.held_out[split][task] = [c.record(task, it, rng) for it in c.contents(task, split, h, rng)]
     out = []
     for name, (_, build) in MESSY_DATASETS.items():
-        ds = build(c, cfg.messy.train_size(name, scale), _rng(seed, name))
+        ds = build(c, cfg.messy.train_size(name, scale), rng_for(seed, name))
         c.earlier += ds.records
         out.append(ds)
     return out, c.held_out

@@ -12,7 +12,7 @@ from pathlib import Path
 from lifelong.data.sample import IMAGE_TOKEN
 from lifelong.data.stream.config import StreamConfig
 from lifelong.data.stream.messy.cards import render_card
-from lifelong.data.stream.messy.compose import MESSY_DATASETS, Dataset, Record, _rng, compose
+from lifelong.data.stream.messy.compose import MESSY_DATASETS, Dataset, Record, compose, rng_for
 
 # Purpose of the generator that orders a dataset's records (compose uses 0).
 _ORDER = 1
@@ -22,7 +22,7 @@ def order_records(datasets: list[Dataset], seed: int) -> None:
     """Shuffle each dataset's train records (seeded) and give every record its id, so that a
     record can name the earlier one whose image it shows, whichever datasets are written."""
     for ds in datasets:
-        perm = _rng(seed, ds.name, _ORDER).permutation(len(ds.records))
+        perm = rng_for(seed, ds.name, _ORDER).permutation(len(ds.records))
         ds.records = [ds.records[int(i)] for i in perm]
         for i, r in enumerate(ds.records):
             r.id = f"{ds.name}-train-{i:05d}"

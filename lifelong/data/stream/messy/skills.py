@@ -33,13 +33,11 @@ from lifelong.data.stream.generators.vqa import (
     digit_image,
 )
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass(frozen=True)
 class Skill:
     """One skill: ``draw(split, n, rng, cfg, exclude)`` gives ``n`` contents with keys not in
-    ``exclude`` (``split`` in ``SPLITS``); ``ask(item, w)`` is wording ``w`` (of
+    ``exclude`` (``split``: ``train``, ``val`` or ``test``); ``ask(item, w)`` is wording ``w`` (of
     ``n_wordings``) of the question about a content. Wrong answers are the clean
     stream's (``DatasetSpec.wrong_answer`` of the dataset of the same name)."""
 
