@@ -200,3 +200,11 @@ def test_ingesting_the_stream_keeps_tasks_and_quarantines_nothing(tmp_path):
         tasks = {s.task for s in pool.samples(split="train")}
         assert tasks == {t for spec in MESSY_DATASETS.values() for t in spec[0]}
         assert np.all([s.provenance["stream"] == "messy" for s in pool.samples(split="test")])
+
+
+def test_the_clean_streams_order_cannot_be_set_for_the_messy_stream():
+    from lifelong.config import ConfigError, load_config
+
+    with pytest.raises((ValueError, ConfigError), match="order"):
+        load_config(StreamConfig, overrides=["stream=messy", "order=[digits]"])
+    assert load_config(StreamConfig, overrides=["stream=messy"]).messy.templated_train == 640

@@ -73,6 +73,11 @@ class StreamConfig:
     max_count: int = 4
     messy: MessyConfig = field(default_factory=MessyConfig)
 
+    def __post_init__(self):
+        if self.stream == "messy" and self.order != _default_order():
+            raise ValueError("stream order: the messy stream's datasets and their order are fixed "
+                             "(lifelong/data/stream/messy/compose.py); `order` orders the clean stream")
+
     def sizes(self, scale: str) -> SplitSizes:
         """Split sizes of ``scale`` (one of ``SCALES``)."""
         if scale not in SCALES:
