@@ -199,3 +199,43 @@ def test_merged_export_files_have_the_usual_mode(base, tmp_path):
     os.umask(mask)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()}
     assert modes and set(modes.values()) == {0o666 & ~mask}, modes
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs mounted at ``tmp_path / 'disk'`` (needs root and CAP_SYS_ADMIN, else the test is skipped);
+    yields a function that sets its size in KiB."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+
+    def size(kib: int) -> None:
+        opts = f"remount,size={kib}k" if os.path.ismount(disk) else f"size={kib}k"
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(disk)], capture_output=True, text=True)
+        if r.returncode:
+            pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip()}")
+
+    yield disk, size
+    if os.path.ismount(disk):
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("spare_kib", [48, 160])
+def test_a_really_full_disk_ends_with_the_message_and_the_run_resumes(base, tmp_path, small_disk, spare_kib):
+    """The run on a file system with ``spare_kib`` free: the next round fills it (where depends on the margin)."""
+    disk, size = small_disk
+    size(64 * 1024)
+    run = _copy(base[0], disk)
+    st = os.statvfs(disk)
+    size((st.f_blocks - st.f_bfree) * st.f_frsize // 1024 + spare_kib)  # what the run uses, plus the margin
+    cool = write_messages(tmp_path / "src" / "cool", "cool")
+    cli = [sys.executable, "-m", "lifelong.cli"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([*cli, "round", "--run", str(run), "--dataset", str(cool)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == EXIT_DISK_FULL, r.stderr[-2000:]
+    assert "error: the disk is full" in r.stderr and "Traceback" not in r.stderr
+    size(64 * 1024)  # space freed
+    assert subprocess.run([*cli, "pool", "check", "--run", str(run)], cwd=ROOT, env=env).returncode == 0
+    r = subprocess.run([*cli, "run", str(run)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _history(run)["tasks"] == ["warm", "mono", "cool"]
