@@ -138,7 +138,9 @@ class Run:
                 print(f"[{self.cfg.name}] stream: the built-in '{s.builtin}' stream ({len(infos)} datasets) comes "
                       f"first, then your {len(s.datasets)}; set stream.builtin=none for yours only", flush=True)
             for info in infos:
-                out.append(DatasetEntry(info.name, str(data / info.train), str(data / info.test), info.metric))
+                # A dataset of the stream whose tasks are held out elsewhere (messy) has no test split.
+                test = str(data / info.test) if info.n_test else ""
+                out.append(DatasetEntry(info.name, str(data / info.train), test, info.metric))
         out.extend(with_default_test(e, self.cfg.eval.split) for e in s.datasets)
         names = [e.name for e in out]
         if len(set(names)) != len(names):
