@@ -144,7 +144,7 @@ def check(entry: DatasetEntry, cfg: RunConfig) -> None:
     problems = entry_problems(entry, "dataset", eval_split=cfg.eval.split)
     if problems:
         raise ArrivalError("; ".join(problems))
-    _check_split(entry.train, entry, "train", "train", cfg)
+    _check_split(entry.train, entry, "train", "training", cfg)
     if entry.test:
         _check_split(entry.test, entry, cfg.eval.split, "held-out", cfg)
 

@@ -135,7 +135,7 @@ def test_round_refuses_a_dataset_it_cannot_train(arrived, tmp_path, capsys):
     (bad / "train.jsonl").write_text('{"messages": "not a list"}\n{"id": 1}\n')
     assert main(["round", "--run", str(run), "--dataset", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "no valid training record" in err and "record 0" in err
+    assert "no valid training record" in err and "line 1" in err
     # Another dataset with a name the run has.
     again = write_messages(tmp_path / "src" / "warm2", "cool")
     assert main(["round", "--run", str(run), "--dataset", str(again), "--name", "warm"]) == 2
