@@ -185,6 +185,10 @@ class RunLayout:
     def pruned(self, t: int) -> Path:
         return self.stage_dir(t, "prune") / "pruned.json"
 
+    def composition(self, t: int) -> Path:
+        """What round ``t`` chose and pruned, per dataset, task, defect kind and cluster (the report stage)."""
+        return self.stage_dir(t, "report") / "composition.json"
+
     def prune_embeddings(self, t: int) -> Path:
         """Pruning's own embedding pass, kept only until its decision is written."""
         return self.stage_dir(t, "prune") / "embeddings.npy"

@@ -48,7 +48,7 @@ def ingest(run, t, d, entry, entries):
     reports = []
     for f in iter_dataset_files(Path(entry.train), split="train"):
         rep = ingest_file(run.pool, f, dataset=entry.name, split="train", fmt=entry.format, round_added=t,
-                          cfg=run.cfg.ingest)
+                          image_root=entry.images or None, cfg=run.cfg.ingest)
         print(rep.summary())
         reports.append(rep)
     info = {"dataset": entry.name, "added": sum(r.added for r in reports),
@@ -77,7 +77,7 @@ def ingest_test(run, entry: DatasetEntry, t: int) -> int:
     added, quarantined = 0, 0
     for f in iter_dataset_files(Path(entry.test), split="test") if entry.test else ():
         rep = ingest_file(run.pool, f, dataset=entry.name, split=run.cfg.eval.split, fmt=entry.format,
-                          round_added=t, cfg=run.cfg.ingest)
+                          round_added=t, image_root=entry.images or None, cfg=run.cfg.ingest)
         print(rep.summary())
         added += rep.added
         quarantined += len(rep.quarantined)
@@ -326,9 +326,11 @@ def evaluate(run, t, predictions: Path, columns, tasks) -> dict[str, float]:
 
 
 def report(run, t, d, entry, entries):
+    from lifelong.evaluation.composition import write_round_composition
     from lifelong.evaluation.reporting import report_round
     from lifelong.evaluation.suites import sources
 
+    write_round_composition(run.layout, run.pool, t)  # before the report purges pruned rows
     report_round(run.layout, run.pool, t, [e.name for e in entries], run.cfg.name, run.cfg.select.strategy,
                  run.tracker, sources([(e.name, e.metric) for e in entries], run.cfg.eval), run.cfg.eval)
     return {}

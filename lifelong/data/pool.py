@@ -18,6 +18,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from lifelong.data import ledger
 from lifelong.data.blobs import BlobStore
@@ -26,6 +27,15 @@ from lifelong.data.manifest import PoolError, connect, transaction
 from lifelong.data.sample import Sample
 
 __all__ = ["Pool", "PoolError", "PruneRecord", "SampleView"]
+
+
+class SampleLabel(NamedTuple):
+    """What reports need of a sample without its content: id, dataset, task, provenance."""
+
+    id: str
+    dataset: str
+    task: str
+    provenance: dict
 
 
 class Pool:
@@ -176,6 +186,15 @@ class Pool:
             images=json.loads(r[5]),
             provenance=json.loads(r[6]),
         )
+
+    def labels(self, ids: Iterable[str] | None = None, status: str | None = "active",
+               split: str | None = "train") -> list[SampleLabel]:
+        """Id, dataset, task and provenance of the matching samples (``ids``: only these), in insertion
+        order; with ``status=None`` pruned samples too, while their rows remain (their content is gone)."""
+        where, params = self._where(status, split, None, None)
+        rows = self.db.execute(f"SELECT id, dataset, task, provenance FROM samples{where} ORDER BY rowid", params)
+        wanted = None if ids is None else set(ids)
+        return [SampleLabel(r[0], r[1], r[2], json.loads(r[3])) for r in rows if wanted is None or r[0] in wanted]
 
     def ids(self, status: str | None = "active", split: str | None = "train", dataset: str | None = None,
             task: str | None = None) -> list[str]:
