@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,11 @@ class DatasetEntry:
 
     train / test: files or folders in any supported format (test may be empty:
     the task is then not evaluated). metric: answer metric of the task.
+    images: the folder the records' image paths are relative to (default: the
+        folder of the file that names them); a benchmark's instruction files
+        often sit apart from its image folders.
+    expected: record counts the dataset should have, per split (``train``,
+        ``test``): ``lifelong data check`` reports any other count. Empty = not checked.
     """
 
     name: str
@@ -41,6 +47,8 @@ class DatasetEntry:
     test: str = ""
     metric: str = "exact_match"
     format: str | None = None
+    images: str = ""
+    expected: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,22 +103,71 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     adapter_policy: Literal["continue", "merge"] = "continue"
+    data_root: Path | None = None
+
+    def __post_init__(self):
+        # data_root: the folder that relative dataset paths (train, test, images) are read from;
+        # unset, they are read from the current folder. Resolved here, so config.yaml records
+        # absolute paths and a resumed run reads the same files from any folder.
+        if self.data_root is not None:
+            self.data_root = Path(self.data_root).absolute()
+            self.stream.datasets = [resolve_paths(e, self.data_root) for e in self.stream.datasets]
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
 
 
+def resolve_paths(entry: DatasetEntry, root: Path) -> DatasetEntry:
+    """``entry`` with its relative ``train``, ``test`` and ``images`` paths made absolute under ``root``."""
+    def under(path: str) -> str:
+        return str(root / path) if path and not Path(path).is_absolute() else path
+
+    return dataclasses.replace(entry, train=under(entry.train), test=under(entry.test), images=under(entry.images))
+
+
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """A config file (or a run directory holding ``config.yaml``) plus overrides."""
+    """A config file (or a run directory holding ``config.yaml``) plus overrides.
+
+    A section may be given as a YAML file holding just that section: ``model:
+    ../models/tiny.yaml`` in a config file (relative to that file), or the
+    override ``model=configs/models/tiny.yaml`` (relative to the current
+    folder). The file's mapping replaces the section; later ``model.x=...``
+    overrides apply on top of it.
+    """
     data: dict = {}
     if path is not None:
         path = Path(path)
         if path.is_dir() and not RunLayout(path).config.exists():
             raise ConfigError(f"{path} is a folder but not a run directory (no config.yaml); "
                               "give a config file (configs/*.yaml) or a run directory")
-        data = load_yaml(RunLayout(path).config if path.is_dir() else path)
-    return from_dict(RunConfig, apply_overrides(data, overrides or []))
+        file = RunLayout(path).config if path.is_dir() else path
+        data = load_yaml(file)
+        for key in SECTIONS:
+            if _is_yaml_path(data.get(key)):
+                data[key] = _section_file(key, file.parent / data[key])
+    for text in overrides or []:
+        key, _, raw = text.partition("=")
+        if key.strip() in SECTIONS and _is_yaml_path(raw.strip()):
+            data[key.strip()] = _section_file(key.strip(), Path(raw.strip()))
+        else:
+            data = apply_overrides(data, [text])
+    return from_dict(RunConfig, data)
+
+
+# Top-level keys of RunConfig that are sections (one stage's dataclass): each may come from its own file.
+SECTIONS = tuple(name for name, tp in typing.get_type_hints(RunConfig).items() if dataclasses.is_dataclass(tp))
+
+
+def _is_yaml_path(value) -> bool:
+    return isinstance(value, str) and value.lower().endswith((".yaml", ".yml"))
+
+
+def _section_file(key: str, path: Path) -> dict:
+    """The mapping in ``path``, which holds section ``key`` of a run config."""
+    if not path.is_file():
+        raise ConfigError(f"{key}: section file {path} does not exist")
+    return load_yaml(path)
 
 
 # ---- validation: everything a run will need, checked before anything is written ----------------
@@ -245,6 +302,11 @@ def entry_problems(entry: DatasetEntry, where: str, train: bool = True, test: bo
     if entry.metric not in ANSWER_METRICS:
         out.append(f"{where}.metric: unknown answer metric {entry.metric!r} "
                    f"(known: {', '.join(sorted(ANSWER_METRICS))})")
+    if entry.images and (train or test) and not Path(entry.images).is_dir():
+        out.append(f"{where}.images: {entry.images} is not a folder (the folder image paths are relative to)")
+    for split, n in entry.expected.items():
+        if split not in ("train", "test") or n < 0:
+            out.append(f"{where}.expected: {split}: {n} (expected record counts per split: train, test; >= 0)")
     for what, path, split, wanted in (("train", entry.train, "train", train), ("test", entry.test, eval_split, test)):
         if not wanted or (what == "test" and not path):
             continue
@@ -299,6 +361,10 @@ def config_problems(cfg: RunConfig) -> list[str]:
     from lifelong.evaluation.suites import suite_problems  # evaluation suites: names, metrics
 
     out += suite_problems(cfg.eval.suites, sorted(names))
+    if cfg.data_root is None and any(" does not exist" in p or " is not a folder" in p for p in out) and any(
+            not Path(x).is_absolute() for e in cfg.stream.datasets for x in (e.train, e.test, e.images) if x):
+        out.append("data_root: not set, so relative dataset paths are read from the current folder; "
+                   "give data_root=DIR, the folder they are relative to")
     return out
 
 

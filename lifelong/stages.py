@@ -48,7 +48,7 @@ def ingest(run, t, d, entry, entries):
     reports = []
     for f in iter_dataset_files(Path(entry.train), split="train"):
         rep = ingest_file(run.pool, f, dataset=entry.name, split="train", fmt=entry.format, round_added=t,
-                          cfg=run.cfg.ingest)
+                          image_root=entry.images or None, cfg=run.cfg.ingest)
         print(rep.summary())
         reports.append(rep)
     info = {"dataset": entry.name, "added": sum(r.added for r in reports),
@@ -77,7 +77,7 @@ def ingest_test(run, entry: DatasetEntry, t: int) -> int:
     added, quarantined = 0, 0
     for f in iter_dataset_files(Path(entry.test), split="test") if entry.test else ():
         rep = ingest_file(run.pool, f, dataset=entry.name, split=run.cfg.eval.split, fmt=entry.format,
-                          round_added=t, cfg=run.cfg.ingest)
+                          round_added=t, image_root=entry.images or None, cfg=run.cfg.ingest)
         print(rep.summary())
         added += rep.added
         quarantined += len(rep.quarantined)

@@ -58,6 +58,8 @@ def _text(value, where: str, cfg: IngestConfig) -> str:
 def normalize_llava(rec: dict, cfg: IngestConfig) -> tuple[str | None, list[dict], list, dict]:
     """-> (source id, conversation, image refs, extra fields) of a LLaVA record."""
     if "conversations" not in rec:
+        if "question_id" in rec and "text" in rec:
+            return normalize_question(rec, cfg)
         raise BadRecord("missing 'conversations'")
     turns = rec["conversations"]
     if not isinstance(turns, list):
@@ -80,6 +82,31 @@ def normalize_llava(rec: dict, cfg: IngestConfig) -> tuple[str | None, list[dict
     else:
         raise BadRecord("'image' must be a path string or a list of path strings")
     return rec.get("id"), conv, images, rec
+
+
+def normalize_question(rec: dict, cfg: IngestConfig) -> tuple[str | None, list[dict], list, dict]:
+    """-> (source id, conversation, image refs, extra) of a question record of a LLaVA-style
+    evaluation file: ``question_id``, ``image`` (optional), ``text`` (the prompt) and its answer.
+
+    The answer is ``answer_bbox`` where the record has one (a grounding box, as CoIN's
+    Grounding files give it beside the image ``size``), else ``answer``. ``<image>`` tokens in
+    the text are dropped and one is put first when the record has an image, as LLaVA's
+    evaluation scripts build the prompt.
+    """
+    image = rec.get("image")
+    if image is not None and not isinstance(image, str):
+        raise BadRecord("'image' of a question record must be a path string")
+    text = _text(rec["text"], "text", cfg).replace(IMAGE_TOKEN, "").strip()
+    answer = rec.get("answer_bbox", rec.get("answer"))
+    if isinstance(answer, list) and all(isinstance(x, (int, float)) for x in answer):
+        answer = "[" + ", ".join(str(x) for x in answer) + "]"
+    elif isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        answer = str(answer)
+    if not isinstance(answer, str) or not answer.strip():
+        raise BadRecord("no answer: a question record needs a non-empty 'answer' (or 'answer_bbox')")
+    prompt = f"{IMAGE_TOKEN}\n{text}" if image else text
+    conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": _text(answer, "answer", cfg)}]
+    return rec["question_id"], conv, [image] if image else [], rec
 
 
 def normalize_messages(rec: dict, cfg: IngestConfig) -> tuple[str | None, list[dict], list, dict]:
