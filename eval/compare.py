@@ -220,7 +220,7 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
         if path.exists():
             res = json.loads(path.read_text())
             if res.get("config_sha") == config_sha(config, name, seed, extra):
-                final = metrics_of(score_tensor(res))["avg_acc"]  # as the table computes it
+                final = metrics_of(score_tensor(res), res.get("learned"))["avg_acc"]  # as the table computes it
                 lines.append(f"{name} seed {seed}: done ({path.relative_to(results)}, final avg acc {final:.3f})")
                 continue
             stale = " (its result there is stale: another config, stream or method change)"
@@ -404,23 +404,25 @@ def diagonal_section(by: dict, point: dict, draws: dict, tasks: list[str], rows:
     from lifelong.evaluation.bootstrap import interval
 
     with_diag = [n for n in by if np.isfinite(point[n]["learning_acc"])]
+    # The tasks a round taught (an evaluation suite's have no diagonal cell).
+    taught = [i for i in range(len(tasks)) if all(f"diag.{i}" in point[n] for n in with_diag)]
     lines = []
     for n in with_diag:
-        rows[n]["diagonal"] = {t: point[n][f"diag.{i}"] for i, t in enumerate(tasks)}
+        rows[n]["diagonal"] = {tasks[i]: point[n][f"diag.{i}"] for i in taught}
         rows[n]["learning_acc_ci95"] = interval(draws[n]["learning_acc"])
     if with_diag:
         lines = ["", "Each task right after its own round (the diagonal a[i, i] of the accuracy matrix; means over "
                  "the seeds; learning acc = their mean, with its 95% interval):", "",
-                 f"| strategy | {' | '.join(tasks)} | learning acc | 95% CI |",
-                 f"|---|{'---|' * len(tasks)}---|---|"]
+                 f"| strategy | {' | '.join(tasks[i] for i in taught)} | learning acc | 95% CI |",
+                 f"|---|{'---|' * len(taught)}---|---|"]
         for n in with_diag:
             lo, hi = rows[n]["learning_acc_ci95"]
             lines.append(f"| {n} | {' | '.join(f'{v:.2f}' for v in rows[n]['diagonal'].values())} | "
                          f"{point[n]['learning_acc']:.3f} | [{lo:.3f}, {hi:.3f}] |")
     goals, gjson = [], {}
     if DEMO in with_diag:
-        lowest = min(range(len(tasks)), key=lambda i: point[DEMO][f"diag.{i}"])
-        low_draws = np.min(np.stack([draws[DEMO][f"diag.{i}"] for i in range(len(tasks))]), axis=0)
+        lowest = min(taught, key=lambda i: point[DEMO][f"diag.{i}"])
+        low_draws = np.min(np.stack([draws[DEMO][f"diag.{i}"] for i in taught]), axis=0)
         gjson["min_diagonal"] = verdict(low_draws, point[DEMO][f"diag.{lowest}"],
                                         threshold=DEMO_GOALS["min_diagonal"], fmt="{:.3f}")
         goals.append(f"- every task ≥ {DEMO_GOALS['min_diagonal']} right after its own round (the lowest, "

@@ -159,3 +159,20 @@ def test_a_suite_without_a_valid_question_is_refused_and_changes_nothing(mixed, 
     with pytest.raises(SystemExit, match="is a dataset of the run"):
         main(["suite", "add", "--run", str(run), str(bad), "--name", "warm", "--no-progress"])
     assert (run / "config.yaml").read_text() == config
+
+
+def test_a_configured_suite_is_evaluated_from_the_base_row_on(tmp_path):
+    warm = write_llava(tmp_path / "src" / "warm", "warm")
+    bench = write_llava(tmp_path / "src" / "bench", "cool", n_test=4, seed=3)  # a folder: its test.json
+    assert main(["run", SMOKE, f"runs_dir={tmp_path / 'runs'}", "name=cfg", "stream.builtin=none",
+                 f"stream.datasets=[{{name: warm, train: '{warm}', test: '{warm}'}}]", "prune.cap=30",
+                 "eval.max_samples_per_task=4", f"eval.suites=[{{name: bench, path: '{bench}', metric: token_f1}}]"]) == 0
+    h = _history(tmp_path / "runs" / "cfg")
+    assert h["tasks"] == ["warm", "bench"]
+    assert np.isfinite(np.array(h["accuracy"], dtype=float)).all()
+    bench_col = h["columns"][1]
+    assert (bench_col["kind"], bench_col["metric"], bench_col["rounds"]) == ("suite", "token_f1", [])
+    m = json.loads((tmp_path / "runs" / "cfg" / "metrics/metrics.json").read_text())
+    a = np.array(h["accuracy"], dtype=float)
+    assert m["final"]["avg_acc"] == pytest.approx(a[1].mean())  # the suite counts as seen
+    assert m["final"]["learning_acc"] == pytest.approx(a[1, 0])  # but has no diagonal cell

@@ -43,6 +43,7 @@ def result_from_run(run_dir: Path, strategy: str, seed: int, config_sha: str, ex
     return {
         "version": RESULT_VERSION, "strategy": strategy, "seed": seed, "config_sha": config_sha,
         "tasks": h.tasks,
+        "learned": h.learned(),  # per task, the round that taught it first (None: task i in round i + 1)
         "questions": {t: ids for t, (ids, _) in scores.items()},
         # (rounds + 1) x questions per task; null = round not evaluated
         "scores": {t: [[None if not np.isfinite(x) else float(x) for x in row] for row in m]
@@ -96,25 +97,29 @@ def matrix(res: dict) -> np.ndarray:
     return accuracy_matrix(per_task, res["tasks"])
 
 
-def pooled_accuracy(scores: list[np.ndarray], row: int, seen: int) -> float:
-    """Correct answers over questions asked, over the first ``seen`` tasks, in row ``row``."""
+def pooled_accuracy(scores: list[np.ndarray], row: int, seen) -> float:
+    """Correct answers over questions asked, over the tasks ``seen`` (a count: the first ones; or indices),
+    in row ``row``."""
     num = den = 0.0
-    for m in scores[:seen]:
+    for m in scores[:seen] if isinstance(seen, int) else [scores[i] for i in seen]:
         v = m[row]
         v = v[np.isfinite(v)]
         num, den = num + v.sum(), den + v.size
     return num / den if den else float("nan")
 
 
-def metrics_of(scores: list[np.ndarray]) -> dict[str, float]:
+def metrics_of(scores: list[np.ndarray], learned=None) -> dict[str, float]:
     """The registered CL metrics (no reference), pooled final accuracy and the diagonal
-    (``diag.<i>``, task i right after its own round) of per-task score matrices."""
+    (``diag.<i>``, task i right after the round that taught it, for every task taught so far) of
+    per-task score matrices; ``learned`` as in :mod:`lifelong.evaluation.metrics`."""
     a = np.stack([m.mean(axis=1) if m.shape[1] else np.full(m.shape[0], np.nan) for m in scores], axis=1)
-    out = {k: float(METRICS[k].fn(a)) for k in ("avg_acc", "forgetting", "bwt", "fwt", "learning_acc")}
+    out = {k: float(METRICS[k].fn(a, None, learned)) for k in ("avg_acc", "forgetting", "bwt", "fwt", "learning_acc")}
     last = a.shape[0] - 1
-    out["pooled_acc"] = pooled_accuracy(scores, last, min(last, len(scores)))
+    lr = np.arange(1, len(scores) + 1) if learned is None else np.asarray(learned)
+    out["pooled_acc"] = pooled_accuracy(scores, last, list(np.flatnonzero(lr <= last)) if last >= 1 else [])
     defined = np.isfinite(out["learning_acc"])  # no diagonal for a run that trains once, at the end
-    out.update({f"diag.{i}": float(x) if defined else float("nan") for i, x in enumerate(diagonal(a))})
+    taught = np.flatnonzero((lr >= 1) & (lr <= last))
+    out.update({f"diag.{i}": float(x) if defined else float("nan") for i, x in zip(taught, diagonal(a, learned))})
     return out
 
 
@@ -134,7 +139,7 @@ def point_estimates(by_strategy: dict[str, list[dict]]) -> dict[str, dict[str, f
     """strategy -> mean over its seeds of each metric."""
     out = {}
     for name, rs in by_strategy.items():
-        per_seed = [metrics_of(score_tensor(r)) for r in rs]
+        per_seed = [metrics_of(score_tensor(r), r.get("learned")) for r in rs]
         out[name] = {k: float(_nanmean(np.array([m[k] for m in per_seed]))) for k in per_seed[0]}
     return out
 
@@ -165,8 +170,8 @@ def seed_question_bootstrap(by_strategy: dict[str, list[dict]], n: int = 1000, s
             seed_draws[key] = rng.integers(0, len(rs), size=(n, len(rs)))
         tensors = [score_tensor(r) for r in rs]
         # per seed, per resample: resampled per-task score matrices -> metrics
-        per_seed = [[metrics_of([m[:, q[b]] if m.shape[1] else m for m, q in zip(ts, q_draws)])
-                     for b in range(n)] for ts in tensors]
+        per_seed = [[metrics_of([m[:, q[b]] if m.shape[1] else m for m, q in zip(ts, q_draws)], r.get("learned"))
+                     for b in range(n)] for ts, r in zip(tensors, rs)]
         out[name] = {}
         for k in per_seed[0][0]:
             vals = np.array([[per_seed[s][b][k] for b in range(n)] for s in range(len(rs))])  # (seeds, n)

@@ -2,7 +2,8 @@
 
 Read from the files the loop leaves in a run directory (nothing is recomputed):
 
-    rounds/<t>/ingest/ingest.json     dataset that arrived, added/unchanged/quarantined
+    rounds/<t>/ingest/ingest.json     dataset that arrived, added/unchanged/quarantined, the task
+                                      labels of its training records
     rounds/<t>/select/selection.json  ids selected for training, clusters and routed experts
     rounds/<t>/prune/pruned.json      ids removed from the pool for good after training
                                       (pruned.json.gz once a later round has reported)
@@ -34,13 +35,18 @@ def round_files(run_dir: str | Path, t: int) -> dict:
 
 
 def round_lineage(run_dir: str | Path, t: int) -> dict:
-    """One round of the lineage: dataset, selected ids, clusters with routed experts, pruned ids."""
+    """One round of the lineage: dataset, the tasks it taught, selected ids, clusters with routed experts, pruned ids.
+
+    ``tasks``: the task labels of the dataset's training records (None in a
+    run recorded before datasets and tasks were told apart).
+    """
     f = round_files(run_dir, t)
     sel, prune, ing = f["selection"], f["prune"], f["ingest"]
     dataset = (sel or {}).get("dataset") or (ing or {}).get("dataset")
     return {
         "round": t,
         "dataset": dataset,
+        "tasks": None if ing is None or "tasks" not in ing else list(ing["tasks"]),
         "ingest": None if ing is None else {k: ing.get(k) for k in ("added", "unchanged", "quarantined")},
         "strategy": None if sel is None else sel.get("strategy"),
         "pool_size": None if sel is None else sel.get("pool_size"),
@@ -71,6 +77,8 @@ def build_lineage(run_dir: str | Path, t: int) -> dict:
 
     ``trained_on`` is the union, in first-selected order, of the ids selected
     in rounds 1..t: every sample whose gradient reached this adapter.
+    ``datasets``: the datasets that arrived in those rounds; ``tasks``: the
+    task labels they taught, in first-taught order.
     ``adapter_sha256`` identifies the weights file the lineage belongs to.
     """
     run_dir = Path(run_dir)
@@ -86,6 +94,7 @@ def build_lineage(run_dir: str | Path, t: int) -> dict:
         "round": t,
         "adapter_sha256": sha256_file(weights) if weights.is_file() else None,
         "datasets": [r["dataset"] for r in rounds if r["dataset"] is not None],
+        "tasks": list(dict.fromkeys(k for r in rounds for k in (r["tasks"] or []))),
         "trained_on": list(trained),
         "rounds": rounds,
     }
