@@ -59,8 +59,14 @@ def ingest(run, t, d, entry, entries):
                          f"({info['quarantined']} quarantined, see {run.pool.root / 'quarantine'})")
     if run.pool.count(status=None, split=run.cfg.eval.split, dataset=entry.name) == 0:
         info["test_added"] = ingest_test(run, entry, t)  # it arrived after setup
-    # The task labels its training records teach (lifelong/evaluation/columns.py).
+    # The task labels its training records teach (lifelong/evaluation/columns.py); a label no
+    # held-out question carries is taught but not evaluated: said here, not left to be noticed.
     info["tasks"] = [g.task for g in held_out(run.pool, "train") if g.source == entry.name]
+    tested = {g.task for g in held_out(run.pool, run.cfg.eval.split)}
+    info["not_evaluated"] = [k for k in info["tasks"] if k not in tested]
+    if info["not_evaluated"]:
+        print(f"round {t}: dataset {entry.name!r} teaches tasks no held-out question evaluates: "
+              f"{', '.join(info['not_evaluated'])} (add a test split or an evaluation suite that carries them)")
     write_json(run.layout.ingest_report(t), info)
     return info
 
