@@ -266,6 +266,7 @@ def _data_check(argv: list[str]) -> int:
     checks = []
     for e in cfg.stream.datasets:
         e = with_default_test(e, cfg.eval.split)
+        print(f"checking {e.name} ...", file=sys.stderr, flush=True)  # every image is decoded: minutes on a large set
         checks += check_dataset(e.name, e.train, e.test, e.images, e.format, e.expected, cfg.ingest, cfg.eval.split)
     text, ok = report(checks)
     print(text)

@@ -131,3 +131,24 @@ def test_coin_recipe_runs_all_eight_rounds(coin, tmp_path, capsys):
     assert {p["task"]: p["metric"] for p in preds} == dict(zip(ORDER, METRICS))
     grounding = [p for p in preds if p["task"] == "Grounding"]
     assert len(grounding) == 2 and all(p["reference"] == "[0.25, 0.25, 0.75, 0.75]" for p in grounding)
+
+
+def test_question_records_of_an_evaluation_file():
+    """CoIN's held-out files are question records (question_id, image, text, answer): one user turn with the
+    image first, the answer (a Grounding record's answer_bbox) as the assistant turn; no answer is refused."""
+    from lifelong.data.records import BadRecord, IngestConfig, normalize_llava
+
+    cfg = IngestConfig()
+    rid, conv, images, _ = normalize_llava(
+        {"question_id": 7, "image": "ScienceQA/test/7/image.png", "text": "<image>\nWhich?\nA. x\nB. y", "answer": "B"},
+        cfg)
+    assert (rid, images) == (7, ["ScienceQA/test/7/image.png"])
+    assert conv == [{"role": "user", "content": "<image>\nWhich?\nA. x\nB. y"}, {"role": "assistant", "content": "B"}]
+    _, conv, images, _ = normalize_llava({"question_id": "q", "text": "Text only?", "answer": 3}, cfg)
+    assert images == [] and conv[0]["content"] == "Text only?" and conv[1]["content"] == "3"
+    _, conv, _, _ = normalize_llava({"question_id": "g", "image": "a.jpg", "text": "Box of the cat.", "answer": "cat",
+                                     "answer_bbox": [0.1, 0.2, 0.5, 0.75], "size": [640, 480]}, cfg)
+    assert conv[1]["content"] == "[0.1, 0.2, 0.5, 0.75]"
+    for answer in ("", None):
+        with pytest.raises(BadRecord, match="no answer"):
+            normalize_llava({"question_id": 1, "text": "Q?", "answer": answer}, cfg)
