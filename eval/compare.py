@@ -1,17 +1,22 @@
 """Adapt-∞ against the baselines on one stream, over seeds, with the cost of selection.
 
-    python eval/compare.py                      # every missing (strategy, seed), then the table
+    python eval/compare.py                      # every missing (strategy, seed) on the clean stream, then the table
+    python eval/compare.py --stream messy       # the same on the messy stream (configs/messy.yaml)
     python eval/compare.py --commit             # ... committing each result file the moment it is written
     python eval/compare.py --background --commit   # the same, detached (log: <runs-dir>/compare.log)
     python eval/compare.py --assemble-only      # only the table, from the result files
     python eval/compare.py --status             # done / stopped part way (resumable) / not started
     python eval/compare.py --config configs/smoke.yaml --runs-dir /tmp/cmp --results /tmp/cmp   # a quick check
 
+A stream is a base config (``STREAMS``) and a results folder, ``eval/results/<stream>/``.
 Each (strategy, seed) is a run of the same loop (`lifelong run ... seed=S`) that
 differs only in the overrides below, resumable on its own. When it finishes,
-its per-question scores and cost figures go to
-``<results>/runs/<strategy>_s<seed>.json`` (with a digest of its config and of
-the built-in stream's data); a
+its per-question scores, cost figures and what each round chose (per dataset,
+task, defect kind and cluster: ``rounds/<t>/report/composition.json``) go to
+``<results>/runs/<strategy>_s<seed>.json`` (with a digest of its config, of
+the built-in stream's data and of the kernel it ran on: the base's dtype and
+the CPU's family and model, so results of different kernels are never
+paired); a
 (strategy, seed) whose file is there with the same config digest is not run
 again, so a long comparison accumulates over several sittings on 2 cores
 (``--commit`` makes each file a commit of its own at once); a run stopped
@@ -40,11 +45,13 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.machine import SHARED_BELOW, CpuUse, describe_machine, machine_line, shared, use_line
-from lifelong.layout import RunLayout
+from lifelong.layout import RunLayout, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "eval" / "results"
 BOOTSTRAP = 1000
+# stream -> its base config; results go to eval/results/<stream>/, runs to runs/compare/<stream>/.
+STREAMS: dict[str, Path] = {"clean": ROOT / "configs" / "demo.yaml", "messy": ROOT / "configs" / "messy.yaml"}
 
 # name -> overrides of the base config. Budgets are the base config's (25% of
 # the pool per round unless the config says otherwise); only one run prunes.
@@ -56,13 +63,19 @@ STRATEGIES: dict[str, list[str]] = {
     "el2n": ["select.strategy=el2n", "prune.cap=null"],
     "adapt_inf": ["select.strategy=adapt_inf", "prune.cap=null"],
     "adapt_inf_prune": ["select.strategy=adapt_inf"],  # the base config's cap
+    # Yardsticks: the selector that reads the defect flags, and uniform selection + uniform eviction to the cap.
+    "oracle": ["select.strategy=oracle", "prune.cap=null"],
+    "random_prune": ["select.strategy=random_prune"],  # the base config's cap
     "multitask": ["select.strategy=multitask", "prune.cap=null"],
     # Not the paper's algorithm: re-score only new samples (and, second, without the grounding expert).
     "adapt_inf_reuse": ["select.strategy=adapt_inf", "prune.cap=null", "score.refresh=0"],
     "adapt_inf_reuse_noig": ["select.strategy=adapt_inf", "prune.cap=null", "score.refresh=0",
                              "score.experts=[ppl,el2n,entropy,grand,random]"],
 }
-DEFAULT_STRATEGIES = "sequential,random,adapt_inf,adapt_inf_prune,multitask,full,ppl,el2n"
+DEFAULT_STRATEGIES = "sequential,random,random_prune,oracle,adapt_inf,adapt_inf_prune,multitask,full,ppl,el2n"
+# The gate of a stream that measures selection: a perfect selector (oracle) beats a uniform one (random)
+# by at least this much final average accuracy, with its 95% interval above 0.
+GATE = 0.08
 # The base config as it is (Adapt-inf with its pool cap): what `make demo` runs.
 DEMO = "adapt_inf_prune"
 # The demo's learning goals: every task >= 0.3 right after its own round, their
@@ -97,11 +110,19 @@ def resolved_config(config: Path, name: str, seed: int, extra: list[str]):
     return load_run_config(config, run_overrides(name, seed, extra) + ["name=x", "runs_dir=x"])
 
 
+def kernel(config: Path, name: str, seed: int, extra: list[str]) -> str:
+    """What the numbers' kernels depend on: the base's dtype here and the CPU's family and model."""
+    m = describe_machine()
+    return f"{base_dtype(config, name, seed, extra)} on {m.get('cpu_generation') or m.get('cpu')}"
+
+
 def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
     """Digest (12 hex) of the resolved run config, less where it lives, of the
-    built-in stream's data and of the ``METHOD_CHANGES`` that affect the
-    strategy: equal digests = the same experiment. A change to the stream's
-    generators changes the data, not the config, so it counts too."""
+    built-in stream's data, of the kernel (:func:`kernel`) and of the
+    ``METHOD_CHANGES`` that affect the strategy: equal digests = the same
+    experiment. A change to the stream's generators changes the data, not the
+    config, so it counts too; a run in bf16 and one in fp32, or on another CPU
+    generation, answer differently for the same seed, so they are not paired."""
     from lifelong.data.stream import stream_digest
     from lifelong.run_config import dump_run_config
 
@@ -113,6 +134,7 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
         if key not in _STREAMS:
             _STREAMS[key] = stream_digest(s.builtin, s.seed, s.builtin_config)
         h.update(_STREAMS[key].encode())
+    h.update(kernel(config, name, seed, extra).encode())
     for change, affected in METHOD_CHANGES.items():
         if name in affected:
             h.update(change.encode())
@@ -155,15 +177,29 @@ def costs(d: Path) -> dict:
                        "selection_s": round(s, 2), "train_s": round(r.stage_seconds.get("train", 0.0), 2)}
                       for t, (r, n, k, s) in enumerate(zip(rounds, scored, new, sel_s), start=1)],
         "selections_sha256": selection_digest(d, len(rounds)),
+        # What each round chose, kept for good (the run directory is not): rounds/<t>/report/composition.json.
+        "composition": [read_json(layout.composition(t)) for t in range(1, len(rounds) + 1)],
     }
 
 
-def commit(path: Path) -> None:
-    """The result file as a commit of its own (the comparison accumulates across sessions)."""
+def commit(path: Path, tries: int = 30) -> None:
+    """The result file as a commit of its own (the comparison accumulates across sessions). Another git
+    command in the same checkout holds index.lock for a moment: wait for it rather than lose the commit."""
+    import time
+
     rel = path.relative_to(ROOT)
-    subprocess.run(["git", "add", str(rel)], cwd=ROOT, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", f"Comparison result: {path.stem}", "--", str(rel)], cwd=ROOT,
-                   check=True)
+    for attempt in range(tries):
+        add = subprocess.run(["git", "add", str(rel)], cwd=ROOT, capture_output=True, text=True)
+        if add.returncode == 0 and subprocess.run(["git", "diff", "--cached", "--quiet", "--", str(rel)],
+                                                  cwd=ROOT).returncode == 0:
+            return  # the same bytes are committed already
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", f"Comparison result: {path.stem}", "--", str(rel)], cwd=ROOT,
+            capture_output=True, text=True).returncode == 0
+        if done:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"could not commit {rel} after {tries} tries (is another git command stuck?)")
 
 
 def finished_rounds(d: Path) -> int:
@@ -228,8 +264,10 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
             stale = ""
         todo += 1
         if RunLayout(d).history.exists():
+            from lifelong.data.stream import read_manifest
+
             cfg = resolved_config(config, name, seed, extra)
-            total = (len(cfg.stream.builtin_config.order) if cfg.stream.builtin != "none" else 0) \
+            total = (len(read_manifest(RunLayout(d).data)) if cfg.stream.builtin != "none" else 0) \
                 + len(cfg.stream.datasets)
             done = finished_rounds(d)
             who = running(d)
@@ -239,6 +277,43 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
         else:
             lines.append(f"{name} seed {seed}: not started{stale}")
     return "\n".join([*lines, f"{todo} of {len(plan)} still to run"])
+
+
+def defects_trained(costs: dict) -> float | None:
+    """Share of flagged defects among every sample the run trained on (all rounds); None when its
+    result predates the rounds' composition records."""
+    comps = [c for c in costs.get("composition") or [] if c]
+    n = sum(c["selected"] for c in comps)
+    if not comps or not n:
+        return None
+    return sum(c["selected"] * c["defects"]["selected"].get("any", 0.0) for c in comps) / n
+
+
+def gate(draws: dict, point: dict) -> tuple[dict, list[str]]:
+    """The stream's gate (oracle − random ≥ ``GATE`` with its interval above 0) and Adapt-∞'s targets
+    against its uniform counterparts, as verdicts for the json and lines for the table."""
+    out, lines = {}, []
+
+    def diff(a, b, key="avg_acc"):
+        return draws[a][key] - draws[b][key], point[a][key] - point[b][key]
+
+    if "oracle" in draws and "random" in draws:
+        d, p = diff("oracle", "random")
+        above = verdict(d, p)
+        out["oracle_above_random"] = {"verdict": above, "difference": p, "threshold": GATE,
+                                      "passed": bool(p >= GATE and above.startswith("**met**"))}
+        lines.append(f"- gate: final avg acc of oracle − that of random ≥ {GATE} with its interval above 0: "
+                     f"{'**passed**' if out['oracle_above_random']['passed'] else '**not passed**'} ({above})")
+    for a, b in (("adapt_inf_prune", "random_prune"), ("adapt_inf", "random")):
+        if a in draws and b in draws:
+            d, p = diff(a, b)
+            out[f"{a}_above_{b}"] = verdict(d, p)
+            lines.append(f"- final avg acc of {a} − that of {b} (same budget{' and cap' if 'prune' in a else ''}):"
+                         f" {out[f'{a}_above_{b}']}")
+            d, p = diff(b, a, "forgetting")
+            out[f"{a}_forgets_less_than_{b}"] = verdict(d, p)
+            lines.append(f"- forgetting of {b} − forgetting of {a}: {out[f'{a}_forgets_less_than_{b}']}")
+    return out, lines
 
 
 def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = "{:+.3f}") -> str:
@@ -283,8 +358,9 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
 
     rows, lines = {}, [
         "| strategy | seeds | final avg acc | 95% CI | forgetting | 95% CI | BWT | FWT | pooled acc | "
-        "rel. gain vs multitask (%) | samples trained | selection s/round | training s/round | selection / training |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        "rel. gain vs multitask (%) | samples trained | defects trained | selection s/round | training s/round | "
+        "selection / training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, rs in by.items():
         p, dr = point[n], draws[n]
         c = [r["costs"] for r in rs]
@@ -297,17 +373,20 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         trn = float(np.mean([x["train_s"] / max(sum(1 for y in x["per_round"] if y["train_s"] > 0), 1) for x in c]))
         ratio = float(np.sum([x["selection_s"] for x in c]) / np.sum([x["train_s"] for x in c])) \
             if np.sum([x["train_s"] for x in c]) > 0 else None
+        shares = [v for v in map(defects_trained, c) if v is not None]
         rows[n] = {"seeds": [r["seed"] for r in rs], **{k: (None if not np.isfinite(v) else v) for k, v in p.items()},
                    **{f"{k}_ci95": interval(dr[k]) for k in ("avg_acc", "forgetting", "pooled_acc")},
                    "relative_gain": rg, "relative_gain_ci95": interval(rg_draws) if rg_draws is not None else None,
                    "samples_trained": int(np.mean([x["samples_trained"] for x in c])),
                    "samples_scored": int(np.mean([x["samples_scored"] for x in c])),
+                   "defects_trained": float(np.mean(shares)) if shares else None,
                    "selection_s_per_round": sel, "train_s_per_round": trn, "selection_over_training": ratio,
                    "selections_sha256": {str(r["seed"]): r["costs"]["selections_sha256"] for r in rs},
                    "per_seed": {str(r["seed"]): r["costs"] for r in rs}}
         lines.append(f"| {n} | {', '.join(map(str, rows[n]['seeds']))} | {f(p['avg_acc'])} | {ci(dr['avg_acc'])} | "
                      f"{f(p['forgetting'])} | {ci(dr['forgetting'])} | {f(p['bwt'])} | {f(p['fwt'])} | "
-                     f"{f(p['pooled_acc'])} | {f(rg, '{:.1f}')} | {rows[n]['samples_trained']} | {sel:.1f} | "
+                     f"{f(p['pooled_acc'])} | {f(rg, '{:.1f}')} | {rows[n]['samples_trained']} | "
+                     f"{f(rows[n]['defects_trained'], '{:.3f}')} | {sel:.1f} | "
                      f"{trn:.1f} | {f(ratio, '{:.2f}')} |")
     targets, tjson = [], {}
     if "adapt_inf" in by:
@@ -328,6 +407,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
                 g = 100 * draws[a]["pooled_acc"] / draws[ref]["pooled_acc"]
             tjson["at_least_95pct_of_multitask"] = verdict(g, rows[a]["relative_gain"], threshold=95.0, fmt="{:.1f}")
             targets.append(f"- adapt_inf's pooled accuracy ≥ 95% of multitask's: {tjson['at_least_95pct_of_multitask']}")
+    gjson_gate, gate_lines = gate(draws, point) if by else ({}, [])
     first = next(iter(by.values()))[0] if by else None
     q_per_task = {t: len(q) for t, q in first["questions"].items()} if first else {}
     tasks = first["tasks"] if first else []
@@ -365,6 +445,9 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
           if resumed else []),
         *(["", "Targets (met: the 95% interval is on the right side; not met: on the wrong side):", "", *targets]
           if targets else []),
+        *(["", "Selection against its yardsticks (defects trained = share of flagged samples among everything "
+               "trained on, from each round's composition; the gate: a stream that cannot separate a perfect "
+               "selector from a uniform one measures nothing):", "", *gate_lines] if gate_lines else []),
         *diag_lines,
         *(["", f"The demo's learning goals ({DEMO}, the base config as `make demo` runs it; sequential on the same "
                 "stream):", "", *goals] if goals else []),
@@ -380,7 +463,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         {"command": command, "hardware": hw, "shared_machine": busy, "cpu_share_not_recorded": unmeasured,
          "cpu_share_last_sitting_only": resumed,
          "seeds": {n: r["seeds"] for n, r in rows.items()},
-         "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "demo_goals": gjson,
+         "questions_per_task": q_per_task, "bootstrap": BOOTSTRAP, "targets": tjson, "gate": gjson_gate, "demo_goals": gjson,
          "runs": rows,
          "missing": missing, "stale": stale, "left_out": other}, indent=1))
     if by:
@@ -441,12 +524,15 @@ def diagonal_section(by: dict, point: dict, draws: dict, tasks: list[str], rows:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml")
-    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "compare")
+    p.add_argument("--stream", choices=sorted(STREAMS), default="clean",
+                   help="the built-in stream: its base config, results in eval/results/<stream>/")
+    p.add_argument("--config", type=Path, help="base config (default: the stream's, see STREAMS)")
+    p.add_argument("--runs-dir", type=Path, help="run directories (default: runs/compare/<stream>)")
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated, from {', '.join(STRATEGIES)}")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds")
     p.add_argument("--one-seed", default=ONE_SEED, help="strategies run on the first seed only")
-    p.add_argument("--results", type=Path, default=RESULTS, help="where runs/*.json and compare.md/.json/.html go")
+    p.add_argument("--results", type=Path,
+                   help="where runs/*.json and compare.md/.json/.html go (default: eval/results/<stream>)")
     p.add_argument("--commit", action="store_true", help="commit each result file as soon as it is written")
     p.add_argument("--assemble-only", action="store_true")
     p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/compare.log")
@@ -454,6 +540,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="say which (strategy, seed) are done, stopped part way (resumable) or not started")
     p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
     args = p.parse_args(argv)
+    default_config = STREAMS[args.stream]
+    args.config = args.config or default_config
+    args.runs_dir = args.runs_dir or ROOT / "runs" / "compare" / args.stream
+    args.results = args.results or RESULTS / args.stream
     names = args.strategies.split(",")
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
@@ -463,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = [(n, s) for s in seeds for n in names if s == seeds[0] or n not in one]  # seed 0 of everything first
     rel = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
     command = " ".join(["python eval/compare.py",
-                        *([f"--config {rel}"] if args.config != ROOT / "configs" / "demo.yaml" else []),
+                        *([f"--stream {args.stream}"] if args.stream != "clean" else []),
+                        *([f"--config {rel}"] if args.config != default_config else []),
                         *([f"--strategies {args.strategies}"] if args.strategies != DEFAULT_STRATEGIES else []),
                         *([f"--seeds {args.seeds}"] if args.seeds != "0,1,2" else []),
                         *([f"--one-seed {args.one_seed}"] if args.one_seed != ONE_SEED else []),

@@ -149,7 +149,7 @@ def _seed_copies(compare, name: str, seeds: list[int], runs: Path) -> None:
     """Result files of ``name`` for ``seeds``, fresh under the demo config: the committed seed-0
     result with its seed and digest replaced and, past seed 0, about 1 answer in 10 flipped (seeded),
     so the seeds differ. The committed files of other seeds may be stale (run on an earlier stream)."""
-    src = json.loads((ROOT / "eval" / "results" / "runs" / f"{name}_s0.json").read_text())
+    src = json.loads((ROOT / "eval" / "results" / "clean" / "runs" / f"{name}_s0.json").read_text())
     rng = np.random.default_rng(len(name))
     for seed in seeds:
         r = json.loads(json.dumps(src))
@@ -210,3 +210,35 @@ def test_results_of_seeds_not_asked_for_are_left_out_not_called_stale(tmp_path):
     assert "Ignored (run under another config, or before a change of the method in METHOD_CHANGES): " \
            "sequential seed 0\n" in md
     assert "Left out (seeds not asked for by this command; their results are kept): sequential seed 2" in md
+
+
+def test_defects_trained_weighs_each_round_by_what_it_selected():
+    compare = _load_compare()
+    comp = [{"selected": 10, "defects": {"selected": {"any": 0.5}}},
+            {"selected": 30, "defects": {"selected": {"any": 0.1}}}]
+    # (10 x 0.5 + 30 x 0.1) / 40 = 8 / 40
+    assert compare.defects_trained({"composition": comp}) == pytest.approx(0.2)
+    assert compare.defects_trained({"composition": []}) is None  # a result from before compositions
+    assert compare.defects_trained({}) is None
+
+
+def test_the_gate_needs_the_margin_and_an_interval_above_zero():
+    compare = _load_compare()
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.01, 1000)
+
+    def stats(shift):
+        return {"avg_acc": base + shift, "forgetting": np.full(1000, 0.05)}
+
+    for shift, passed in ((0.10, True), (0.05, False)):
+        draws = {"oracle": stats(shift), "random": stats(0.0)}
+        point = {n: {k: float(np.mean(v)) for k, v in d.items()} for n, d in draws.items()}
+        out, lines = compare.gate(draws, point)
+        assert out["oracle_above_random"]["passed"] is passed, shift
+        assert out["oracle_above_random"]["difference"] == pytest.approx(shift)
+        assert ("**passed**" in lines[0]) is passed
+    # A difference of 0.10 whose interval reaches below 0 does not pass.
+    noisy = {"oracle": {"avg_acc": base + 0.10 + rng.normal(0, 0.2, 1000), "forgetting": np.zeros(1000)},
+             "random": stats(0.0)}
+    point = {"oracle": {"avg_acc": 0.6, "forgetting": 0.0}, "random": {"avg_acc": 0.5, "forgetting": 0.05}}
+    assert compare.gate(noisy, point)[0]["oracle_above_random"]["passed"] is False
