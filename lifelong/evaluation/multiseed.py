@@ -21,6 +21,7 @@ then averages the resampled runs' metrics over the drawn seeds.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -44,6 +45,7 @@ def result_from_run(run_dir: Path, strategy: str, seed: int, config_sha: str, ex
         "version": RESULT_VERSION, "strategy": strategy, "seed": seed, "config_sha": config_sha,
         "tasks": h.tasks,
         "learned": h.learned(),  # per task, the round that taught it first (None: task i in round i + 1)
+        "columns": [dataclasses.asdict(c) for c in h.columns],  # where each task came from
         "questions": {t: ids for t, (ids, _) in scores.items()},
         # (rounds + 1) x questions per task; null = round not evaluated
         "scores": {t: [[None if not np.isfinite(x) else float(x) for x in row] for row in m]
@@ -188,7 +190,7 @@ def mean_history(strategy: str, results: list[dict]) -> "RunHistory":
     selection / training seconds are means over the seeds too. Result files
     keep neither loss curves nor clusters, so the line has none.
     """
-    from lifelong.evaluation.history import RoundRecord, RunHistory
+    from lifelong.evaluation.history import RoundRecord, RunHistory, TaskColumn
 
     if not results:
         raise ValueError(f"no results of {strategy!r}")
@@ -197,7 +199,9 @@ def mean_history(strategy: str, results: list[dict]) -> "RunHistory":
         raise ValueError(f"results of {strategy!r} differ in their tasks")
     mean = _nanmean(np.stack([matrix(r) for r in results]), axis=0)  # (rounds + 1, T) over the seeds
     seeds = ", ".join(str(r["seed"]) for r in results)
-    h = RunHistory(run=f"{strategy} (seed{'s' if len(results) > 1 else ''} {seeds})", strategy=strategy, tasks=tasks)
+    columns = [TaskColumn(**c) for c in results[0].get("columns", [])]
+    h = RunHistory(run=f"{strategy} (seed{'s' if len(results) > 1 else ''} {seeds})", strategy=strategy, tasks=tasks,
+                   columns=columns)
     for t, row in enumerate(mean):
         h.set_accuracy_row(t, row)
     per_round = [{x["round"]: x for x in r["costs"].get("per_round", [])} for r in results]
