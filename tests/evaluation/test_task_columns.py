@@ -121,3 +121,31 @@ def test_metrics_with_a_two_skill_round_and_a_suite():
     assert M.relative_gain(a[:2], ref, learned) == pytest.approx(100 * (0.8 + 0.6) / 1.5)
     series = M.per_round("avg_acc", a, learned=learned)
     assert np.isnan(series[0]) and series[2] == pytest.approx(np.mean([0.6, 0.9, 0.7, 0.4]))
+
+
+def test_the_dashboard_groups_columns_by_source_and_outlines_every_round_that_taught_a_task():
+    import re
+
+    from lifelong.evaluation.dashboard import render_dashboard
+    from lifelong.evaluation.history import RoundRecord, RunHistory, TaskColumn
+
+    cols = [TaskColumn("warm", "warm", rounds=[1], sources=["warm"]),
+            TaskColumn("skill_a", "mix", rounds=[2, 3], sources=["mix", "more"]),
+            TaskColumn("skill_b", "mix", rounds=[2], sources=["mix"]),
+            TaskColumn("bench", "bench", kind="suite", sources=["bench"])]
+    h = RunHistory(run="r", strategy="adapt_inf", tasks=[c.task for c in cols], columns=cols)
+    for t in range(4):
+        h.set_accuracy_row(t, [0.1 * t, 0.2, 0.3, 0.4])
+    for t, d in enumerate(["warm", "mix", "more"], start=1):
+        h.set_round(RoundRecord(round=t, dataset=d))
+    html = render_dashboard([h])
+    heat = html[html.index('id="heatmap-0"'):]
+    heat = heat[:heat.index("</svg>")]
+    # One band per source, in column order: warm, mix (two columns), bench (a suite).
+    assert re.findall(r'data-source="([^"]+)" data-kind="([^"]+)"', heat) == [
+        ("warm", "dataset"), ("mix", "dataset"), ("bench", "suite")]
+    outlined = re.findall(r'stroke="#d62728"[^>]*><title>([^<]+) after ([^:]+):', heat)
+    assert sorted(outlined) == sorted([("warm", "round 1"), ("skill_a", "round 2"), ("skill_a", "round 3"),
+                                       ("skill_b", "round 2")])
+    assert "taught in rounds 2, 3" in heat
+    assert "none (evaluated only)" in html  # the suite's row of the task table
