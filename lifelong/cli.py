@@ -250,7 +250,7 @@ def cmd_data(args) -> int:
 
 def _data_check(argv: list[str]) -> int:
     """``lifelong data check CONFIG [overrides]``: lifelong/data/check.py on every dataset of the config."""
-    from lifelong.data.check import check_dataset, report
+    from lifelong.data.check import check_all, report, split_jobs
     from lifelong.run_config import load_run_config, with_default_test
 
     p = argparse.ArgumentParser(prog="lifelong data check", description="count and validate every dataset of a "
@@ -258,17 +258,19 @@ def _data_check(argv: list[str]) -> int:
                                 "answer) before training; exit 1 when something is wrong")
     p.add_argument("config", help="run config YAML (configs/streams/*.yaml) or a run directory")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides (data_root=DIR, ...)")
+    p.add_argument("--jobs", type=int, default=1, help="splits checked at once, one process each (default 1)")
     a = p.parse_args(argv)
     cfg = load_run_config(a.config, a.overrides)
     if not cfg.stream.datasets:
         raise UsageError(f"{a.config} names no datasets (stream.datasets) to check",
                          "the built-in stream is generated and checked when a run writes it")
-    checks = []
+    jobs = []
     for e in cfg.stream.datasets:
         e = with_default_test(e, cfg.eval.split)
-        print(f"checking {e.name} ...", file=sys.stderr, flush=True)  # every image is decoded: minutes on a large set
-        checks += check_dataset(e.name, e.train, e.test, e.images, e.format, e.expected, cfg.ingest, cfg.eval.split)
-    text, ok = report(checks)
+        jobs += split_jobs(e.name, e.train, e.test, e.images, e.format, e.expected, cfg.ingest, cfg.eval.split)
+    print(f"checking {len(cfg.stream.datasets)} datasets (every record validated, every image decoded) ...",
+          file=sys.stderr, flush=True)
+    text, ok = report(check_all(jobs, a.jobs))
     print(text)
     return 0 if ok else 1
 

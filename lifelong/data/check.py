@@ -107,13 +107,39 @@ def check_dataset(name: str, train: str, test: str = "", images: str = "", fmt: 
                   test_split: str = "test") -> list[SplitCheck]:
     """:func:`check_split` of ``train`` and (when given) ``test``, each against its expected count;
     ``test_split`` names the held-out split inside a folder (the run's ``eval.split``)."""
+    return [check_split(*job) if isinstance(job, tuple) else job
+            for job in split_jobs(name, train, test, images, fmt, expected, cfg, test_split)]
+
+
+def split_jobs(name, train, test="", images="", fmt=None, expected=None, cfg=None, test_split="test") -> list:
+    """The :func:`check_split` argument tuples of one dataset (a finished :class:`SplitCheck` for a
+    test split that is expected but not given)."""
     expected = expected or {}
-    out = [check_split(name, "train", train, images, fmt, expected.get("train"), cfg)]
+    jobs: list = [(name, "train", train, images, fmt, expected.get("train"), cfg)]
     if test:
-        out.append(check_split(name, test_split, test, images, fmt, expected.get("test"), cfg))
+        jobs.append((name, test_split, test, images, fmt, expected.get("test"), cfg))
     elif "test" in expected:
-        out.append(SplitCheck(name, "test", expected=expected["test"], error="no test split given"))
-    return out
+        jobs.append(SplitCheck(name, "test", expected=expected["test"], error="no test split given"))
+    return jobs
+
+
+def check_all(jobs: list, workers: int = 1) -> list[SplitCheck]:
+    """Run :func:`split_jobs`' jobs of many datasets, in order; ``workers`` > 1 checks that many splits
+    at once, each in its own process (decoding every image is the cost: minutes on a large dataset)."""
+    todo = [j for j in jobs if isinstance(j, tuple)]
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as ex:
+            done = iter(list(ex.map(_check_job, todo)))
+    else:
+        done = iter(_check_job(j) for j in todo)
+    return [next(done) if isinstance(j, tuple) else j for j in jobs]
+
+
+def _check_job(job: tuple) -> SplitCheck:
+    return check_split(*job)
 
 
 def report(checks: list[SplitCheck]) -> tuple[str, bool]:

@@ -1,5 +1,6 @@
 """configs/streams/coin.yaml on a tiny CoIN-shaped fixture: the data check, and all eight rounds end to end."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,12 @@ def test_data_check_names_the_short_task_and_the_broken_records(tmp_path, capsys
     assert "1 record with no answer" in rows["VizWiz", "test"]
     assert rows["ScienceQA", "train"].endswith(" ok")
     assert out.strip().splitlines()[-1] == "problems in 4 of 8 datasets: TextVQA, GQA, VizWiz, OCRVQA"
+    # Splits checked in parallel processes give the same report.
+    assert main(["data", "check", str(fixture_config(tmp_path, counts)), f"data_root={root}", "--jobs", "2"]) == 1
+    def same(text):  # PIL's message names an object's address
+        return re.sub(r" at 0x[0-9a-f]+", "", text)
+
+    assert same(capsys.readouterr().out) == same(out)
 
 
 def test_data_check_against_coins_published_counts(coin, capsys):
