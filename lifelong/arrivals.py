@@ -44,7 +44,8 @@ from pathlib import Path
 from lifelong.config import ConfigError, from_dict, load_yaml
 from lifelong.loop import FAULT_ENV
 from lifelong.layout import RunLayout
-from lifelong.run_config import DatasetEntry, RunConfig, entry_problems, hf_splits, load_run_config, save_run_config
+from lifelong.run_config import (DatasetEntry, RunConfig, entry_problems, hf_splits, load_run_config, save_run_config,
+                                 setup_datasets)
 
 MANIFEST = "dataset.yaml"
 READY = "READY"
@@ -193,7 +194,7 @@ def drop(cfg: RunConfig, name: str, log=print) -> None:
     if layout.marker(t, "train").exists():
         raise ArrivalError(f"dataset {name!r} trained in round {t} of run {cfg.run_dir}; a trained round cannot "
                            "be dropped (start a new run without it)")
-    if name in layout.stage_info(0, "setup").get("tasks", []):
+    if name in setup_datasets(layout):
         raise ArrivalError(f"dataset {name!r} was part of run {cfg.run_dir} from the start (setup evaluated it); "
                            f"fix its entry in the config and resume with 'lifelong run CONFIG --force'")
     later = [r for r in range(t + 1, len(known) + 1) if layout.stage_dir(r, "ingest").parent.exists()]

@@ -322,6 +322,12 @@ def entry_problems(entry: DatasetEntry, where: str, train: bool = True, test: bo
     return out
 
 
+def setup_datasets(layout: RunLayout) -> list[str]:
+    """The datasets whose test split setup ingested (a marker written before it named them: its tasks)."""
+    setup = layout.stage_info(0, "setup")
+    return setup.get("datasets", setup.get("tasks", []))
+
+
 def pending(cfg: RunConfig, n_builtin: int | None = None) -> tuple[list[bool], list[bool]]:
     """For each of ``cfg.stream.datasets``: (its train split is not ingested yet, its test split is not).
 
@@ -337,7 +343,7 @@ def pending(cfg: RunConfig, n_builtin: int | None = None) -> tuple[list[bool], l
             if not layout.stream_manifest.exists():
                 return [True] * n, [True] * n
             n_builtin = len(json.loads(layout.stream_manifest.read_text()).get("datasets", []))
-    in_setup = set(layout.stage_info(0, "setup").get("tasks", []))
+    in_setup = set(setup_datasets(layout))
     train, test = [], []
     for i, e in enumerate(cfg.stream.datasets):
         ingested = layout.marker(n_builtin + i + 1, "ingest").exists()
@@ -430,7 +436,7 @@ def _fixed_diffs(old: RunConfig, new: RunConfig) -> list[str]:
             (new.stream.builtin, new.stream.seed, new.stream.builtin_config):
         out.append("stream.builtin / stream.seed / stream.builtin_config (setup has run on the built-in stream)")
     train_todo, _ = pending(old)
-    in_setup = set(setup.get("tasks", []))
+    in_setup = set(setup_datasets(layout))
     for i, e in enumerate(old.stream.datasets):
         ingested = not train_todo[i]
         if not ingested and e.name not in in_setup:
