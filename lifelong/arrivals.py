@@ -405,10 +405,10 @@ def watch(run_dir: str | Path, inbox: str | Path | None = None, config: str | Pa
     A new run directory needs ``config`` (its name and place come from
     ``run_dir``); an existing one resumes with its own ``config.yaml``.
     """
+    from lifelong.run_config import check_run_config
     from lifelong.runlock import run_lock
 
-    run_dir = Path(run_dir)
-    with run_lock(run_dir):
+    def config_of_run() -> RunConfig:
         if RunLayout(run_dir).config.exists():
             if config is not None or overrides:
                 raise ConfigError(f"{run_dir} already has a config.yaml; watch it without --config/overrides")
@@ -418,6 +418,13 @@ def watch(run_dir: str | Path, inbox: str | Path | None = None, config: str | Pa
         else:
             cfg = load_run_config(config, [*(overrides or []), f"name={run_dir.name}",
                                            f"runs_dir={run_dir.parent}"])
+        check_run_config(cfg)
+        return cfg
+
+    run_dir = Path(run_dir)
+    config_of_run()  # a config to fix is refused before the run directory (or its lock) is made
+    with run_lock(run_dir):
+        cfg = config_of_run()
         w = Watcher(cfg, Path(inbox) if inbox else RunLayout(run_dir).inbox, poll, stable_after)
         w.inbox.root.mkdir(parents=True, exist_ok=True)
 

@@ -357,12 +357,13 @@ def config_problems(cfg: RunConfig) -> list[str]:
     paths and splits of every dataset still to be ingested. Empty when the run can go."""
     out = value_problems(cfg)
     train, test = pending(cfg)
-    names = set()
+    names = set(cfg.stream.builtin_config.order) if cfg.stream.builtin != "none" else set()
     for i, e in enumerate(cfg.stream.datasets):
         e = with_default_test(e, cfg.eval.split)
         out += entry_problems(e, f"stream.datasets[{i}] ({e.name})", train[i], test[i], cfg.eval.split)
         if e.name in names:
-            out.append(f"stream.datasets[{i}].name: {e.name!r} appears twice (dataset names must be unique)")
+            out.append(f"stream.datasets[{i}].name: {e.name!r} appears twice in the stream (the built-in one "
+                       "included); dataset names must be unique")
         names.add(e.name)
     from lifelong.evaluation.suites import suite_problems  # evaluation suites: names, metrics
 

@@ -188,3 +188,19 @@ def test_a_full_disk_is_recognised_however_it_is_reported(tmp_path):
     assert disk_full(wrapped)
     assert not disk_full(OSError(errno.ENOENT, "No such file"))
     assert EXIT_DISK_FULL not in (0, 1, EXIT_USER, 3, 130)
+
+
+def test_watch_with_a_config_to_fix_makes_no_run_directory(tmp_path, capsys):
+    args = ["watch", "--run", str(tmp_path / "runs" / "w"), "--config", SMOKE, "train.batch_size=-4", "--once"]
+    assert main(args) == EXIT_USER
+    assert "train.batch_size: -4 must be greater than 0" in capsys.readouterr().err
+    assert _tree(tmp_path / "runs") == []
+
+
+def test_a_dataset_named_like_a_builtin_one_is_refused_up_front(tmp_path, capsys):
+    warm = write_llava(tmp_path / "src" / "warm", "warm")
+    args = ["run", SMOKE, f"runs_dir={tmp_path / 'runs'}", "name=n", "stream.builtin=small",
+            f"stream.datasets=[{{name: digits, train: '{warm}'}}]"]
+    assert main(args) == EXIT_USER
+    assert "'digits' appears twice in the stream" in capsys.readouterr().err
+    assert _tree(tmp_path / "runs") == []
