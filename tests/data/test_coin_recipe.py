@@ -21,7 +21,7 @@ METRICS = ["mc_letter", "vqa_accuracy", "exact_match", "exact_match", "vizwiz_ac
 # The tiny model and the smoke run's sizes (configs/smoke.yaml): seconds a round.
 TINY = [f"model={ROOT}/configs/models/tiny.yaml", "model.system_prompt=", "score.shard_size=64",
         "score.sketch.projection.out_dim=64", "select.cluster.k=2", "train.batch_size=8", "train.grad_accum=1",
-        "train.mixed_precision='no'", "train.progress=false", "ingest.progress=false", "eval.max_new_tokens=4",
+        "train.progress=false", "ingest.progress=false", "eval.max_new_tokens=4",
         "eval.max_samples_per_task=2", "tracker.log_with=[]"]
 
 
