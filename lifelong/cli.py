@@ -91,7 +91,8 @@ def cmd_ingest(args) -> int:
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
-        raise UsageError(f"{missing[0]} does not exist" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UsageError(f"{missing[0]} does not exist{more}")
     for p in args.paths:
         if Path(p).is_dir() and args.format is None and detect_format_safe(Path(p)) != "hf" \
                 and not list(iter_dataset_files(Path(p))):

@@ -315,8 +315,9 @@ def entry_problems(entry: DatasetEntry, where: str, train: bool = True, test: bo
         elif not Path(path).exists():
             out.append(f"{where}.{what}: {path} does not exist")
         elif split_source(path, split) is None:
-            out.append(f"{where}.{what}: {path} has no {'training' if what == 'train' else split} split (expected "
-                       f"{split}.json, {split}.jsonl, {split}.parquet, or a save_to_disk dataset with a {split!r} split)")
+            out.append(f"{where}.{what}: {path} has no {'training' if what == 'train' else split} split "
+                       f"(expected {split}.json, {split}.jsonl, {split}.parquet, or a save_to_disk dataset with "
+                       f"a {split!r} split)")
         elif Path(path).is_file() and Path(path).suffix.lower() not in (".json", ".jsonl", ".parquet"):
             out.append(f"{where}.{what}: {path}: unknown format (expected .json, .jsonl, .parquet or a folder)")
     return out

@@ -60,7 +60,7 @@ def test_pool_ledger_shows_duplicate_of(tmp_path, capsys):
         ids = pool.ids(status=None)
     assert main(["pool", "ledger", "--pool", str(tmp_path / "pool")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert f"duplicate_of={ids[0]}" in lines[0] and f"duplicate_of=p/train/" in lines[-1]
+    assert f"duplicate_of={ids[0]}" in lines[0] and "duplicate_of=p/train/" in lines[-1]
     assert main(["pool", "ledger", "--pool", str(tmp_path / "pool"), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["duplicate_of"] for r in rows] == [ids[0]] * 3 + [rows[-1]["duplicate_of"]] * 2
