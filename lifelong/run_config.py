@@ -380,8 +380,15 @@ def check_run_config(cfg: RunConfig) -> None:
     """Raise :class:`ConfigError` naming every problem of :func:`config_problems` (nothing is written)."""
     problems = config_problems(cfg)
     if problems:
-        raise ConfigError(problems[0] if len(problems) == 1 else
-                          f"{len(problems)} problems in the config:\n  " + "\n  ".join(problems))
+        e = ConfigError(problems[0] if len(problems) == 1 else
+                        f"{len(problems)} problems in the config:\n  " + "\n  ".join(problems))
+        bad = [m.group(1) for p in problems if (m := re.match(r"stream\.datasets\[\d+\] \((.*?)\)", p))]
+        if bad and RunLayout(cfg.run_dir).config.exists():
+            # The run exists: say how to leave it with the CLI, not by editing config.yaml.
+            e.hint = (f"fix the files, or resume under a corrected config with 'lifelong run CONFIG --force'; "
+                      f"a dataset that round/watch added and that has not trained leaves the run with "
+                      f"'lifelong round --run {cfg.run_dir} --drop {bad[0]}'")
+        raise e
 
 
 def dump_run_config(cfg: RunConfig) -> str:

@@ -204,3 +204,21 @@ def test_a_dataset_named_like_a_builtin_one_is_refused_up_front(tmp_path, capsys
     assert main(args) == EXIT_USER
     assert "'digits' appears twice in the stream" in capsys.readouterr().err
     assert _tree(tmp_path / "runs") == []
+
+
+def test_a_run_whose_pending_dataset_went_missing_names_the_way_out(tmp_path, capsys):
+    """A dataset that round/watch added, whose folder then went away before its round: the run is
+    refused with the command that takes the dataset back (not an edit of config.yaml)."""
+    from lifelong.run_config import save_run_config
+
+    warm = write_llava(tmp_path / "src" / "gone", "warm")
+    cfg = load_run_config(SMOKE, [f"runs_dir={tmp_path / 'runs'}", "name=r", "stream.builtin=none",
+                                  f"stream.datasets=[{{name: gone, train: '{warm}'}}]"])
+    cfg.run_dir.mkdir(parents=True)
+    save_run_config(cfg)
+    (warm / "train.json").unlink()
+    before = _tree(tmp_path / "runs")
+    assert main(["run", str(cfg.run_dir)]) == EXIT_USER
+    err = capsys.readouterr().err
+    assert "stream.datasets[0] (gone).train" in err and f"lifelong round --run {cfg.run_dir} --drop gone" in err
+    assert _tree(tmp_path / "runs") == before
