@@ -379,6 +379,8 @@ def _failure(e: BaseException, args, debug: bool) -> int | None:
     from lifelong.runlock import EXIT_LOCKED, RunLocked
 
     resume = getattr(args, "resume", None)
+    if resume is not None and not RunLayout(resume).config.exists():
+        resume = None  # stopped before the run directory was made: there is nothing to resume
     if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
         # The reader went away (``| head``): say nothing, and keep Python from
         # complaining again when it flushes stdout at exit.

@@ -425,7 +425,8 @@ def check_same_config(saved: str, cfg: RunConfig, force: bool) -> None:
         raise ConfigError(
             "this run directory was started with a different config, and these changes would contradict what "
             "the run has done (even with --force): " + "; ".join(fixed)
-            + f". Keep them as they were, or start a new run (name=...; the run is {cfg.run_dir})")
+            + f". Resume the run as it was with 'lifelong run {cfg.run_dir}' (its own config.yaml), or start a new "
+            "run (name=...)")
     if force:
         return
     raise ConfigError(
