@@ -381,6 +381,8 @@ def _failure(e: BaseException, args, debug: bool) -> int | None:
     resume = getattr(args, "resume", None)
     if resume is not None and not RunLayout(resume).config.exists():
         resume = None  # stopped before the run directory was made: there is nothing to resume
+    # What continues the run: the loop, or for a watched run the watcher (which runs the loop first).
+    again = f"lifelong watch --run {resume}" if args.command == "watch" else f"lifelong run {resume}"
     if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
         # The reader went away (``| head``): say nothing, and keep Python from
         # complaining again when it flushes stdout at exit.
@@ -395,7 +397,7 @@ def _failure(e: BaseException, args, debug: bool) -> int | None:
     if debug:
         return None
     if isinstance(e, KeyboardInterrupt):
-        _say("interrupted", f"finished stages are kept; 'lifelong run {resume}' resumes" if resume else None)
+        _say("interrupted", f"finished stages are kept; '{again}' resumes" if resume else None)
         return EXIT_INTERRUPTED
     if isinstance(e, RunLocked):
         _say(str(e))
@@ -405,7 +407,7 @@ def _failure(e: BaseException, args, debug: bool) -> int | None:
         _say(f"the disk is full ({first})",
              "nothing is lost: every finished stage and the pool are intact (check with 'lifelong pool check "
              + (f"--run {resume}')" if resume else "--run RUN')") + "; free space, then "
-             + (f"'lifelong run {resume}' resumes" if resume else "run the command again"))
+             + (f"'{again}' resumes" if resume else "run the command again"))
         return EXIT_DISK_FULL
     if isinstance(e, _user_errors()):
         _say(str(e), getattr(e, "hint", None))
@@ -415,7 +417,7 @@ def _failure(e: BaseException, args, debug: bool) -> int | None:
         import traceback
 
         traceback.print_exc()
-        _say(f"{type(e).__name__}: {e}", f"finished stages are kept; once the cause is fixed, 'lifelong run {resume}' "
+        _say(f"{type(e).__name__}: {e}", f"finished stages are kept; once the cause is fixed, '{again}' "
              "resumes at the stage that failed (run with --debug for the traceback alone)")
         return 1
     return None
