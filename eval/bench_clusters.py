@@ -18,31 +18,24 @@ and projects them with its own seeded projector: exactly the sketch a scoring
 pass with that ``score.sketch.layers`` writes. The cost of each variant is
 timed separately with its own scoring pass (sketch only) on a few batches.
 
-Run: ``python eval/bench_clusters.py [--per-task 30] [--variants '[-1]' '[-1,-2]']``;
+Run: ``python -m eval.bench_clusters [--per-task 30] [--variants '[-1]' '[-1,-2]']``;
 prints a table and writes eval/results/bench_clusters.json.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import re
 import tempfile
 import time
 from pathlib import Path
 
+from eval import bench_sketch
+
 RESULTS = Path(__file__).resolve().parent / "results"
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 TARGET_NMI = 0.7
-
-
-def _bench_sketch():
-    """eval/ is not a package: load the shared helpers of bench_sketch.py by path."""
-    spec = importlib.util.spec_from_file_location("bench_sketch", Path(__file__).resolve().parent / "bench_sketch.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def per_task_subset(samples, per_task: int, seed: int):
@@ -191,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=RESULTS / "bench_clusters.json")
     args = p.parse_args(argv)
 
-    bs = _bench_sketch()
+    bs = bench_sketch
     variants = [[int(i) for i in v.strip("[] ").split(",")] for v in args.variants]
     with tempfile.TemporaryDirectory(prefix="bench-clusters-") as tmp:
         data = args.data or Path(tmp)

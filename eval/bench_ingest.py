@@ -1,6 +1,6 @@
 """Ingestion throughput and memory: N generated LLaVA records with small images.
 
-    python eval/bench_ingest.py [--records 100000] [--distinct-images 5000]
+    python -m eval.bench_ingest [--records 100000] [--distinct-images 5000]
 
 Prints records/s and peak RSS, at two sizes to show memory stays flat in the
 number of records, and saves eval/results/bench_ingest.json.

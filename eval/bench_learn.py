@@ -12,9 +12,9 @@ Three measurements, printed and saved to ``eval/results/bench_learn.json`` / ``.
   a[i, i], in a run of the demo config (Adapt-inf), and the run's forgetting.
 - **sequential forgetting**: the same stream with ``select.strategy=sequential``.
 
-    python eval/bench_learn.py                       # all three (runs under runs/bench_learn_*, resumable)
-    python eval/bench_learn.py --only ceilings --split val --tasks vqa_shape,digits
-    python eval/bench_learn.py --only runs --demo-run runs/demo   # read an existing demo run instead
+    python -m eval.bench_learn                       # all three (runs under runs/bench_learn_*, resumable)
+    python -m eval.bench_learn --only ceilings --split val --tasks vqa_shape,digits
+    python -m eval.bench_learn --only runs --demo-run runs/demo   # read an existing demo run instead
 """
 from __future__ import annotations
 
@@ -31,10 +31,9 @@ from lifelong.machine import CpuUse, describe_machine, machine_line, use_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "eval" / "results"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The demo's learning goals, read here on one run each; eval/compare.py reads them over seeds.
-from compare import DEMO_GOALS  # noqa: E402
+from eval.experiments import DEMO_GOALS  # noqa: E402
 
 
 def ceilings(config: Path, tasks: list[str] | None, split: str, epochs: float, n_val: int, work: Path,
@@ -46,7 +45,7 @@ def ceilings(config: Path, tasks: list[str] | None, split: str, epochs: float, n
 
     import torch
 
-    from learnlib import accuracy, build_pool, carve_validation, train_alone
+    from eval.learnlib import accuracy, build_pool, carve_validation, train_alone
     from lifelong.models import load_model
     from lifelong.run_config import load_run_config
 
@@ -225,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="suffix of the result files")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     a = p.parse_args(argv)
-    res: dict = {"command": "python eval/bench_learn.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res: dict = {"command": "python -m eval.bench_learn " + " ".join(argv if argv is not None else sys.argv[1:]),
                  "machine": machine_line(describe_machine())}
     with CpuUse() as use:  # the seconds below count only if the benchmark had the machine to itself
         if a.only in ("all", "ceilings"):

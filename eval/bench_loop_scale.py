@@ -30,7 +30,7 @@ order the earlier results used, vqa_shape/counting/spatial/text_only, stops
 near P = 20,000.) Compare only runs with the same order: the per-sample cost
 differs by dataset.
 
-Run: ``python eval/bench_loop_scale.py [--pools 10000 40000 160000]``; writes
+Run: ``python -m eval.bench_loop_scale [--pools 10000 40000 160000]``; writes
 eval/results/bench_loop_scale.json and two SVG figures next to it.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ Measured, in one process with ``num_threads`` torch threads (default 2):
 - generation tokens/s: greedy, up to 32 new tokens for 8 prompts, batch 8 and
   batch 1 (median of 3 runs).
 
-Run: ``python eval/bench_model.py [--threads 2] [--steps 10]``; prints a table
+Run: ``python -m eval.bench_model [--threads 2] [--steps 10]``; prints a table
 and writes eval/results/bench_model.json (with the share of the machine the
 benchmark had, ``lifelong.machine.CpuUse``: other processes on the 2 cores slow
 everything down, OpenMP threads most).

@@ -8,7 +8,7 @@ leave ``samples``, the ledger stays). After each step the manifest is
 VACUUMed, and the bytes per pruned sample are the manifest's size minus that
 of a pool holding only the kept samples, divided by the number pruned.
 
-Run: ``python eval/bench_pool_purge.py``; writes eval/results/bench_pool_purge.json.
+Run: ``python -m eval.bench_pool_purge``; writes eval/results/bench_pool_purge.json.
 """
 from __future__ import annotations
 

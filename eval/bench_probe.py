@@ -23,8 +23,8 @@ generator's provenance (object centres and colours). Decoders:
 
 Printed and saved to ``eval/results/bench_probe[_TAG].json`` / ``.md``::
 
-    python eval/bench_probe.py                        # spatial and counting, the demo model's grid
-    python eval/bench_probe.py --grid 3 --tag grid3   # the same scene read from a 3x3 grid
+    python -m eval.bench_probe                        # spatial and counting, the demo model's grid
+    python -m eval.bench_probe --grid 3 --tag grid3   # the same scene read from a 3x3 grid
 """
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ from lifelong.models.align import cell_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "eval" / "results"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TASKS = ("spatial", "counting")
 
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from learnlib import build_pool
+    from eval.learnlib import build_pool
     from lifelong.models.composed import STAGE1_WIDTH, has_stage1, init_projector, make_projector
     from lifelong.models.vision import VisionFeatures, build_encoder
     from lifelong.run_config import load_run_config
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(all-absent {v['cell_label_base_rate']:.3f}), train {v['n_train']}, test {v['n_test']}",
                   flush=True)
     machine = describe_machine()
-    res = {"command": "python eval/bench_probe.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    res = {"command": "python -m eval.bench_probe " + " ".join(sys.argv[1:] if argv is None else argv),
            "machine": machine, "machine_line": machine_line(machine), "grid": grid, "probes": probes,
            "seconds": round(time.time() - t0, 1)}
     stem = "bench_probe" + (f"_{a.tag}" if a.tag else "")

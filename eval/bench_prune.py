@@ -18,7 +18,7 @@ planted it should remove one member of (almost) every planted pair; "both"
 counts the pairs of which it removed both members (should be 0).
 
 Targets (issues 9, 18): <= 120 s, <= 6 GiB, recall >= 0.95 in both modes, on 2 cores.
-Run: ``python eval/bench_prune.py [--n 1000000]``; writes eval/results/bench_prune.json.
+Run: ``python -m eval.bench_prune [--n 1000000]``; writes eval/results/bench_prune.json.
 """
 from __future__ import annotations
 

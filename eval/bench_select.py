@@ -12,7 +12,7 @@ timed. Peak memory = max resident set size of the process so far (getrusage),
 so the figure after each size covers everything up to it.
 
 Target (issue 5): 200,000 sketches in <= 30 s and <= 4 GiB on 2 cores.
-Run: ``python eval/bench_select.py [--sizes 25000 50000 100000 200000]``;
+Run: ``python -m eval.bench_select [--sizes 25000 50000 100000 200000]``;
 writes eval/results/bench_select.json.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ timed. Throughput is reported per wall second and per CPU second of this
 process (the latter is less sensitive to other processes). The bs-1 sketches
 are checked against the batched ones.
 
-Run: ``python eval/bench_sketch.py [--samples 64] [--batch-size 16] [--threads 2]``;
+Run: ``python -m eval.bench_sketch [--samples 64] [--batch-size 16] [--threads 2]``;
 prints a table and the ratios, writes eval/results/bench_sketch.json.
 """
 from __future__ import annotations

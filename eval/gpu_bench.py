@@ -1,6 +1,6 @@
 """Sketch and training throughput of a random-init ~1B LLaVA-shaped model in bf16 on one GPU.
 
-    python eval/gpu_bench.py [--batch 8] [--steps 5] [--tiny]
+    python -m eval.gpu_bench [--batch 8] [--steps 5] [--tiny]
 
 Vision: a CLIP-L-like tower (336 px, 14 px patches -> 576 image tokens, 24 layers
 of width 1024); LM: a Llama of width 2048, 16 layers (~1B parameters in all).

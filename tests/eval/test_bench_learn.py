@@ -1,14 +1,12 @@
 """eval/bench_learn.py: the diagonal and forgetting from a run's matrix, validation carving, ceilings."""
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "eval"))
 
-import bench_learn  # noqa: E402
-from learnlib import carve_validation  # noqa: E402
+from eval import bench_learn  # noqa: E402
+from eval.learnlib import carve_validation  # noqa: E402
 
 from lifelong.data.sample import Sample  # noqa: E402
 

@@ -1,15 +1,13 @@
 """eval/bench_probe.py: the scene probe and its decoders agree with the generator's answers."""
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "eval"))
 
-import bench_probe  # noqa: E402
-from learnlib import build_pool  # noqa: E402
+from eval import bench_probe  # noqa: E402
+from eval.learnlib import build_pool  # noqa: E402
 
 from lifelong.data.stream.config import StreamConfig  # noqa: E402
 from lifelong.data.stream.generators.scenes import relation_of  # noqa: E402

@@ -1,5 +1,4 @@
 """eval/compare.py: results per (strategy, seed) accumulate, the table comes from them alone, reruns reproduce."""
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -16,10 +15,9 @@ SHORT = ["stream.builtin_config.order=[vqa_shape,digits]", "score.shard_size=16"
 
 
 def _load_compare():
-    spec = importlib.util.spec_from_file_location("compare", ROOT / "eval" / "compare.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from eval import compare
+
+    return compare
 
 
 def _compare(runs: Path, capsys, *extra: str) -> tuple[dict, str]:
@@ -213,17 +211,17 @@ def test_results_of_seeds_not_asked_for_are_left_out_not_called_stale(tmp_path):
 
 
 def test_defects_trained_weighs_each_round_by_what_it_selected():
-    compare = _load_compare()
+    from eval import compare_table
     comp = [{"selected": 10, "defects": {"selected": {"any": 0.5}}},
             {"selected": 30, "defects": {"selected": {"any": 0.1}}}]
     # (10 x 0.5 + 30 x 0.1) / 40 = 8 / 40
-    assert compare.defects_trained({"composition": comp}) == pytest.approx(0.2)
-    assert compare.defects_trained({"composition": []}) is None  # a result from before compositions
-    assert compare.defects_trained({}) is None
+    assert compare_table.defects_trained({"composition": comp}) == pytest.approx(0.2)
+    assert compare_table.defects_trained({"composition": []}) is None  # a result from before compositions
+    assert compare_table.defects_trained({}) is None
 
 
 def test_the_gate_needs_the_margin_and_an_interval_above_zero():
-    compare = _load_compare()
+    from eval import compare_table
     rng = np.random.default_rng(0)
     base = rng.normal(0.5, 0.01, 1000)
 
@@ -233,7 +231,7 @@ def test_the_gate_needs_the_margin_and_an_interval_above_zero():
     for shift, passed in ((0.10, True), (0.05, False)):
         draws = {"oracle": stats(shift), "random": stats(0.0)}
         point = {n: {k: float(np.mean(v)) for k, v in d.items()} for n, d in draws.items()}
-        out, lines = compare.gate(draws, point)
+        out, lines = compare_table.gate(draws, point)
         assert out["oracle_above_random"]["passed"] is passed, shift
         assert out["oracle_above_random"]["difference"] == pytest.approx(shift)
         assert ("**passed**" in lines[0]) is passed
@@ -241,4 +239,4 @@ def test_the_gate_needs_the_margin_and_an_interval_above_zero():
     noisy = {"oracle": {"avg_acc": base + 0.10 + rng.normal(0, 0.2, 1000), "forgetting": np.zeros(1000)},
              "random": stats(0.0)}
     point = {"oracle": {"avg_acc": 0.6, "forgetting": 0.0}, "random": {"avg_acc": 0.5, "forgetting": 0.05}}
-    assert compare.gate(noisy, point)[0]["oracle_above_random"]["passed"] is False
+    assert compare_table.gate(noisy, point)[0]["oracle_above_random"]["passed"] is False

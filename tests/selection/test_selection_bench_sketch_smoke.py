@@ -1,6 +1,6 @@
 """bench_sketch and bench_clusters run end to end on a tiny model and the small built-in stream."""
 import dataclasses
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -12,10 +12,7 @@ SMOKE = REPO / "configs" / "smoke.yaml"
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "eval" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"eval.{name}")
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,10 @@
 """The selection and pruning benchmarks run end to end on a tiny size."""
-import importlib.util
+import importlib
 import json
-from pathlib import Path
-
-
-EVAL = Path(__file__).resolve().parents[2] / "eval"
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, EVAL / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module(f"eval.{name}")
 
 
 def test_bench_select_small(tmp_path):

@@ -24,7 +24,7 @@ def load_ceilings() -> dict:
 def ceiling_lines(name: str) -> list[str]:
     c = load_ceilings().get(name)
     if c is None:
-        return ["Not measured yet (`python eval/bench_learn.py --only ceilings --write-ceilings`)."]
+        return ["Not measured yet (`python -m eval.bench_learn --only ceilings --write-ceilings`)."]
     return [
         f"**{c['accuracy']:.2f}** exact match on the {c['n_test']} test questions of the `full` scale, for "
         f"the offline default model (stage-1 projector, the `configs/demo.yaml` model and training "
