@@ -90,7 +90,8 @@ def _metrics_rows(run_dir: Path, t: int) -> tuple[list[str], list[list], dict]:
     a = h.accuracy_matrix()[: t + 1]
     if a.shape[0] == 0:
         return h.tasks, [], {}
-    metrics = {k: (float(v) if v == v else None) for k, v in compute_all(a).items()}
+    # Each column's teaching round: a mixture's tasks share one, a suite's is none (metrics.py).
+    metrics = {k: (float(v) if v == v else None) for k, v in compute_all(a, None, h.learned()).items()}
     return h.tasks, [[None if x != x else float(x) for x in row] for row in a], metrics
 
 
