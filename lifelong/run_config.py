@@ -243,6 +243,15 @@ def value_problems(cfg: RunConfig) -> list[str]:
     if cfg.select.budget.count is None and cfg.select.budget.fraction is None:
         out.append("select.budget: set count or fraction")
     out += metric_problems(cfg.eval.task_metrics, "eval.task_metrics")
+    for f in dataclasses.fields(cfg):  # checks a stage's config owns (``validate()`` beside its code)
+        check = getattr(getattr(cfg, f.name), "validate", None)
+        if callable(check):
+            try:
+                check()
+            except (ValueError, KeyError) as e:
+                text = str(e).strip("'\"")
+                if not any(text in p for p in out):
+                    out.append(f"{f.name}: {text}")
     return out
 
 
