@@ -11,6 +11,12 @@ distance, 1 - cos) on a seeded subsample of ``silhouette_points`` training rows
 wins; ties go to the smaller K. The silhouette of a point in a singleton
 cluster is 0 (Rousseeuw's convention).
 
+The partition's source (``source``; ablations of the pseudo-skills): ``sketch``
+(default) is the k-means above; ``dataset`` takes each sample's dataset as its
+cluster (K = datasets in the pool); ``random`` deals the samples into K equal
+clusters by a seeded permutation (sample perm[i] -> cluster i mod K). Both
+take as centroid the normalised mean of their members' sketches.
+
 With faiss-gpu installed (the ``gpu`` extra) and a GPU visible, k-means
 trains on all visible GPUs; same results as on CPU up to k-means randomness
 with the same seed (floating-point order differs).
@@ -18,7 +24,7 @@ with the same seed (floating-point order differs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import faiss
 import numpy as np
@@ -41,6 +47,10 @@ class ClusterConfig:
         pairwise matrix is silhouette_points^2 * 4 bytes (4000 -> 64 MiB).
     gpu: train k-means on the GPUs when faiss-gpu is installed and sees one
         (faiss-cpu has no GPUs, so False and True are the same there).
+    source: ``sketch`` (k-means on the gradient sketches, the paper's
+        pseudo-skills), or an ablation: ``dataset`` (one cluster per arrived
+        dataset; its name is what a user knows, not a defect flag) or
+        ``random`` (K equal random clusters; needs a fixed ``k``).
     """
 
     k: Optional[int] = 16
@@ -52,6 +62,13 @@ class ClusterConfig:
     chunk_rows: int = 65536
     silhouette_points: int = 4000
     gpu: bool = True
+    source: Literal["sketch", "dataset", "random"] = "sketch"
+
+    def __post_init__(self):
+        if self.source not in ("sketch", "dataset", "random"):
+            raise ValueError(f"select.cluster.source must be sketch, dataset or random, got {self.source!r}")
+        if self.source == "random" and self.k is None:
+            raise ValueError("select.cluster.source=random needs a fixed select.cluster.k")
 
 
 @dataclass
@@ -157,3 +174,23 @@ def cluster(x, cfg: ClusterConfig) -> ClusterResult:
         centroids = best[1]
     labels = assign(x, centroids, cfg.chunk_rows)
     return ClusterResult(labels=labels, centroids=centroids, silhouette=silhouette)
+
+
+def from_labels(x, labels: np.ndarray) -> ClusterResult:
+    """A given partition (labels (N,) in [0, K)) of sketches x (N, d) as a ClusterResult: each
+    centroid the normalised mean of its members (a zero row for an empty cluster)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    k = int(labels.max()) + 1 if labels.size else 0
+    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+    for start in range(0, x.shape[0], 65536):
+        np.add.at(sums, labels[start:start + 65536], _normalise(x[start:start + 65536]))
+    return ClusterResult(labels=labels, centroids=_normalise(sums), silhouette={})
+
+
+def random_partition(n: int, k: int, seed) -> np.ndarray:
+    """(n,) int64 labels: K = min(k, n) equal clusters (sizes differ by at most 1) dealt by a
+    permutation seeded by ``seed`` (an int or a sequence of ints): sample perm[i] goes to cluster i mod K."""
+    k = max(1, min(int(k), n))
+    labels = np.empty(n, dtype=np.int64)
+    labels[np.random.default_rng(seed).permutation(n)] = np.arange(n) % k
+    return labels

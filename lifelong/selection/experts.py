@@ -163,6 +163,19 @@ def random_score(out: PassOutputs) -> torch.Tensor:
     return torch.tensor(vals, dtype=torch.float64)
 
 
+# What the scoring pass computes by default (``score.experts``): every expert but ``clip``, which
+# needs user-supplied CLIP weights. The routing candidates (``select.route_experts``) derive from
+# the registry: :func:`routable`.
+DEFAULT_SCORED = ("ppl", "el2n", "entropy", "grand", "ig", "random")
+# Never a routing candidate: its flat histogram has maximal entropy by construction.
+NEVER_ROUTED = ("random",)
+
+
+def routable() -> list[str]:
+    """Every registered expert that may compete for a cluster, in registration order (the tie-break order)."""
+    return [e for e in EXPERTS if e not in NEVER_ROUTED]
+
+
 def compute(names: list[str], out: PassOutputs) -> dict[str, torch.Tensor]:
     """Scores of the named experts for one batch, as float64 NaN-free tensors (B,)."""
     res = {}

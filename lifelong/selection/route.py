@@ -17,6 +17,11 @@ The chosen expert of a cluster is argmax_e H(k, e); ties go to the first
 expert in the given order. An empty cluster has H = -inf for all experts and
 gets expert 0.
 
+``mode`` (ablations of routing; the table H is computed and reported in every
+mode): ``entropy`` (default) is the rule above; ``random`` gives each cluster an
+expert drawn uniformly from the candidates (the caller's generator);
+``fixed`` gives every cluster ``expert``.
+
 ``reference_bins = True`` reproduces the Adapt-inf reference code for
 comparison only: the bin edges are linspace(-z_range * std, z_range * std,
 n_bins + 1) with the RAW std of the scores, applied to the z-scores, so H
@@ -27,8 +32,11 @@ edges collapse and H = 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, Optional
 
 import numpy as np
+
+MODES = ("entropy", "random", "fixed")
 
 
 @dataclass
@@ -40,11 +48,23 @@ class RouteConfig:
         keeps all but a Chebyshev-bounded <= 1/16 of any distribution.
     reference_bins: reproduce the reference code's raw-std bin edges (see the
         module docstring); for comparison only.
+    mode: ``entropy`` (the paper's rule), or an ablation: ``random`` (a
+        uniformly drawn candidate per cluster), ``fixed`` (``expert`` for
+        every cluster).
+    expert: the expert of ``mode: fixed``; one of the scored candidates.
     """
 
     n_bins: int = 50
     z_range: float = 4.0
     reference_bins: bool = False
+    mode: Literal["entropy", "random", "fixed"] = "entropy"
+    expert: Optional[str] = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"select.route.mode must be one of {MODES}, got {self.mode!r}")
+        if (self.mode == "fixed") != (self.expert is not None):
+            raise ValueError("select.route.expert is set with select.route.mode=fixed, and only then")
 
 
 @dataclass
@@ -81,11 +101,13 @@ def histogram_entropy(scores: np.ndarray, cfg: RouteConfig) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def route(labels: np.ndarray, scores: dict[str, np.ndarray], n_clusters: int, cfg: RouteConfig) -> RouteResult:
+def route(labels: np.ndarray, scores: dict[str, np.ndarray], n_clusters: int, cfg: RouteConfig,
+          rng: np.random.Generator | None = None) -> RouteResult:
     """Pick one expert per cluster.
 
     labels: (N,) cluster of each sample in [0, n_clusters).
     scores: expert name -> (N,) scores; the dict's order is the tie-break order.
+    rng: the draws of ``mode: random`` (required there).
     """
     experts = list(scores)
     if not experts:
@@ -101,5 +123,14 @@ def route(labels: np.ndarray, scores: dict[str, np.ndarray], n_clusters: int, cf
         s_sorted = s[order]
         for k in range(n_clusters):
             table[k, e] = histogram_entropy(s_sorted[bounds[k]:bounds[k + 1]], cfg)
-    chosen = np.argmax(table, axis=1).astype(np.int64)  # first maximum wins ties
+    if cfg.mode == "random":
+        if rng is None:
+            raise ValueError("select.route.mode=random needs a generator")
+        chosen = rng.integers(0, len(experts), size=n_clusters).astype(np.int64)
+    elif cfg.mode == "fixed":
+        if cfg.expert not in experts:
+            raise ValueError(f"select.route.expert {cfg.expert!r} is not among the scored candidates {experts}")
+        chosen = np.full(n_clusters, experts.index(cfg.expert), dtype=np.int64)
+    else:
+        chosen = np.argmax(table, axis=1).astype(np.int64)  # first maximum wins ties
     return RouteResult(experts=experts, chosen=chosen, entropy=table)

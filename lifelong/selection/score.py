@@ -22,7 +22,7 @@ from lifelong.data.sample import Sample
 from lifelong.models.config import ModelConfig
 from lifelong.models.loaded import mean_pool
 from lifelong.selection.clip_score import ClipConfig, ClipScorer
-from lifelong.selection.experts import EXPERTS, PassOutputs, compute, per_sample_mean
+from lifelong.selection.experts import DEFAULT_SCORED, EXPERTS, PassOutputs, compute, per_sample_mean
 from lifelong.selection.projection import RademacherProjector, normalize_fp16
 from lifelong.selection.score_store import ScoreResult, consolidate
 from lifelong.selection.score_store import gather_scores as store_gather
@@ -33,9 +33,10 @@ from lifelong.selection.sketch import PerSampleGrads, SketchConfig, lora_linears
 class ScoreConfig:
     """The scoring stage: which experts, and the gradient sketch.
 
-    experts: names from the expert registry. ``clip`` needs a CLIP model with
-        user-supplied weights (``clip.model`` + ``clip.pretrained``, a local
-        file; nothing is downloaded) or ``clip.tiny``; without one it is an error.
+    experts: names from the expert registry (default ``experts.DEFAULT_SCORED``).
+        ``clip`` needs a CLIP model with user-supplied weights (``clip.model`` +
+        ``clip.pretrained``, a local file; nothing is downloaded) or
+        ``clip.tiny``; without one it is an error.
     shard_size: samples per output shard (the unit of resumption and of work
         split across processes).
     seed: seeds the ``random`` expert.
@@ -56,7 +57,7 @@ class ScoreConfig:
 
     sketch: SketchConfig = field(default_factory=SketchConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
-    experts: list[str] = field(default_factory=lambda: ["ppl", "el2n", "entropy", "grand", "ig", "random"])
+    experts: list[str] = field(default_factory=lambda: list(DEFAULT_SCORED))
     shard_size: int = 256
     seed: int = 0
     model: ModelConfig | None = None

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lifelong.selection.budget import BudgetConfig, resolve_budget, water_fill
-from lifelong.selection.ccs import CCSConfig, select_per_cluster
-from lifelong.selection.cluster import ClusterConfig, cluster
-from lifelong.selection.experts import EXPERTS, selection_scores
+from lifelong.selection.ccs import SAMPLERS, CCSConfig, select_per_cluster
+from lifelong.selection.cluster import ClusterConfig, ClusterResult, cluster, from_labels, random_partition
+from lifelong.selection.experts import EXPERTS, NEVER_ROUTED, routable, selection_scores
 from lifelong.selection.route import RouteConfig, route
 
 
@@ -31,8 +31,13 @@ class SelectConfig:
     strategy: a name from ``STRATEGIES`` (adapt_inf, random, full, sequential,
         multitask, or an expert name for single-expert CCS).
     budget: samples per round (count or fraction of the active pool).
-    route_experts: experts that compete for each cluster. ``random`` is never a
+    route_experts: experts that compete for each cluster, in tie-break order
+        (default: every registered one but ``random``, ``experts.routable``);
+        only those the scoring pass computed take part. ``random`` is never a
         candidate: its flat histogram has maximal entropy by construction.
+    sampling: how a cluster's share is drawn (``ccs.SAMPLERS``): ``ccs`` (the
+        paper's coverage-centric sampling), or an ablation: ``uniform``,
+        ``hardest`` / ``easiest`` (highest / lowest routed-expert scores).
     seed: draws of the random baseline; CCS and clustering have their own seeds.
     new_floor: the dataset that arrived this round gets at least this multiple
         of its proportional share of the budget (budget x new / pool, what a
@@ -50,13 +55,16 @@ class SelectConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     route: RouteConfig = field(default_factory=RouteConfig)
     ccs: CCSConfig = field(default_factory=CCSConfig)
-    route_experts: list[str] = field(default_factory=lambda: ["ppl", "el2n", "entropy", "grand", "ig", "clip"])
+    route_experts: list[str] = field(default_factory=routable)
+    sampling: str = "ccs"
     seed: int = 0
     new_floor: float = 0.0
 
     def __post_init__(self):
         if not self.new_floor >= 0:
             raise ValueError(f"select.new_floor must be >= 0, got {self.new_floor}")
+        if self.sampling not in SAMPLERS:
+            raise ValueError(f"select.sampling must be one of {sorted(SAMPLERS)}, got {self.sampling!r}")
 
 
 @dataclass
@@ -70,14 +78,18 @@ class SelectionInput:
     # Per sample (N,), for strategies that declare reads_provenance (yardsticks) only, else None.
     tasks: list[str] | None = None
     provenance: list[dict] | None = None
+    # Per sample (N,): the dataset it arrived with (a user knows it; select.cluster.source = dataset).
+    datasets: list[str] | None = None
 
     @classmethod
     def from_pool(cls, pool, new_dataset: str | None, provenance: bool = False) -> "SelectionInput":
-        """The pool's active samples in its fixed order, those of ``new_dataset`` marked as new;
-        with ``provenance``, their task labels and provenance too."""
+        """The pool's active samples in its fixed order, those of ``new_dataset`` marked as new, and
+        the dataset of each; with ``provenance``, their task labels and provenance too."""
         ids = pool.ids()
         new = set(pool.ids(dataset=new_dataset)) if new_dataset else set()
         inp = cls(ids, np.array([i in new for i in ids], dtype=bool), n_seen=len(ids) + len(pool.ledger()))
+        of = {i: d for d in pool.datasets(split="train") for i in pool.ids(dataset=d)}
+        inp.datasets = [of[i] for i in ids]
         if provenance:
             samples = pool.get(ids)
             inp.tasks, inp.provenance = [s.task for s in samples], [s.provenance for s in samples]
@@ -197,21 +209,38 @@ def with_floor(inp: SelectionInput, cfg: SelectConfig, budget: int, pick: Pick) 
     return np.sort(np.concatenate([first, rest])).astype(np.int64), shares
 
 
+# Streams of the select seed besides the random baseline's: routing's draws (route.mode random)
+# and the random partition (cluster.source random) must not reuse the baseline's numbers.
+ROUTE_DRAWS, PARTITION_DRAWS = 1, 2
+
+
+def pseudo_skills(inp: SelectionInput, cfg: SelectConfig) -> ClusterResult:
+    """The clusters selection splits its budget over (``select.cluster.source``)."""
+    source = cfg.cluster.source
+    if source == "sketch":
+        return cluster(inp.sketches, cfg.cluster)
+    if source == "dataset":
+        if inp.datasets is None:
+            raise ValueError("select.cluster.source=dataset needs each sample's dataset; the input has none")
+        return from_labels(inp.sketches, np.unique(np.asarray(inp.datasets), return_inverse=True)[1])
+    return from_labels(inp.sketches, random_partition(len(inp.ids), cfg.cluster.k, [cfg.seed, PARTITION_DRAWS]))
+
+
 @strategy("adapt_inf", needs_scores=True, sketches=True)
 def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Pseudo-skill clusters on sketches, max-entropy expert per cluster, water-filled CCS."""
-    res = cluster(inp.sketches, cfg.cluster)
+    res = pseudo_skills(inp, cfg)
     candidates = {e: selection_scores(e, inp.scores[e])
-                  for e in cfg.route_experts if e in inp.scores and e != "random"}
+                  for e in cfg.route_experts if e in inp.scores and e not in NEVER_ROUTED}
     if not candidates:
         raise ValueError(f"none of route_experts {cfg.route_experts} was scored (have {sorted(inp.scores)})")
-    routed = route(res.labels, candidates, res.k, cfg.route)
+    routed = route(res.labels, candidates, res.k, cfg.route, rng=np.random.default_rng([cfg.seed, ROUTE_DRAWS]))
 
     def pick(rows: np.ndarray, b: int):
         labels = res.labels[rows]
         shares = water_fill(np.bincount(labels, minlength=res.k), b)
         sub = {e: np.asarray(v)[rows] for e, v in candidates.items()}
-        return rows[select_per_cluster(labels, sub, routed.chosen, shares, cfg.ccs)], shares
+        return rows[select_per_cluster(labels, sub, routed.chosen, shares, cfg.ccs, cfg.sampling)], shares
 
     idx, shares = with_floor(inp, cfg, budget_of(inp, cfg), pick)
     return Selection(idx, res.labels, res.centroids, routed.chosen_names(), routed.entropy, routed.experts, shares)
@@ -224,8 +253,9 @@ def single_expert(inp: SelectionInput, cfg: SelectConfig, name: str) -> Selectio
 
     def pick(rows: np.ndarray, b: int):
         one = np.zeros(rows.size, dtype=np.int64)
-        return rows[select_per_cluster(one, {name: scores[rows]}, np.zeros(1, np.int64), np.array([b]), cfg.ccs)], \
-            np.array([b])
+        picked = select_per_cluster(one, {name: scores[rows]}, np.zeros(1, np.int64), np.array([b]), cfg.ccs,
+                                    cfg.sampling)
+        return rows[picked], np.array([b])
 
     idx, shares = with_floor(inp, cfg, budget_of(inp, cfg), pick)
     return Selection(idx, np.zeros(n, dtype=np.int64), None, [name], None, [name], shares)
