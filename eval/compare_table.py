@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.experiments import DEMO, DEMO_GOALS, GATE
+from lifelong.evaluation.metrics import headline
 from lifelong.machine import SHARED_BELOW, describe_machine, machine_line, shared
 
 BOOTSTRAP = 1000
@@ -99,11 +100,12 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         lo, hi = interval(x)
         return "—" if lo != lo else f"[{lo:.3f}, {hi:.3f}]"
 
-    rows, lines = {}, [
-        "| strategy | seeds | final avg acc | 95% CI | forgetting | 95% CI | BWT | FWT | pooled acc | "
-        "rel. gain vs multitask (%) | samples trained | defects trained | selection s/round | training s/round | "
-        "selection / training |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    shown = headline()  # the registry's headline CL metrics, each with its interval where it asks for one
+    with_ci = [m.name for m in shown if m.interval]
+    heads = [h for m in shown for h in ([m.short, "95% CI"] if m.interval else [m.short])]
+    heads += ["pooled acc", "rel. gain vs multitask (%)", "samples trained", "defects trained", "selection s/round",
+              "training s/round", "selection / training"]
+    rows, lines = {}, ["| strategy | seeds | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
     for n, rs in by.items():
         p, dr = point[n], draws[n]
         c = [r["costs"] for r in rs]
@@ -118,7 +120,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
             if np.sum([x["train_s"] for x in c]) > 0 else None
         shares = [v for v in map(defects_trained, c) if v is not None]
         rows[n] = {"seeds": [r["seed"] for r in rs], **{k: (None if not np.isfinite(v) else v) for k, v in p.items()},
-                   **{f"{k}_ci95": interval(dr[k]) for k in ("avg_acc", "forgetting", "pooled_acc")},
+                   **{f"{k}_ci95": interval(dr[k]) for k in [*with_ci, "pooled_acc"]},
                    "relative_gain": rg, "relative_gain_ci95": interval(rg_draws) if rg_draws is not None else None,
                    "samples_trained": int(np.mean([x["samples_trained"] for x in c])),
                    "samples_scored": int(np.mean([x["samples_scored"] for x in c])),
@@ -126,8 +128,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
                    "selection_s_per_round": sel, "train_s_per_round": trn, "selection_over_training": ratio,
                    "selections_sha256": {str(r["seed"]): r["costs"]["selections_sha256"] for r in rs},
                    "per_seed": {str(r["seed"]): r["costs"] for r in rs}}
-        lines.append(f"| {n} | {', '.join(map(str, rows[n]['seeds']))} | {f(p['avg_acc'])} | {ci(dr['avg_acc'])} | "
-                     f"{f(p['forgetting'])} | {ci(dr['forgetting'])} | {f(p['bwt'])} | {f(p['fwt'])} | "
+        cells = [cell for m in shown for cell in ([f(p[m.name]), ci(dr[m.name])] if m.interval else [f(p[m.name])])]
+        lines.append(f"| {n} | {', '.join(map(str, rows[n]['seeds']))} | {' | '.join(cells)} | "
                      f"{f(p['pooled_acc'])} | {f(rg, '{:.1f}')} | {rows[n]['samples_trained']} | "
                      f"{f(rows[n]['defects_trained'], '{:.3f}')} | {sel:.1f} | "
                      f"{trn:.1f} | {f(ratio, '{:.2f}')} |")

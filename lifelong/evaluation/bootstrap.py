@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifelong.evaluation.metrics import METRICS
+from lifelong.evaluation.metrics import METRICS, headline
 from lifelong.layout import RunLayout
 
 
@@ -85,16 +85,18 @@ def accuracy_matrix(scores: dict[str, tuple[list[str], np.ndarray]], tasks: list
 
 
 def paired_bootstrap(runs: dict[str, Path], n: int = 1000, seed: int = 0,
-                     metrics: tuple[str, ...] = ("avg_acc", "forgetting", "bwt", "fwt"),
+                     metrics: tuple[str, ...] | None = None,
                      where=run_predictions) -> dict[str, dict[str, np.ndarray]]:
     """Every run's metrics on ``n`` resamples of the questions (the same resamples for all runs).
 
     Runs must cover the same tasks and rounds and have answered the same
     questions (same stream, same ``eval`` settings); otherwise ValueError.
+    ``metrics``: names of registered metrics (default: the headline ones);
     ``where`` as in :func:`question_scores`.
     """
     from lifelong.evaluation.history import load_history
 
+    metrics = tuple(m.name for m in headline()) if metrics is None else metrics
     hists = {name: load_history(d) for name, d in runs.items()}
     first = next(iter(hists.values()))
     tasks, n_rounds = first.tasks, first.accuracy_matrix().shape[0] - 1

@@ -43,7 +43,10 @@ In general ``i < min(t, T)`` reads "L_i <= t", ``i < R - 1`` reads
 ``a[L_i - 1, i]`` (over ``2 <= L_i <= R + 1``).
 
 Adding a metric: write ``fn(a, reference=None, learned=None) -> float`` and
-decorate it with ``@register("name")``.
+decorate it with ``@register("name")``. Every consumer iterates :data:`METRICS`:
+the dashboard, trackers and result files show all of them; the model card, the
+comparison's table and the paired bootstrap show the ``headline`` ones, under
+their ``label`` / ``short`` names. Nothing else names a metric.
 """
 from __future__ import annotations
 
@@ -107,6 +110,13 @@ class Metric:
     ``fn(a, reference)`` returns a float; ``higher_is_better`` tells the
     dashboard how to read it; ``needs_reference`` metrics get the reference
     run's accuracies and are NaN without one.
+
+    ``headline`` metrics are the few shown where a consumer shows a subset (the
+    model card, the comparison's table, the paired bootstrap's default), in
+    registration order: ``label`` names one on the model card, ``short`` heads
+    its column in the comparison's table, ``interval`` puts its 95% interval
+    next to it there, and ``hub_id`` is the name the card's front matter lists
+    it under (the Hugging Face hub's metric id where one fits; default: ``name``).
     """
 
     name: str
@@ -114,25 +124,47 @@ class Metric:
     higher_is_better: bool = True
     needs_reference: bool = False
     description: str = ""
+    headline: bool = False
+    label: str = ""
+    short: str = ""
+    interval: bool = False
+    hub_id: str = ""
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, *, higher_is_better: bool = True, needs_reference: bool = False):
-    """Decorator registering ``fn(a, reference=None, learned=None) -> float`` under ``name``."""
+def register(name: str, *, higher_is_better: bool = True, needs_reference: bool = False, headline: bool = False,
+             label: str = "", short: str = "", interval: bool = False, hub_id: str = ""):
+    """Decorator registering ``fn(a, reference=None, learned=None) -> float`` under ``name``.
+
+    ``label``, ``short`` and ``hub_id`` default to ``name``; the other keywords
+    as in :class:`Metric`.
+    """
 
     def deco(fn):
         if name in METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        METRICS[name] = Metric(name, fn, higher_is_better, needs_reference, doc[0] if doc else "")
+        METRICS[name] = Metric(name, fn, higher_is_better, needs_reference, doc[0] if doc else "", headline,
+                               label or name, short or name, interval, hub_id or name)
         return fn
 
     return deco
 
 
-@register("avg_acc")
+def headline() -> list[Metric]:
+    """The headline metrics, in registration order."""
+    return [m for m in METRICS.values() if m.headline]
+
+
+def without_reference() -> list[str]:
+    """Names of the metrics a run's own accuracy matrix defines (no reference run), in registration order."""
+    return [name for name, m in METRICS.items() if not m.needs_reference]
+
+
+@register("avg_acc", headline=True, label="Average accuracy", short="final avg acc", interval=True,
+          hub_id="accuracy")
 def average_accuracy(a, reference=None, learned=None) -> float:
     """Average accuracy A_R over the tasks seen so far, after the last round."""
     m = _as_matrix(a)
@@ -141,7 +173,7 @@ def average_accuracy(a, reference=None, learned=None) -> float:
     return average_accuracy_at(m, _last_round(m), learned)
 
 
-@register("forgetting", higher_is_better=False)
+@register("forgetting", higher_is_better=False, headline=True, label="Forgetting", interval=True)
 def forgetting(a, reference=None, learned=None) -> float:
     """Forgetting: mean over earlier tasks of the drop from their best accuracy to now.
 
@@ -167,7 +199,7 @@ def forgetting(a, reference=None, learned=None) -> float:
     return _mean(terms)
 
 
-@register("bwt")
+@register("bwt", headline=True, label="Backward transfer (BWT)", short="BWT")
 def backward_transfer(a, reference=None, learned=None) -> float:
     """Backward transfer (GEM): mean over earlier tasks of accuracy now minus just after learning.
 
@@ -182,7 +214,7 @@ def backward_transfer(a, reference=None, learned=None) -> float:
     return _mean(m[r, idx] - m[lr[idx], idx])
 
 
-@register("fwt")
+@register("fwt", headline=True, label="Forward transfer (FWT)", short="FWT")
 def forward_transfer(a, reference=None, learned=None) -> float:
     """Forward transfer (GEM): mean over tasks of accuracy just before the round that teaches them minus the base model's.
 

@@ -11,7 +11,8 @@ matrix before averaging), the run's cost figures and a digest of its config.
     by_strategy = group(load_results(results_dir))   # strategy -> [result, ...] (seed order)
     draws = seed_question_bootstrap(by_strategy, n=1000)   # strategy -> {metric: (n,) draws}
     history = mean_history("random", by_strategy["random"])  # one dashboard line over its seeds
-    # metrics: avg_acc, forgetting, bwt, fwt, learning_acc, pooled_acc and diag.<i> (task i right after its round)
+    # metrics: every registered CL metric that needs no reference run (lifelong.evaluation.metrics),
+    # pooled_acc and diag.<i> (task i right after its round)
 
 Point estimates are the mean over seeds of each seed's metric. One bootstrap
 resample draws seeds with replacement (the same seed positions for every
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.evaluation.bootstrap import accuracy_matrix, question_scores
-from lifelong.evaluation.metrics import METRICS, diagonal
+from lifelong.evaluation.metrics import METRICS, diagonal, learning_accuracy, without_reference
 
 RESULT_VERSION = 1
 
@@ -115,11 +116,11 @@ def metrics_of(scores: list[np.ndarray], learned=None) -> dict[str, float]:
     (``diag.<i>``, task i right after the round that taught it, for every task taught so far) of
     per-task score matrices; ``learned`` as in :mod:`lifelong.evaluation.metrics`."""
     a = np.stack([m.mean(axis=1) if m.shape[1] else np.full(m.shape[0], np.nan) for m in scores], axis=1)
-    out = {k: float(METRICS[k].fn(a, None, learned)) for k in ("avg_acc", "forgetting", "bwt", "fwt", "learning_acc")}
+    out = {k: float(METRICS[k].fn(a, None, learned)) for k in without_reference()}
     last = a.shape[0] - 1
     lr = np.arange(1, len(scores) + 1) if learned is None else np.asarray(learned)
     out["pooled_acc"] = pooled_accuracy(scores, last, list(np.flatnonzero(lr <= last)) if last >= 1 else [])
-    defined = np.isfinite(out["learning_acc"])  # no diagonal for a run that trains once, at the end
+    defined = np.isfinite(learning_accuracy(a, None, learned))  # no diagonal for a run that trains once, at the end
     taught = np.flatnonzero((lr >= 1) & (lr <= last))
     out.update({f"diag.{i}": float(x) if defined else float("nan") for i, x in zip(taught, diagonal(a, learned))})
     return out

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 
+from lifelong.evaluation.data_card import write_round_card
 from lifelong.evaluation.history import (ClusterRecord, RoundRecord, RunHistory, TaskColumn, save_history,
                                         save_metrics)
-from lifelong.export.cards import write_round_card
 from lifelong.layout import RunLayout, compress_json, read_json
 
 

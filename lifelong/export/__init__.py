@@ -2,13 +2,14 @@
 
 - :func:`export` / :func:`main`: ``lifelong export RUN [--round N] --out DIR [--merge]``.
 - :func:`load_exported`: load an export whose base exists only inside lifelong.
-- :func:`write_round_card`: ``<run>/data_cards/round_<t>.md`` (the loop's report stage).
+- :func:`write_round_card`: ``<run>/data_cards/round_<t>.md`` (the loop's report stage writes it;
+  it lives in :mod:`lifelong.evaluation.data_card`).
 - :func:`build_lineage`: which data trained the adapter of a round.
 
 Importing this package does not import torch.
 """
+from lifelong.evaluation.data_card import write_round_card
 from lifelong.export.adapter import ExportError, export, load_exported, main
-from lifelong.export.cards import write_round_card
 from lifelong.export.lineage import build_lineage
 
 __all__ = ["ExportError", "build_lineage", "export", "load_exported", "main", "write_round_card"]

@@ -19,19 +19,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from lifelong.layout import RunLayout, read_json
+from lifelong.evaluation.data_card import round_files
+from lifelong.layout import RunLayout
 
 LINEAGE_VERSION = 1
-
-
-def round_files(run_dir: str | Path, t: int) -> dict:
-    """The raw stage records of round ``t``: ``{"ingest", "selection", "prune"}`` (None = absent)."""
-    layout = RunLayout(run_dir)
-    return {
-        "ingest": read_json(layout.ingest_report(t)),
-        "selection": read_json(layout.selection(t)),
-        "prune": read_json(layout.pruned(t)),
-    }
 
 
 def round_lineage(run_dir: str | Path, t: int) -> dict:
