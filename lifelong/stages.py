@@ -218,7 +218,7 @@ def steps_before(run, t: int) -> int:
 
 # ---- prune --------------------------------------------------------------------------------------
 def prune(run, t, d, entry, entries):
-    from lifelong.pruning.partition import partition
+    from lifelong.pruning.partition import partition, selection_partition
     from lifelong.pruning.semdedup import semdedup
     from lifelong.pruning.uniform import evict_uniform
 
@@ -233,7 +233,8 @@ def prune(run, t, d, entry, entries):
                 res = evict_uniform(len(ids), cap, cfg.cluster.seed)  # the partition's per-round seed
             else:
                 emb = embeddings(run, t, ids)  # (N, H) memmap
-                clusters = partition(emb, cfg.cluster)  # pruning's own small clusters
+                clusters = (selection_partition(emb, run.layout.scores_table(t), ids)
+                            if cfg.mode == "quota" else partition(emb, cfg.cluster))  # select's, or pruning's own
                 res = semdedup(emb, clusters.labels, clusters.centroids, cfg)
                 del emb
             records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,

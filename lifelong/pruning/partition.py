@@ -18,16 +18,22 @@ price: coarse splits of high-dimensional data cut through dense regions, and
 near-duplicates land in different leaves more often (on the 1M bench, b = 32
 kept 93.6% of planted pairs together, the flat split 99.99%).
 A leaf's centroid is the normalised mean of its rows.
+
+``prune.mode: quota`` does not partition: it deduplicates within selection's
+pseudo-skill clusters of the same round (:func:`selection_labels`, read from
+``rounds/<t>/select/scores.parquet``), each centroid the normalised mean of its
+members' pruning embeddings.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from lifelong.selection.cluster import ClusterConfig, ClusterResult, _normalise, cluster
+from lifelong.selection.cluster import ClusterConfig, ClusterResult, _normalise, cluster, from_labels
 
 
 @dataclass
@@ -98,3 +104,26 @@ def partition(x, cfg: PruneClusterConfig) -> ClusterResult:
         labels[rows] = j
         centroids[j] = _normalise(x[np.sort(rows)]).mean(0)
     return ClusterResult(labels=labels, centroids=_normalise(centroids), silhouette={})
+
+
+def selection_labels(scores_table: Path, ids: list[str]) -> np.ndarray:
+    """(N,) int64 the selection's cluster of each of ``ids`` (the active pool, as the round's
+    select stage saw it), read from its ``scores.parquet``. A strategy that does not cluster
+    writes no cluster column: an error, as is an id the table does not hold."""
+    import pyarrow.parquet as pq
+
+    if not Path(scores_table).is_file() or "cluster" not in pq.read_schema(scores_table).names:
+        raise ValueError(f"prune.mode=quota prunes within selection's clusters, and {scores_table} has none "
+                         f"(a strategy that clusters, e.g. adapt_inf, writes them)")
+    t = pq.read_table(scores_table, columns=["id", "cluster"])
+    of = dict(zip(t.column("id").to_pylist(), t.column("cluster").to_pylist()))
+    missing = [i for i in ids if i not in of]
+    if missing:
+        raise ValueError(f"{len(missing)} active samples (e.g. {missing[0]!r}) have no cluster in {scores_table}")
+    return np.array([of[i] for i in ids], dtype=np.int64)
+
+
+def selection_partition(x, scores_table: Path, ids: list[str]) -> ClusterResult:
+    """Selection's clusters of ``ids`` over their pruning embeddings x (N, D): labels as the
+    selection's, centroids the normalised means of x (prune.mode quota)."""
+    return from_labels(x, selection_labels(scores_table, ids))

@@ -25,6 +25,15 @@ Definitions (per cluster k with unit embeddings x_i and unit centroid c_k):
    removed duplicates last (kept samples are then pairwise <= 1 - epsilon, so
    thinning removes no duplicate pair unless the cap forces a reference out).
 
+5. ``quota`` mode (the Adapt-inf reference's rule) runs over selection's
+   pseudo-skill clusters (``partition.selection_labels``), not pruning's own
+   partition: the cap is water-filled over the clusters' sizes (each cluster
+   keeps min(size, equal share), a small cluster whole), and each cluster
+   removes its size - quota samples of highest max-sim to an earlier sample of
+   the cluster (computed once, as the reference's M; ties: later position
+   first). Reason ``semdedup_duplicate`` when that max-sim > 1 - epsilon, else
+   ``semdedup_quota``.
+
 Similarities to earlier samples are kept as each sample's ``neighbours`` most
 similar earlier ones (computed once, in row blocks of at most
 ``max_block_elems`` floats, never n x n at once), so any threshold is
@@ -52,6 +61,9 @@ class PruneConfig:
         earlier kept sample (the pool may end above or below the cap).
         ``uniform`` removes N - cap samples drawn uniformly at random (the
         ``random_prune`` baseline; lifelong/pruning/uniform.py), no embeddings.
+        ``quota`` (the reference's rule) water-fills the cap over selection's
+        pseudo-skill clusters and removes, in each, the samples most similar
+        to an earlier one down to its quota (module docstring, point 5).
     epsilon: what counts as redundant, in count and epsilon modes: cosine > 1 - epsilon to an
         earlier kept sample. 0.05 (cos > 0.95) catches re-encoded or lightly
         edited copies while distinct samples of one skill stay below.
@@ -59,12 +71,13 @@ class PruneConfig:
         within a duplicate group (far_first keeps the least prototypical copy).
     neighbours: most similar earlier samples remembered per sample (8 x 12
         bytes a sample); groups of more near-copies are checked exactly.
-    cluster: the partition deduplication runs within (not select's clusters).
+    cluster: the partition deduplication runs within in count and epsilon
+        modes (not select's clusters; quota mode uses select's).
     max_block_elems: similarity block size in floats (2**24 -> 64 MiB fp32).
     """
 
     cap: Optional[int] = None
-    mode: Literal["count", "epsilon", "uniform"] = "count"
+    mode: Literal["count", "epsilon", "uniform", "quota"] = "count"
     epsilon: float = 0.05
     order: Literal["far_first", "near_first"] = "far_first"
     neighbours: int = 8
@@ -76,6 +89,8 @@ class PruneConfig:
             raise ValueError(f"prune.neighbours must be >= 1, got {self.neighbours}")
         if self.cap is not None and self.cap < 0:
             raise ValueError(f"prune.cap must be >= 0, got {self.cap}")
+        if self.mode not in ("count", "epsilon", "uniform", "quota"):
+            raise ValueError(f"prune.mode must be count, epsilon, uniform or quota, got {self.mode!r}")
 
 
 @dataclass
@@ -330,6 +345,18 @@ def prune_by_count(table: MaxSimTable, cap: int, epsilon: float, embeddings=None
     return _result(table, removed, sim, ref, reason)
 
 
+def prune_by_quota(table: MaxSimTable, cap: int, epsilon: float) -> PruneResult:
+    """Remove max(N - cap, 0) samples by per-cluster quotas (module docstring, point 5)."""
+    n = len(table.index)
+    none = np.zeros(n, dtype=bool)
+    sim, ref = _kept_similarity(table, none)  # nothing removed yet: the max-sim to any earlier sample
+    rows = _thin(table, none, none, sim, max(n - int(cap), 0))
+    removed = np.zeros(n, dtype=bool)
+    removed[rows] = True
+    reason = np.where(sim > 1.0 - epsilon, "semdedup_duplicate", "semdedup_quota")
+    return _result(table, removed, sim, ref, reason)
+
+
 def _thin(table: MaxSimTable, removed: np.ndarray, protected: np.ndarray, s_kept: np.ndarray, count: int) -> np.ndarray:
     """Table rows (count,) to remove from the kept ones: the kept total is water-filled
     over the clusters; in each, the most similar to an earlier kept row go first,
@@ -354,10 +381,12 @@ def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneCo
     if cfg.mode == "uniform":
         raise ValueError("prune.mode uniform draws without embeddings: lifelong.pruning.uniform.evict_uniform")
     n = len(labels)
-    if cfg.mode == "count" and (cfg.cap is None or n <= cfg.cap):
+    if cfg.mode in ("count", "quota") and (cfg.cap is None or n <= cfg.cap):
         empty = np.zeros(0, np.int64)
         return PruneResult(empty, np.zeros(0, np.float32), empty, empty, np.zeros(0, dtype=str))
     table = max_sim_table(embeddings, labels, centroids, cfg)
     if cfg.mode == "count":
         return prune_by_count(table, cfg.cap, cfg.epsilon, embeddings)
+    if cfg.mode == "quota":
+        return prune_by_quota(table, cfg.cap, cfg.epsilon)
     return prune_by_epsilon(table, cfg.epsilon, embeddings)
