@@ -43,8 +43,8 @@ import sys
 from pathlib import Path
 
 from eval.compare_table import assemble
-from eval.experiments import (DEFAULT_STRATEGIES, METHOD_CHANGES, ONE_SEED, ROOT, STRATEGIES,  # noqa: F401
-                              STREAMS)
+from eval.experiments import (ABLATION_BASE, ABLATIONS, ADDED_KEYS, DEFAULT_STRATEGIES,  # noqa: F401
+                              METHOD_CHANGES, ONE_SEED, ROOT, STRATEGIES, STREAMS)
 from lifelong.layout import RunLayout, read_json
 from lifelong.machine import CpuUse, describe_machine, use_line
 
@@ -56,7 +56,8 @@ def run_dir(runs_dir: Path, name: str, seed: int) -> Path:
 
 
 def run_overrides(name: str, seed: int, extra: list[str]) -> list[str]:
-    return [*STRATEGIES[name], f"seed={seed}", *extra]
+    """A strategy's or an ablation's overrides (eval/experiments.py) for one seed."""
+    return [*(STRATEGIES[name] if name in STRATEGIES else ABLATIONS[name]), f"seed={seed}", *extra]
 
 
 _STREAMS: dict[str, str] = {}  # built-in stream settings -> digest of its data
@@ -83,10 +84,9 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
     config, so it counts too; a run in bf16 and one in fp32, or on another CPU
     generation, answer differently for the same seed, so they are not paired."""
     from lifelong.data.stream import stream_digest
-    from lifelong.run_config import dump_run_config
 
     cfg = resolved_config(config, name, seed, extra)
-    h = hashlib.sha256(dump_run_config(cfg).encode())
+    h = hashlib.sha256(digest_dump(cfg).encode())
     s = cfg.stream
     if s.builtin != "none":
         key = json.dumps([s.builtin, s.seed, repr(s.builtin_config)])
@@ -95,9 +95,27 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
         h.update(_STREAMS[key].encode())
     h.update(kernel(config, name, seed, extra).encode())
     for change, affected in METHOD_CHANGES.items():
-        if name in affected:
+        if name in affected or (name in ABLATIONS and ABLATION_BASE in affected):
             h.update(change.encode())
     return h.hexdigest()[:12]
+
+
+def digest_dump(cfg) -> str:
+    """The resolved config as the digest reads it: its dump less each of ``ADDED_KEYS`` that holds
+    the value runs had before the key existed (so their results stay fresh)."""
+    import yaml
+
+    from lifelong.config import to_dict
+
+    d = to_dict(cfg)
+    for key, before in ADDED_KEYS.items():
+        *path, leaf = key.split(".")
+        node = d
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == before:
+            del node[leaf]
+    return yaml.safe_dump(d, sort_keys=False)
 
 
 def base_dtype(config: Path, name: str, seed: int, extra: list[str]) -> str:

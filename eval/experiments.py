@@ -48,3 +48,50 @@ METHOD_CHANGES: dict[str, tuple[str, ...]] = {
     # routing and CCS see log perplexity, as the reference does (lifelong/selection/experts.py)
     "ppl-log-scale": ("ppl", "adapt_inf", "adapt_inf_prune", "adapt_inf_reuse", "adapt_inf_reuse_noig"),
 }
+# Config keys added after results were committed, with the value every earlier run had. At that
+# value a key is left out of a result's config digest (compare.config_sha), so the results of runs
+# that did not have the key stay fresh; any other value counts.
+ADDED_KEYS: dict[str, object] = {
+    "select.sampling": "ccs",
+    "select.route.mode": "entropy",
+    "select.route.expert": None,
+    "select.ccs.tail": "fixed",
+    "select.ccs.hard_slope": 0.3,
+    "select.cluster.source": "sketch",
+}
+
+# The ablations of Adapt-inf on the messy stream (`python -m eval.ablations`): name -> overrides.
+# Every row is ABLATION_BASE (the base config as adapt_inf_prune runs it: its pool cap, its budget
+# with the same select.budget.of, new_floor, K) with one thing changed, so every row trains on the
+# same budget under the same cap. ABLATION_BASE is the reference row; its result files are the
+# comparison's own (same overrides, same digest). A METHOD_CHANGES entry that names ABLATION_BASE
+# affects every row.
+ABLATION_BASE = "adapt_inf_prune"
+ROUTED = ("ppl", "el2n", "entropy", "grand", "ig")  # the experts scored by default that can be routed
+ABLATIONS: dict[str, list[str]] = {
+    "route_random": ["select.route.mode=random"],
+    **{f"route_{e}": ["select.route.mode=fixed", f"select.route.expert={e}"] for e in ROUTED},
+    "sample_uniform": ["select.sampling=uniform"],
+    "sample_hardest": ["select.sampling=hardest"],
+    "sample_easiest": ["select.sampling=easiest"],
+    "ccs_rate": ["select.ccs.tail=rate"],
+    "prune_quota": ["prune.mode=quota"],
+    "prune_uniform": ["prune.mode=uniform"],
+    "clusters_dataset": ["select.cluster.source=dataset"],
+    "clusters_random": ["select.cluster.source=random"],
+    "k4": ["select.cluster.k=4"],
+    "k16": ["select.cluster.k=16"],
+    "k_auto": ["select.cluster.k=null"],
+    "new_floor_0": ["select.new_floor=0"],
+}
+ABLATIONS = {n: [*STRATEGIES[ABLATION_BASE], *o] for n, o in ABLATIONS.items()}
+# The table's sections: component -> (what the reference row does there, the rows that change it).
+ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
+    "routing": ("the max-entropy expert per cluster", ["route_random", *(f"route_{e}" for e in ROUTED)]),
+    "sampling within clusters": ("CCS, 5% dropped at each tail", ["sample_uniform", "sample_hardest",
+                                                                  "sample_easiest", "ccs_rate"]),
+    "pruning to the cap": ("one global SemDeDup threshold (prune.mode count)", ["prune_quota", "prune_uniform"]),
+    "clusters": ("k-means on gradient sketches", ["clusters_dataset", "clusters_random"]),
+    "K": ("8 (the base config)", ["k4", "k16", "k_auto"]),
+    "new_floor": ("1 (the base config)", ["new_floor_0"]),
+}

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from lifelong.selection.budget import BudgetConfig
-from lifelong.selection.ccs import CCSConfig, ccs_sample, extreme_sample, select_per_cluster, tail_counts, uniform_sample
+from lifelong.selection.ccs import (CCSConfig, ccs_sample, extreme_sample, select_per_cluster, tail_counts,
+                                    uniform_sample)
 from lifelong.selection.cluster import ClusterConfig, from_labels, random_partition
 from lifelong.selection.route import RouteConfig, route
 from lifelong.selection.strategies import SelectConfig, SelectionInput, adapt_inf, pseudo_skills

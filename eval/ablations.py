@@ -1,0 +1,187 @@
+"""The ablations of Adapt-∞ on the messy stream: each component against its alternatives, paired seeds.
+
+    python -m eval.ablations                    # every missing (row, seed), then ablations.md
+    python -m eval.ablations --rows k4,k16 --seeds 0 --commit   # some rows, one seed, each result committed
+    python -m eval.ablations --background --commit               # detached (log: <runs-dir>/ablations.log)
+    python -m eval.ablations --status | --assemble-only
+
+The rows are ``ABLATIONS`` in eval/experiments.py: the reference row
+(``ABLATION_BASE``, adapt_inf_prune: the base config with its pool cap) and one
+row per alternative, each changing one thing, all at the same budget and cap.
+They run through the comparison's runner (``eval.compare.run_all``: one
+``lifelong run`` per (row, seed), resumable, a result file per run with its
+config digest) into the stream's results folder, so the reference row's
+results are the comparison's own. The table
+(``<results>/ablations.md`` and ``.json``) comes from the result files alone:
+per row its final average accuracy with a 95% interval, its difference from
+the reference paired by seed and question (bootstrap over both), forgetting,
+and the share of flagged defects it trained on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from eval.compare import RESULTS, config_sha, run_all, status
+from eval.compare_table import BOOTSTRAP, defects_trained
+from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS
+
+ROWS = [ABLATION_BASE, *ABLATIONS]
+
+
+def own(name: str) -> list[str]:
+    """The overrides a row adds to the reference's."""
+    return ABLATIONS[name][len(STRATEGIES[ABLATION_BASE]):]
+
+
+def difference(draws: np.ndarray, point: float) -> str:
+    """A row minus the reference: above / below (the 95% interval excludes 0) or within noise."""
+    from lifelong.evaluation.bootstrap import interval
+
+    lo, hi = interval(draws)
+    if lo != lo:
+        return "—"
+    word = "**above**" if lo > 0 else "**below**" if hi < 0 else "within noise"
+    return f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}] {word}"
+
+
+def paired(by: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """(row -> {metric: draws}, row -> draws of its final avg acc minus the reference's on the same seeds).
+
+    Rows run on the same seeds share their bootstrap draws (seed and question): one bootstrap per set of
+    seeds, with the reference cut to those seeds. A row whose seeds the reference lacks has no difference.
+    """
+    from lifelong.evaluation.multiseed import seed_question_bootstrap
+
+    by_seeds: dict[tuple, list[str]] = {}
+    for n, rs in by.items():
+        by_seeds.setdefault(tuple(r["seed"] for r in rs), []).append(n)
+    draws, diffs = {}, {}
+    for seeds, names in by_seeds.items():
+        ref = [r for r in by.get(ABLATION_BASE, []) if r["seed"] in seeds]
+        group = {n: by[n] for n in names}
+        if len(ref) == len(seeds):
+            group[ABLATION_BASE] = ref
+        d = seed_question_bootstrap(group, n=BOOTSTRAP, seed=0)
+        for n in names:
+            draws[n] = d[n]
+            if ABLATION_BASE in d and n != ABLATION_BASE:
+                diffs[n] = d[n]["avg_acc"] - d[ABLATION_BASE]["avg_acc"]
+    return draws, diffs
+
+
+def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, int], str]) -> str:
+    """ablations.md / ablations.json of a results folder, from its result files."""
+    from lifelong.evaluation.bootstrap import interval
+    from lifelong.evaluation.multiseed import group, load_results, point_estimates
+
+    wanted = {n for n, _ in expected}
+    mine = [r for r in load_results(results / "runs") if r["strategy"] in wanted]
+    fresh = [r for r in mine if expected.get((r["strategy"], r["seed"])) == r["config_sha"]]
+    stale = sorted(f"{r['strategy']} seed {r['seed']}" for r in mine
+                   if r not in fresh and (r["strategy"], r["seed"]) in expected)
+    missing = sorted(f"{n} seed {s}" for (n, s) in expected
+                     if not any(r["strategy"] == n and r["seed"] == s for r in fresh))
+    by = group(fresh)
+    by = {n: by[n] for n in ROWS if n in by}
+    point = point_estimates(by) if by else {}
+    draws, diffs = paired(by) if by else ({}, {})
+    rows: dict[str, dict] = {}
+    for n, rs in by.items():
+        shares = [v for v in (defects_trained(r["costs"]) for r in rs) if v is not None]
+        rows[n] = {"seeds": [r["seed"] for r in rs], "overrides": ABLATIONS.get(n, []),
+                   "avg_acc": point[n]["avg_acc"], "avg_acc_ci95": interval(draws[n]["avg_acc"]),
+                   "forgetting": point[n]["forgetting"],
+                   "minus_reference": float(point[n]["avg_acc"] - point[ABLATION_BASE]["avg_acc"])
+                   if n in diffs else None,
+                   "minus_reference_ci95": interval(diffs[n]) if n in diffs else None,
+                   "defects_trained": float(np.mean(shares)) if shares else None,
+                   "samples_trained": int(np.mean([r["costs"]["samples_trained"] for r in rs]))}
+
+    def f(x, fmt="{:.3f}"):
+        return "—" if x is None or not np.isfinite(x) else fmt.format(x)
+
+    def line(n: str, label: str) -> str:
+        r = rows.get(n)
+        if r is None:
+            return f"| {label} | — | {'not run yet' if n in wanted else 'not asked for'} | | | | | |"
+        lo, hi = r["avg_acc_ci95"]
+        vs = difference(diffs[n], r["minus_reference"]) if n in diffs else "(reference)" \
+            if n == ABLATION_BASE else "—"
+        return (f"| {label} | {', '.join(map(str, r['seeds']))} | {f(r['avg_acc'])} | [{lo:.3f}, {hi:.3f}] | {vs} | "
+                f"{f(r['forgetting'])} | {f(r['defects_trained'])} | {r['samples_trained']} |")
+
+    body = []
+    for title, (reference, names) in ABLATION_GROUPS.items():
+        body += ["", f"## {title}", "",
+                 f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | forgetting | "
+                 "defects trained | samples trained |", "|---|---|---|---|---|---|---|---|",
+                 line(ABLATION_BASE, f"{ABLATION_BASE}: {reference}"),
+                 *(line(n, f"{n}: `{' '.join(own(n))}`") for n in names)]
+    md = "\n".join([
+        "# Ablations of Adapt-∞", "", f"Command: `{command}`", "",
+        f"Every row is {ABLATION_BASE} (the base config, its pool cap and budget) with one change, so all train "
+        "on the same budget under the same cap. Differences are a row's final average accuracy minus the "
+        f"reference's on the same seeds, with a 95% interval from a bootstrap over seeds and held-out questions "
+        f"together ({BOOTSTRAP} resamples): **above** / **below** when the interval excludes 0. Defects trained "
+        "= share of flagged samples among everything trained on (from each round's composition).",
+        *body,
+        *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
+        *(["", "Ignored (run under another config, or before a change of the method): " + ", ".join(stale)]
+          if stale else []),
+    ]) + "\n"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "ablations.md").write_text(md)
+    (results / "ablations.json").write_text(json.dumps(
+        {"command": command, "reference": ABLATION_BASE, "bootstrap": BOOTSTRAP, "rows": rows,
+         "missing": missing, "stale": stale}, indent=1))
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stream", choices=sorted(STREAMS), default="messy")
+    p.add_argument("--config", type=Path, help="base config (default: the stream's)")
+    p.add_argument("--runs-dir", type=Path, help="run directories (default: runs/compare/<stream>)")
+    p.add_argument("--results", type=Path, help="results folder (default: eval/results/<stream>)")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {', '.join(ROWS)}")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--commit", action="store_true", help="commit each result file as soon as it is written")
+    p.add_argument("--assemble-only", action="store_true")
+    p.add_argument("--status", action="store_true")
+    p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/ablations.log")
+    p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
+    args = p.parse_args(argv)
+    config = args.config or STREAMS[args.stream]
+    runs_dir = args.runs_dir or ROOT / "runs" / "compare" / args.stream
+    results = args.results or RESULTS / args.stream
+    names = args.rows.split(",")
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        p.error(f"unknown rows {unknown}; known: {ROWS}")
+    plan = [(n, int(s)) for s in args.seeds.split(",") for n in names]  # seed 0 of every row first
+    if args.status:
+        print(status(config, runs_dir, plan, args.overrides, results))
+        return 0
+    if args.background:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--background"]
+        proc = subprocess.Popen([sys.executable, "-m", "eval.ablations", *rest], cwd=ROOT, start_new_session=True,
+                                stdout=open(runs_dir / "ablations.log", "a"), stderr=subprocess.STDOUT)
+        print(f"started in the background (pid {proc.pid}); log: {runs_dir / 'ablations.log'}")
+        return 0
+    if not args.assemble_only:
+        run_all(config, runs_dir, plan, args.overrides, results, args.commit)
+    command = " ".join(["python -m eval.ablations", *(argv if argv is not None else sys.argv[1:])])
+    expected = {(n, s): config_sha(config, n, s, args.overrides) for n, s in plan}
+    print(assemble_ablations(command, results, expected))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

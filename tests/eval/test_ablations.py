@@ -1,0 +1,82 @@
+"""eval/ablations.py: the table of ablations is data; its assembly reads only result files."""
+import json
+
+import pytest
+
+from eval import ablations, compare
+from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, STRATEGIES, STREAMS
+
+SHA = "abcdef012345"
+
+
+def _result(name: str, seed: int, final: float, sha: str = SHA) -> dict:
+    """Two tasks of 4 questions, two rounds: base 0, every question right after round 1, then ``final``
+    on every question; 40 samples trained, 5% of them flagged (10 x 0.2 in round 1, none of 30 in round 2)."""
+    rows = [[0.0] * 4, [1.0] * 4, [final] * 4]
+    comp = [{"selected": 10, "defects": {"selected": {"any": 0.2}}},
+            {"selected": 30, "defects": {"selected": {"any": 0.0}}}]
+    return {"version": 1, "strategy": name, "seed": seed, "config_sha": sha, "tasks": ["a", "b"],
+            "questions": {"a": ["a0", "a1", "a2", "a3"], "b": ["b0", "b1", "b2", "b3"]},
+            "scores": {"a": rows, "b": rows}, "costs": {"samples_trained": 40, "composition": comp}}
+
+
+def _write(runs, res):
+    (runs / f"{res['strategy']}_s{res['seed']}.json").write_text(json.dumps(res))
+
+
+def test_assembly_pairs_each_row_with_the_reference(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed in (0, 1):
+        _write(runs, _result(ABLATION_BASE, seed, 0.0))
+        _write(runs, _result("k4", seed, 1.0))  # every question right at the end: +1 in every resample
+        _write(runs, _result("k16", seed, 0.0))  # the reference's answers: 0 in every resample
+    _write(runs, _result("prune_quota", 0, 1.0))  # one seed only: paired with the reference's seed 0
+    _write(runs, _result("new_floor_0", 0, 1.0, sha="0" * 12))  # another config: stale
+    expected = {(n, s): SHA for n in (ABLATION_BASE, "k4", "k16", "prune_quota", "new_floor_0") for s in (0, 1)}
+    md = ablations.assemble_ablations("python -m eval.ablations", tmp_path, expected)
+    out = json.loads((tmp_path / "ablations.json").read_text())
+    rows = out["rows"]
+    assert rows["k4"]["avg_acc"] == 1.0 and rows[ABLATION_BASE]["avg_acc"] == 0.0
+    assert rows["k4"]["minus_reference"] == 1.0 and rows["k4"]["minus_reference_ci95"] == [1.0, 1.0]
+    assert rows["k16"]["minus_reference"] == 0.0 and rows["k16"]["minus_reference_ci95"] == [0.0, 0.0]
+    assert rows["prune_quota"]["seeds"] == [0] and rows["prune_quota"]["minus_reference"] == 1.0
+    assert rows[ABLATION_BASE]["minus_reference"] is None
+    # (10 x 0.2 + 30 x 0) / 40
+    assert rows["k4"]["defects_trained"] == pytest.approx(0.05) and rows["k4"]["samples_trained"] == 40
+    assert rows["k4"]["overrides"] == [*STRATEGIES[ABLATION_BASE], "select.cluster.k=4"]
+    assert out["stale"] == ["new_floor_0 seed 0"]
+    assert out["missing"] == ["new_floor_0 seed 0", "new_floor_0 seed 1", "prune_quota seed 1"]
+    assert "| k4: `select.cluster.k=4` | 0, 1 | 1.000 | [1.000, 1.000] | +1.000 [+1.000, +1.000] **above** |" in md
+    assert "| k16: `select.cluster.k=16` | 0, 1 | 0.000 | [0.000, 0.000] | +0.000 [+0.000, +0.000] within noise |" in md
+    assert "| route_random: `select.route.mode=random` | — | not asked for |" in md
+    assert "| new_floor_0: `select.new_floor=0` | — | not run yet |" in md
+    assert md.count(f"| {ABLATION_BASE}: ") == len(ABLATION_GROUPS)  # the reference heads every section
+    assert (tmp_path / "ablations.md").read_text() == md
+
+
+def test_every_row_changes_one_thing_at_the_same_budget_and_cap():
+    from lifelong.run_config import load_run_config
+
+    grouped = [n for _, names in ABLATION_GROUPS.values() for n in names]
+    assert sorted(grouped) == sorted(ABLATIONS) and len(set(grouped)) == len(grouped)  # each row in one section
+    assert not set(ABLATIONS) & set(STRATEGIES)  # result files of their own
+    ref = load_run_config(STREAMS["messy"], [*STRATEGIES[ABLATION_BASE], "name=x", "runs_dir=x"])
+    dumps = {compare.digest_dump(ref)}
+    for name, overrides in ABLATIONS.items():
+        assert overrides[:len(STRATEGIES[ABLATION_BASE])] == STRATEGIES[ABLATION_BASE]
+        assert not any(o.startswith(("prune.cap", "select.budget", "select.strategy")) for o in ablations.own(name))
+        cfg = load_run_config(STREAMS["messy"], [*overrides, "name=x", "runs_dir=x"])  # every row resolves
+        assert (cfg.prune.cap, cfg.select.budget) == (ref.prune.cap, ref.select.budget)
+        dumps.add(compare.digest_dump(cfg))
+    assert len(dumps) == len(ABLATIONS) + 1  # every row is another experiment
+
+
+def test_keys_added_later_enter_the_digest_only_off_their_earlier_value():
+    from lifelong.run_config import dump_run_config, load_run_config
+
+    cfg = load_run_config(STREAMS["messy"], ["name=x", "runs_dir=x"])
+    dump = compare.digest_dump(cfg)
+    assert "sampling:" not in dump and "source:" not in dump and "sampling:" in dump_run_config(cfg)
+    changed = load_run_config(STREAMS["messy"], ["name=x", "runs_dir=x", "select.sampling=uniform"])
+    assert "sampling: uniform" in compare.digest_dump(changed)
