@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from lifelong.cli import main
-from lifelong.models.tiny import TINY_BUILDERS
+from lifelong.models.families.hf.tiny import TINY_BUILDERS
 
 pytestmark = pytest.mark.e2e  # a whole run of the loop: in the default suite (-m 'not e2e' leaves it out)
 

@@ -17,7 +17,7 @@ Batches (``LoadedModel.collate``) are dicts of CPU tensors:
 - HF family: the processor's image tensors (``pixel_values``, and e.g.
   ``image_grid_thw``, ``pixel_attention_mask``, ``image_sizes``) of each
   sample, concatenated over the batch and zero-padded where samples differ in
-  crops/tiles (backends.py); absent without images. Families whose processor
+  crops/tiles (families/hf/backend.py); absent without images. Families whose processor
   returns per-token types get them as (B, T) (``token_type_ids`` for Gemma 3,
   ``mm_token_type_ids`` for Qwen2-VL): 1 on image tokens.
 """
@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from lifelong.config import to_dict
 from lifelong.data.sample import Sample
 from lifelong.machine import resolve_device, resolve_dtype
-from lifelong.models.backends import BACKENDS, ImageLoader
+from lifelong.models.backends import ImageLoader
 from lifelong.models.chat import IGNORE, Encoded, sample_messages, truncate
 from lifelong.models.config import ModelConfig
+from lifelong.models.families import FAMILIES
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODEL_CONFIG_FILE = "lifelong_model.json"
@@ -67,7 +68,7 @@ class LoadedModel:
         self.cfg = cfg
         self.device = torch.device(resolve_device(cfg.device))
         self.dtype = DTYPES[resolve_dtype(cfg.dtype, self.device.type)]
-        self.backend = BACKENDS[cfg.family](cfg, self.device, self.dtype)
+        self.backend = FAMILIES[cfg.family].backend()(cfg, self.device, self.dtype)
         self.tokenizer = self.backend.tokenizer
         base = self.backend.module
         decoder = self.backend.decoder(base)

@@ -17,7 +17,7 @@ def tiny_run(tmp_path_factory, model_cache):
     import torch
 
     from lifelong.models import load_model
-    from lifelong.models.hf import build_hf
+    from lifelong.models.families.hf.build import build_hf
 
     root = tmp_path_factory.mktemp("export")
     run_dir = root / RUN

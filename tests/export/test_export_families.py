@@ -5,8 +5,10 @@ import dataclasses
 
 import pytest
 
-from lifelong.export.families import LIFELONG_LOADER, ComposedExport, ExportError, HFExport, export_profile
+from lifelong.export.families import LIFELONG_LOADER, ExportError, export_profile
 from lifelong.models.config import HFConfig, tiny_model_config
+from lifelong.models.families.composed.export import ComposedExport
+from lifelong.models.families.hf.export import HFExport
 
 
 def test_profile_is_chosen_by_family(tmp_path):

@@ -82,7 +82,7 @@ def test_projector_init_from_a_file_and_refusals(tmp_path):
 
 
 def test_model_card_names_the_projector_the_base_started_from(tmp_path):
-    from lifelong.export.families import ComposedExport
+    from lifelong.models.families.composed.export import ComposedExport
     from lifelong.models.config import ModelConfig
 
     assert "stage-1 aligned projector" in ComposedExport(ModelConfig()).base_note()

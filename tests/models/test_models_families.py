@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from lifelong.data.sample import Sample
 from lifelong.models.chat import IGNORE, sample_messages
-from lifelong.models.tiny import TINY_BUILDERS
+from lifelong.models.families.hf.tiny import TINY_BUILDERS
 
 FAMILIES = [f for f in TINY_BUILDERS if f != "llava"]  # llava runs through test_models_api.py
 
@@ -185,7 +185,7 @@ def test_export_reloads_with_plain_transformers_and_peft(model, mixed, pics, tmp
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
-    from lifelong.models.tiny import build_tiny
+    from lifelong.models.families.hf.tiny import build_tiny
 
     m = model
     batch = m.collate(mixed, pics.__getitem__)

@@ -3,7 +3,7 @@
 Real checkpoints load through ``AutoModelForImageTextToText`` and
 ``AutoProcessor`` from ``cfg.hf.path`` (a local directory, or a hub id the user
 named). ``cfg.hf.tiny: <family>`` builds a tiny random model of that family and
-its processor from local pieces (tiny.py), for tests.
+its processor from local pieces (``tiny.py`` beside this module), for tests.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lifelong.models.config import ModelConfig
-from lifelong.models.tiny import build_tiny
+from lifelong.models.families.hf.tiny import build_tiny
 
 # Module names of the vision->text projector, by architecture.
 PROJECTOR_NAMES = ("multi_modal_projector", "merger", "connector", "mm_projector")
