@@ -92,6 +92,6 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
                                                                   "sample_easiest", "ccs_rate"]),
     "pruning to the cap": ("one global SemDeDup threshold (prune.mode count)", ["prune_quota", "prune_uniform"]),
     "clusters": ("k-means on gradient sketches", ["clusters_dataset", "clusters_random"]),
-    "K": ("8 (the base config)", ["k4", "k16", "k_auto"]),
-    "new_floor": ("1 (the base config)", ["new_floor_0"]),
+    "K": ("the base config's (8 in configs/messy.yaml)", ["k4", "k16", "k_auto"]),
+    "new_floor": ("the base config's (1 in configs/messy.yaml)", ["new_floor_0"]),
 }
