@@ -122,7 +122,9 @@ def test_a_report_reads_only_its_own_rounds_selection(run, tmp_path):
     shutil.copytree(run.dir, copy)
     (copy / "rounds/1/select/selection.json").write_text("not json")  # round 1's report already ran
     tasks, name, strategy = [e.name for e in run.entries()], run.cfg.name, run.cfg.select.strategy
-    again = build_history(RunLayout(copy), 2, tasks, name, strategy, previous=load_history(copy))
+    # The report passes the run's task columns (reporting.run_columns); the saved history records them.
+    again = build_history(RunLayout(copy), 2, tasks, name, strategy, previous=load_history(copy),
+                          columns=saved.columns)
     assert to_dict(again) == to_dict(saved)
     with pytest.raises(json.JSONDecodeError):
         build_history(RunLayout(copy), 2, tasks, name, strategy)  # without the saved history every round is read again

@@ -1,6 +1,6 @@
 """Benchmark answer metrics: VQAv2, VizWiz, multiple choice, grounding boxes and ANLS, as the benchmarks define them.
 
-Each is an answer metric of :mod:`lifelong.evaluation.scoring` (same
+Each is an answer metric of :mod:`lifelong.evaluation.answers` (same
 signature, registered in the same ``ANSWER_METRICS``), written from the
 benchmarks' published definitions and public evaluation code:
 
@@ -67,7 +67,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from lifelong.evaluation.scoring import References, _as_list, exact_match, normalize_answer, register
+from lifelong.evaluation.answers import References, _as_list, exact_match, normalize_answer, register
 
 # ---- VQA normalisation ----------------------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def run_task_metrics(run_dir: str | Path, run_cfg, history=None) -> dict[str, st
     metrics: dict[str, str] = {}
     layout = RunLayout(run_dir)
     if layout.stream_manifest.exists():
-        from lifelong.data.stream.prepare import read_manifest
+        from lifelong.data.stream.files import read_manifest
 
         metrics.update({info.name: info.metric for info in read_manifest(layout.data)})
     metrics.update({e.name: e.metric for e in run_cfg.stream.datasets})

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from lifelong.data.stream import StreamConfig, prepare_stream, read_manifest
-from lifelong.data.stream.messy.compose import DEFECTS, MESSY_DATASETS
+from lifelong.data.stream.defects import DEFECTS
+from lifelong.data.stream.messy.compose import MESSY_DATASETS
 from lifelong.data.stream.messy.config import MessyConfig
 from lifelong.data.stream.prepare import content_digest, stream_digest
 

@@ -4,7 +4,8 @@
 """
 from lifelong.data.stream.config import SplitSizes, StreamConfig
 from lifelong.data.stream.generators import DATASETS, DatasetSpec, register
-from lifelong.data.stream.prepare import DatasetInfo, main, prepare_stream, read_manifest, stream_digest
+from lifelong.data.stream.files import DatasetInfo, read_manifest
+from lifelong.data.stream.prepare import main, prepare_stream, stream_digest
 
 __all__ = [
     "DATASETS",

@@ -16,53 +16,25 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import tempfile
 import shutil
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from lifelong.config import load_config
 from lifelong.data.sample import IMAGE_TOKEN
 from lifelong.data.stream import draw
 from lifelong.data.stream.cards import render_card
 from lifelong.data.stream.config import StreamConfig, corruption_counts
+from lifelong.data.stream.files import MANIFEST, DatasetInfo, write_json, write_png
 from lifelong.data.stream.generators import DatasetSpec, Item, get_spec
 
 GENERATOR = "lifelong.data.stream"
-MANIFEST = "stream.json"
 # Purposes of the seeded generators of one dataset (the last entropy word).
 _TEST, _TRAIN, _CORRUPT = 0, 1, 2
-
-
-@dataclass
-class DatasetInfo:
-    """One prepared dataset as listed in ``stream.json`` (paths relative to ``out``)."""
-
-    name: str
-    order: int
-    task: str
-    skill: str
-    metric: str
-    has_images: bool
-    train: str
-    test: str
-    card: str
-    n_train: int
-    n_test: int
-    n_duplicates: int
-    n_mislabeled: int
-    n_ungrounded: int
-    # The messy stream's validation split (the clean stream carves one from train instead).
-    val: str | None = None
-
-    def manifest_entry(self) -> dict:
-        """The entry as ``stream.json`` lists it (``val`` only where there is one)."""
-        return {k: v for k, v in vars(self).items() if not (k == "val" and v is None)}
 
 
 def _rng(seed: int, name: str, purpose: int) -> np.random.Generator:
@@ -101,15 +73,6 @@ def compose_train(
     return [(entries[o][0], entries[o][1], None if entries[o][2] is None else where[entries[o][2]]) for o in order]
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    # Fixed compression level and no metadata chunks: same pixels -> same bytes.
-    Image.fromarray(image, "RGB").save(path, format="PNG", compress_level=6)
-
-
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1) + "\n", encoding="utf-8")
-
-
 def _write_split(
     spec: DatasetSpec, split: str, entries: list[tuple[Item, dict, int | None]], root: Path, seed: int
 ) -> list[dict]:
@@ -132,7 +95,7 @@ def _write_split(
         record = {"id": rid, "task": spec.name, "provenance": provenance}
         if item.image is not None:
             rel = f"images/{rid}.png"
-            _write_png(root / rel, item.image)
+            write_png(root / rel, item.image)
             record["image"] = rel
             human = f"{IMAGE_TOKEN}\n{human}"
         record["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": item.answer}]
@@ -157,8 +120,8 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
     train = compose_train(spec, originals, n_dup, n_mis, n_ung, _rng(seed, name, _CORRUPT), cfg)
     test = [(it, {"noise": None}, None) for it in test_items]
 
-    _write_json(root / "test.json", _write_split(spec, "test", test, root, seed))
-    _write_json(root / "train.json", _write_split(spec, "train", train, root, seed))
+    write_json(root / "test.json", _write_split(spec, "test", test, root, seed))
+    write_json(root / "train.json", _write_split(spec, "train", train, root, seed))
     (root / "README.md").write_text(render_card(spec, cfg, scale), encoding="utf-8")
     return DatasetInfo(
         name=name,
@@ -211,7 +174,7 @@ def prepare_stream(
         **({"stream": cfg.stream} if cfg.stream != "clean" else {}),
         "datasets": [i.manifest_entry() for i in infos],
     }
-    _write_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest)
     return infos
 
 
@@ -233,12 +196,6 @@ def stream_digest(scale: str, seed: int = 0, cfg: StreamConfig | None = None) ->
     with tempfile.TemporaryDirectory() as tmp:
         prepare_stream(Path(tmp), scale, seed, cfg=cfg)
         return content_digest(Path(tmp))
-
-
-def read_manifest(out: Path) -> list[DatasetInfo]:
-    """The datasets of a prepared stream, in arrival order."""
-    data = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
-    return [DatasetInfo(**d) for d in data["datasets"]]
 
 
 def main(argv: list[str] | None = None) -> int:

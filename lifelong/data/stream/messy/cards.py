@@ -7,7 +7,8 @@ from collections import Counter
 
 from lifelong.data.stream.cards import size_category
 from lifelong.data.stream.config import StreamConfig
-from lifelong.data.stream.messy.compose import DEFECTS, MESSY_DATASETS, Dataset
+from lifelong.data.stream.defects import DEFECTS
+from lifelong.data.stream.messy.compose import MESSY_DATASETS, Dataset
 
 # The MessyConfig field that specifies a dataset's rate of a defect.
 SPEC_OF = {"templated": {"near_copy": "near_copy_rate"}, "noisy": {"wrong_label": "wrong_label_rate",

@@ -33,7 +33,6 @@ import numpy as np
 
 from lifelong.data.stream import draw
 from lifelong.data.stream.config import StreamConfig
-from lifelong.data.stream.defects import DEFECTS
 from lifelong.data.stream.generators.spec import Item
 from lifelong.data.stream.generators.vqa import EVQA_COLORS
 from lifelong.data.stream.messy.config import MessyConfig, count

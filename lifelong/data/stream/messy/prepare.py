@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lifelong.data.sample import IMAGE_TOKEN
 from lifelong.data.stream.config import StreamConfig
+from lifelong.data.stream.files import DatasetInfo, write_json, write_png
 from lifelong.data.stream.messy.cards import render_card
 from lifelong.data.stream.messy.compose import MESSY_DATASETS, Dataset, Record, compose, rng_for
 
@@ -59,7 +60,6 @@ def prepare_messy(out: Path, scale: str, seed: int, datasets: list[str] | None, 
     returns their manifest entries (``DatasetInfo``)."""
     import shutil
 
-    from lifelong.data.stream.prepare import DatasetInfo, _write_json, _write_png
 
     names = list(datasets) if datasets is not None else list(MESSY_DATASETS)
     unknown = [n for n in names if n not in MESSY_DATASETS]
@@ -83,9 +83,9 @@ def prepare_messy(out: Path, scale: str, seed: int, datasets: list[str] | None, 
             recs = [r for task in MESSY_DATASETS[name][0] if first[task] == name for r in held_out[split][task]]
             for j, r in enumerate(recs):
                 r.id = f"{name}-{split}-{j:05d}"
-            files[split] = [record_json(r, name, split, seed, root, _write_png) for r in recs]
-            _write_json(root / f"{split}.json", files[split])
-        _write_json(root / "train.json", [record_json(r, name, "train", seed, root, _write_png) for r in ds.records])
+            files[split] = [record_json(r, name, split, seed, root, write_png) for r in recs]
+            write_json(root / f"{split}.json", files[split])
+        write_json(root / "train.json", [record_json(r, name, "train", seed, root, write_png) for r in ds.records])
         (root / "README.md").write_text(render_card(ds, cfg, scale), encoding="utf-8")
         defects = [r.defect for r in ds.records]
         infos.append(DatasetInfo(
