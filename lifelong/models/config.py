@@ -6,11 +6,15 @@ validates it before anything heavy is imported.
 from __future__ import annotations
 
 import os
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 CACHE_ENV = "LIFELONG_CACHE"
+# The values ``model.family`` accepts: the family folders under lifelong/models/families/ (each registers
+# itself there), listed without importing them, so that a family's modules may import this one.
+FamilyName = Literal[tuple(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent / "families")]))]
 
 
 def default_cache_dir() -> Path:
@@ -107,7 +111,7 @@ class ModelConfig:
     its own seed, see ``lifelong/seeding.py``).
     """
 
-    family: Literal["composed", "hf"] = "composed"
+    family: FamilyName = "composed"
     composed: ComposedConfig = field(default_factory=ComposedConfig)
     hf: HFConfig = field(default_factory=HFConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -122,7 +126,7 @@ class ModelConfig:
     feature_cache_items: int = 20000
 
 
-def tiny_model_config(cache_dir: Path | str, family: Literal["composed", "hf"] = "composed", **overrides) -> ModelConfig:
+def tiny_model_config(cache_dir: Path | str, family: FamilyName = "composed", **overrides) -> ModelConfig:
     """A tiny random model of ``family`` (2-layer LM of width 64, 32x32 images, LoRA rank 4).
 
     For tests and smoke runs: builds in about a second from configs, no

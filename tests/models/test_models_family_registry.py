@@ -6,20 +6,22 @@ import dataclasses
 import pkgutil
 import subprocess
 import sys
+import typing
 
 import pytest
 
 import lifelong.models.families as families
 from lifelong.export.families import export_profile
-from lifelong.models.config import tiny_model_config
+from lifelong.models.config import FamilyName, tiny_model_config
 from lifelong.models.families import FAMILIES, Family, register
 
 BACKEND_API = ("decoder", "head", "prepare_images", "batch_images", "token_types", "hidden", "generate")
 EXPORT_API = ("base_id", "card_base_model", "base_note", "loader_snippet", "save_merged", "load_merged")
 
 
-def test_every_family_folder_registers_itself():
-    assert sorted(FAMILIES) == sorted(m.name for m in pkgutil.iter_modules(families.__path__))
+def test_every_family_folder_registers_itself_and_is_a_config_value():
+    assert list(FAMILIES) == [m.name for m in pkgutil.iter_modules(families.__path__)]
+    assert typing.get_args(FamilyName) == tuple(FAMILIES)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

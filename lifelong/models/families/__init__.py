@@ -12,9 +12,9 @@ A family is a folder ``lifelong/models/families/<name>/``:
 :data:`FAMILIES` is the one list of families: every folder here registers
 itself when this package is imported, and both the model loader
 (:mod:`lifelong.models.loaded`) and the export (:mod:`lifelong.export.families`)
-read it. Adding a family is adding its folder (and a row in the family tests);
-``model.family`` in :class:`lifelong.models.config.ModelConfig` names the
-accepted values for the config check.
+read it, and the config check accepts the folders' names as ``model.family``
+(:data:`lifelong.models.config.FamilyName`). Adding a family is adding its
+folder (and its rows in the family tests).
 
 Importing this package does not import torch: a backend is imported when a
 model is built, an export profile needs no built model.
