@@ -4,6 +4,7 @@
     python -m eval.ablations --rows k4,k16 --seeds 0 --commit   # some rows, one seed, each result committed
     python -m eval.ablations --background --commit               # detached (log: <runs-dir>/ablations.log)
     python -m eval.ablations --status | --assemble-only
+    python -m eval.ablations --validation       # the same rows answering the validation questions
 
 The rows are ``ABLATIONS`` in eval/experiments.py: the reference row
 (``ABLATION_BASE``, adapt_inf_prune: the base config with its pool cap) and one
@@ -16,6 +17,11 @@ results are the comparison's own. The table
 per row its final average accuracy with a 95% interval, its difference from
 the reference paired by seed and question (bootstrap over both), forgetting,
 and the share of flagged defects it trained on.
+
+A setting is chosen on the validation questions, never on test ones:
+``--validation`` evaluates every run on the messy stream's validation split
+(``stream.builtin_config.messy.held_out=val``) into runs and results folders
+of their own (``<stream>-val``); the test table then reports what was chosen.
 """
 from __future__ import annotations
 
@@ -155,11 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assemble-only", action="store_true")
     p.add_argument("--status", action="store_true")
     p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/ablations.log")
+    p.add_argument("--validation", action="store_true",
+                   help="evaluate on the validation questions (runs and results in <stream>-val folders)")
     p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
     args = p.parse_args(argv)
     config = args.config or STREAMS[args.stream]
-    runs_dir = args.runs_dir or ROOT / "runs" / "compare" / args.stream
-    results = args.results or RESULTS / args.stream
+    folder = f"{args.stream}-val" if args.validation else args.stream
+    runs_dir = args.runs_dir or ROOT / "runs" / "compare" / folder
+    results = args.results or RESULTS / folder
+    if args.validation:
+        args.overrides = [*args.overrides, f"stream.builtin_config.{args.stream}.held_out=val"]
     names = args.rows.split(",")
     unknown = [n for n in names if n not in ROWS]
     if unknown:

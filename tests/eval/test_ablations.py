@@ -80,3 +80,12 @@ def test_keys_added_later_enter_the_digest_only_off_their_earlier_value():
     assert "sampling:" not in dump and "source:" not in dump and "sampling:" in dump_run_config(cfg)
     changed = load_run_config(STREAMS["messy"], ["name=x", "runs_dir=x", "select.sampling=uniform"])
     assert "sampling: uniform" in compare.digest_dump(changed)
+
+
+def test_validation_runs_answer_the_validation_questions_in_folders_of_their_own(tmp_path, capsys):
+    assert ablations.main(["--validation", "--status", "--rows", "k4", "--seeds", "0",
+                           "--runs-dir", str(tmp_path)]) == 0
+    assert "k4 seed 0: not started" in capsys.readouterr().out
+    val = compare.resolved_config(STREAMS["messy"], "k4", 0, ["stream.builtin_config.messy.held_out=val"])
+    assert val.stream.builtin_config.messy.held_out == "val"
+    assert compare.digest_dump(val) != compare.digest_dump(compare.resolved_config(STREAMS["messy"], "k4", 0, []))
