@@ -46,7 +46,9 @@ Adding a metric: write ``fn(a, reference=None, learned=None) -> float`` and
 decorate it with ``@register("name")``. Every consumer iterates :data:`METRICS`:
 the dashboard, trackers and result files show all of them; the model card, the
 comparison's table and the paired bootstrap show the ``headline`` ones, under
-their ``label`` / ``short`` names. Nothing else names a metric.
+their ``label`` / ``short`` names. No consumer lists metrics; one names a
+metric only to judge it (the comparison's gate and targets on ``avg_acc`` and
+``forgetting``, the demo's goal on ``learning_acc``).
 """
 from __future__ import annotations
 
