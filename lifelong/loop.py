@@ -31,11 +31,11 @@ import numpy as np
 from lifelong import stages
 from lifelong.data.pool import Pool
 from lifelong.layout import RunLayout, write_json
-from lifelong.run_config import DatasetEntry, RunConfig, check_run_config, check_same_config, save_run_config
-from lifelong.run_config import with_default_test
+from lifelong.run_config import DatasetEntry, RunConfig, save_run_config
+from lifelong.run_checks import check_run_config, check_same_config, with_default_test
 
 # "<round>:<stage>": SIGKILL the process after that stage's work, before its marker
-# ("claim:<dataset>": the watcher's claim, lifelong/arrivals.py). Crash tests only.
+# ("claim:<dataset>": the watcher's claim, lifelong/watch.py). Crash tests only.
 FAULT_ENV = "LIFELONG_FAULT"
 ROUND_STAGES = ("ingest", "score", "select", "train", "prune", "eval", "report")
 # Under ``accelerate launch`` these stages run on every process over its share

@@ -16,7 +16,8 @@ from lifelong.arrivals import resolve
 from lifelong.cli import EXIT_DISK_FULL, EXIT_USER, disk_full, main
 from lifelong.data.ingest import ingest
 from lifelong.data.pool import Pool, PruneRecord
-from lifelong.run_config import load_run_config, with_default_test
+from lifelong.run_config import load_run_config
+from lifelong.run_checks import with_default_test
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")

@@ -172,7 +172,7 @@ def _drain(lines: queue.Queue) -> list[str]:
 
 STOP_WHILE_LOCKED = """
 import signal, sys
-from lifelong.arrivals import Watcher, stop_handler
+from lifelong.watch import Watcher, stop_handler
 from lifelong.run_config import load_run_config
 
 cfg = load_run_config(sys.argv[1], sys.argv[3:] + ["runs_dir=" + sys.argv[2]])

@@ -31,7 +31,6 @@ def run_predictions(run_dir: Path, t: int) -> list[Path]:
     round ``t``, or whose question set grew since), in the order they were
     measured.
     """
-    from lifelong.evaluation.suites import added_root
 
     layout = RunLayout(run_dir)
     later = []

@@ -32,7 +32,6 @@ from lifelong.evaluation import metrics as M
 from lifelong.evaluation.charts import (DASHES, PALETTE, DashboardConfig, Series, column_groups, esc, fmt_number,
                                         heatmap, line_chart, stacked_bar_chart)
 from lifelong.evaluation.history import RunHistory, load_history
-from lifelong.layout import RunLayout
 
 
 def _loss_points(h: RunHistory) -> list[tuple[float, float]]:
@@ -249,20 +248,3 @@ def write_histories(histories: Sequence[RunHistory], out: str | Path, config: Op
     tmp.write_text(render_dashboard(histories, config), encoding="utf-8")
     tmp.replace(out)
     return out
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``lifelong dashboard RUN [RUN ...] --out FILE.html``: write the dashboard of one or more runs."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="lifelong dashboard", description="Write one self-contained HTML dashboard of runs.")
-    p.add_argument("runs", nargs="+", type=Path, help="run directories (each with metrics/history.json)")
-    p.add_argument("--out", type=Path, default=None, help="output HTML file (default: <first run>/dashboard.html)")
-    p.add_argument("--title", default=DashboardConfig.title)
-    p.add_argument("--reference-strategy", default=DashboardConfig.reference_strategy,
-                   help="strategy of the run used as reference for relative gain")
-    args = p.parse_args(argv)
-    out = args.out or RunLayout(args.runs[0]).dashboard
-    cfg = DashboardConfig(title=args.title, reference_strategy=args.reference_strategy)
-    print(write_dashboard(args.runs, out, cfg))
-    return 0

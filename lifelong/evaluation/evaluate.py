@@ -18,7 +18,7 @@ The model is any object with
 as ``.model`` (or is one), evaluation runs it in eval mode under
 ``torch.no_grad()`` and puts every submodule's train/eval flag back afterwards.
 
-``lifelong eval --run DIR [--round N]`` (:mod:`lifelong.evaluation.command`)
+``lifelong eval --run DIR [--round N]`` (:mod:`lifelong.commands.eval`)
 re-evaluates the saved adapter of a round of a run directory.
 """
 from __future__ import annotations

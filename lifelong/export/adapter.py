@@ -36,12 +36,10 @@ hidden temporary directory beside ``DIR`` and renamed into place at the end.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import yaml
@@ -216,26 +214,3 @@ def load_exported(directory: str | Path, device: str | None = None):
         loaded.load_adapter(directory)
         return loaded
     return export_profile(cfg).load_merged(directory)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``lifelong export RUN [--round N] --out DIR [--merge] [--base-model ID]``."""
-    p = argparse.ArgumentParser(prog="lifelong export", description="Export a run's adapter with its model card and lineage.")
-    p.add_argument("run", type=Path, help="run directory")
-    p.add_argument("--round", type=int, default=None, help="round whose adapter to export (default: latest)")
-    p.add_argument("--out", type=Path, required=True, help="new or empty output directory")
-    p.add_argument("--merge", action="store_true", help="write merged full weights instead of the adapter")
-    p.add_argument("--base-model", default=None, help="base_model_name_or_path to record (default: from the run)")
-    args = p.parse_args(argv)
-    from contextlib import nullcontext
-
-    from lifelong.runlock import run_lock
-
-    try:
-        with run_lock(args.run) if args.merge and args.run.is_dir() else nullcontext():  # merging replays the model
-            out = export(args.run, args.out, round=args.round, merge=args.merge, base_model=args.base_model)
-    except ExportError as e:
-        print(f"lifelong export: {e}", file=sys.stderr)
-        return 2
-    print(f"exported {'merged weights' if args.merge else 'adapter'} to {out}")
-    return 0

@@ -12,6 +12,8 @@ round under ``merge`` rebuilds the base first.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from lifelong.layout import RunLayout
 
 
@@ -80,3 +82,18 @@ class RoundModel:
     def trained(self, t: int) -> None:
         """The model in memory now holds round ``t``'s adapter (it was just trained or saved)."""
         self.adapter_round = t
+
+
+def load_round_model(run_cfg, run_dir: str | Path, round_: int):
+    """The model of a run as it was after round ``round_``, as the run's loop built it.
+
+    ``continue`` policy: the base plus round N's adapter. ``merge`` policy: the
+    base with rounds 1..N-1 merged in one after the other, plus round N's
+    adapter (which holds round N's delta only). Round 0 without a saved adapter
+    is the base model with a fresh (identity) adapter.
+    """
+    models = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge", RunLayout(run_dir))
+    try:
+        return models.at(round_)
+    except FileNotFoundError as e:
+        raise SystemExit(f"{run_dir}: {e}") from None

@@ -13,7 +13,7 @@ from PIL import Image
 
 from lifelong.data.ingest import IngestConfig, ingest
 from lifelong.data.pool import Pool
-from lifelong.evaluation.command import main
+from lifelong.cli import main as cli_main
 from lifelong.evaluation.evaluate import (
     EvalConfig,
     capped,
@@ -22,6 +22,11 @@ from lifelong.evaluation.evaluate import (
 )
 from lifelong.evaluation.history import RunHistory, save_history
 from lifelong.layout import RunLayout
+
+
+def main(argv: list[str]) -> int:
+    """``lifelong eval ARGV``."""
+    return cli_main(["eval", *argv])
 
 
 def _conv(question, answer, *more):

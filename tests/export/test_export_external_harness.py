@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from lifelong.data.pool import Pool
-from lifelong.export import main
+from lifelong.cli import main as cli_main
 
 MAX_NEW_TOKENS = 8
 
@@ -39,7 +39,7 @@ HARNESS = textwrap.dedent(
 def test_merged_export_generates_in_plain_transformers(tiny_run, tmp_path, capsys):
     run_dir, loaded, _ = tiny_run
     out = tmp_path / "merged"
-    assert main([str(run_dir), "--round", "2", "--out", str(out), "--merge"]) == 0
+    assert cli_main(["export", str(run_dir), "--round", "2", "--out", str(out), "--merge"]) == 0
     capsys.readouterr()
 
     with Pool(run_dir / "pool") as pool:

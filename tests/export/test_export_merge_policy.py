@@ -88,7 +88,11 @@ def test_a_missing_earlier_round_is_refused_and_nothing_written(merge_run, tmp_p
 
 
 def test_lifelong_eval_round_n_replays_the_merges(merge_run, tiny_batch, tmp_path, capsys):
-    from lifelong.evaluation.command import load_round_model, main
+    from lifelong.cli import main as cli_main
+    from lifelong.models.replay import load_round_model
+
+    def main(argv):
+        return cli_main(["eval", *argv])
 
     run_dir, model, _ = merge_run
     cfg = load_run_config(run_dir)

@@ -13,7 +13,6 @@ file, a bad line — named by its line number), with a one-line ``error: …``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,19 +20,17 @@ from typing import Optional
 
 from lifelong.evaluation.scoring import ANSWER_METRICS, score
 
-EXIT_USER_ERROR = 2
+from lifelong.commands import EXIT_USER
 
 
 class ScoreInputError(ValueError):
     """A predictions file the command cannot score; the message names the line."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lifelong score", description=__doc__.splitlines()[0])
+def setup(p) -> None:
     p.add_argument("--metric", required=True, help=f"answer metric: {', '.join(sorted(ANSWER_METRICS))}")
     p.add_argument("--predictions", required=True, type=Path,
                    help="JSONL: one {prediction, answers | answer[, question]} object per line")
-    return p
 
 
 def _reference(value, where: str) -> str:
@@ -96,22 +93,21 @@ def read_predictions(path: Path) -> tuple[list[str], list[list[str]], list[Optio
     return preds, refs, questions
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def run(args) -> int:
     """Print the mean of ``--metric`` over ``--predictions`` as ``MEAN N`` on the last line."""
-    args = build_parser().parse_args(argv)
     if args.metric not in ANSWER_METRICS:
         print(f"error: unknown answer metric {args.metric!r} (known: {', '.join(sorted(ANSWER_METRICS))})",
               file=sys.stderr)
-        return EXIT_USER_ERROR
+        return EXIT_USER
     try:
         preds, refs, questions = read_predictions(args.predictions)
     except ScoreInputError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return EXIT_USER
     except (OSError, UnicodeDecodeError) as e:
         print(f"error: cannot read {args.predictions}: {e.strerror if isinstance(e, OSError) else e}",
               file=sys.stderr)
-        return EXIT_USER_ERROR
+        return EXIT_USER
     mean = score(args.metric, preds, refs, questions)
     print(f"{args.metric} over {len(preds)} answers in {args.predictions}")
     print(f"{mean:.6f} {len(preds)}")

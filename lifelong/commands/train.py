@@ -7,13 +7,11 @@ JSON with an ``ids`` list); the adapter (LoRA + projector) goes to ``--out``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="lifelong train", description=__doc__.splitlines()[0])
+def setup(p) -> None:
     p.add_argument("config", help="run config YAML (its model and train sections are used)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.add_argument("--pool", required=True)
@@ -21,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--adapter", help="adapter to start from (default: a fresh one)")
     p.add_argument("--round", type=int, default=1, help="round number (seeds the data order)")
-    args = p.parse_args(argv)
+
+
+def run(args) -> int:
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"error: {args.out} is not empty")
 

@@ -9,20 +9,19 @@ shards already written are kept.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="lifelong select", description=__doc__.splitlines()[0])
+def setup(p) -> None:
     p.add_argument("config", help="run config YAML (its model, score and select sections are used)")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     p.add_argument("--pool", required=True, help="pool directory")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--adapter", help="adapter directory to load (default: the fresh adapter)")
     p.add_argument("--new", help="dataset that counts as newly arrived (for the sequential strategy)")
-    args = p.parse_args(argv)
+
+
+def run(args) -> int:
 
     from lifelong.data.pool import Pool
     from lifelong.run_config import load_run_config

@@ -1,39 +1,19 @@
 """``lifelong eval --run DIR [--round N]``: re-evaluate a saved adapter of a run on every task (column).
 
 The evaluation itself is :func:`lifelong.evaluation.evaluate.evaluate_tasks`;
-this module rebuilds a round's model from a run directory (merges replayed
-under ``adapter_policy: merge``) and is the command's entry point.
+the round's model comes from :func:`lifelong.models.replay.load_round_model` (merges
+replayed under ``adapter_policy: merge``).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
-from typing import Optional
 
 from lifelong.evaluation.evaluate import evaluate_tasks, write_predictions
 from lifelong.layout import RunLayout
 
 
-def load_round_model(run_cfg, run_dir: str | Path, round_: int):
-    """The model of a run as it was after round ``round_``, as the run's loop built it.
-
-    ``continue`` policy: the base plus round N's adapter. ``merge`` policy: the
-    base with rounds 1..N-1 merged in one after the other, plus round N's
-    adapter (which holds round N's delta only). Round 0 without a saved adapter
-    is the base model with a fresh (identity) adapter.
-    """
-    from lifelong.models.replay import RoundModel
-
-    models = RoundModel(run_cfg.model, run_cfg.adapter_policy == "merge", RunLayout(run_dir))
-    try:
-        return models.at(round_)
-    except FileNotFoundError as e:
-        raise SystemExit(f"{run_dir}: {e}") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lifelong eval", description="Re-evaluate a saved adapter of a run on every task.")
+def setup(p) -> None:
     p.add_argument("--run", required=True, type=Path, help="run directory")
     p.add_argument("--round", type=int, default=None,
                    help="round whose adapter to evaluate (default: the latest saved; 0 = the base model)")
@@ -42,7 +22,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "the loop's own predictions are never overwritten)")
     p.add_argument("--max-samples", type=int, default=None, help="override eval.max_samples_per_task")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
 
 
 def run_task_metrics(run_dir: str | Path, run_cfg, history=None) -> dict[str, str]:
@@ -67,13 +46,12 @@ def run_task_metrics(run_dir: str | Path, run_cfg, history=None) -> dict[str, st
     return metrics
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def run(args) -> int:
     """``lifelong eval``: print the per-task table of round N's adapter; optionally write predictions.
 
-    Round N's model is rebuilt by :func:`load_round_model` (merges replayed
+    Round N's model is rebuilt by :func:`lifelong.models.replay.load_round_model` (merges replayed
     under ``adapter_policy: merge``).
     """
-    args = build_parser().parse_args(argv)
     from lifelong.runlock import run_lock
 
     if not RunLayout(args.run).config.exists():
@@ -103,6 +81,8 @@ def _reevaluate(args) -> int:
     out = None if args.out is None else Path(args.out or layout.reeval_predictions(round_))
     if out is not None and layout.rounds.resolve() in out.resolve().parents:
         raise SystemExit(f"{out} is among the loop's own records ({layout.rounds}); choose another --out")
+
+    from lifelong.models.replay import load_round_model
 
     loaded = load_round_model(run_cfg, run_dir, round_)
     with Pool(layout.pool) as pool:
