@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lifelong.evaluation.dashboard import DashboardConfig, main, render_dashboard, write_dashboard
+from lifelong.cli import main as cli_main
+from lifelong.evaluation.dashboard import DashboardConfig, render_dashboard, write_dashboard
 from lifelong.evaluation.history import ClusterRecord, RoundRecord, RunHistory, save_history
 
 TASKS = ["digits", "vqa <shape> & \"colour\"", "counting", "text_only"]
@@ -142,10 +143,10 @@ def test_relative_gain_against_the_multitask_run(tmp_path):
 
 def test_command_line_entry(two_runs, tmp_path, capsys):
     out = tmp_path / "cli" / "board.html"
-    assert main([str(d) for d in two_runs] + ["--out", str(out), "--title", "My runs"]) == 0
+    assert cli_main(["dashboard", *[str(d) for d in two_runs], "--out", str(out), "--title", "My runs"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert "<title>My runs</title>" in out.read_text()
-    assert main([str(two_runs[0])]) == 0  # default: <first run>/dashboard.html
+    assert cli_main(["dashboard", str(two_runs[0])]) == 0  # default: <first run>/dashboard.html
     assert (two_runs[0] / "dashboard.html").exists()
 
 

@@ -10,7 +10,8 @@ import textwrap
 import pytest
 import torch
 
-from lifelong.export import ExportError, export, main
+from lifelong.cli import main as cli_main
+from lifelong.export import ExportError, export
 
 # Same float32 computation on both sides (same weights, same ops), so only
 # summation-order noise: 1e-5 absolute on logits of magnitude ~1.
@@ -121,7 +122,7 @@ def test_non_empty_out_dir_fails_and_writes_nothing(tiny_run, tmp_path, capsys):
     before = _listing(tmp_path)
     with pytest.raises(ExportError, match="exists and is not empty"):
         export(run_dir, target)
-    assert main([str(run_dir), "--out", str(target), "--merge"]) == 2
+    assert cli_main(["export", str(run_dir), "--out", str(target), "--merge"]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert _listing(tmp_path) == before
     assert (target / "keep.txt").read_text() == "mine"
@@ -131,7 +132,7 @@ def test_empty_out_dir_is_used_and_latest_round_is_default(tiny_run, tmp_path, c
     run_dir, _, _ = tiny_run
     target = tmp_path / "exp"
     target.mkdir()
-    assert main([str(run_dir), "--out", str(target)]) == 0
+    assert cli_main(["export", str(run_dir), "--out", str(target)]) == 0
     assert "exported adapter" in capsys.readouterr().out
     assert json.loads((target / "lineage.json").read_text())["round"] == 2
     # Without --base-model, the tiny test base gets an identifier no hub accepts.
