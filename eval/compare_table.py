@@ -47,7 +47,8 @@ def gate(draws: dict, point: dict) -> tuple[dict, list[str]]:
         out["oracle_above_random"] = {"verdict": above, "difference": p, "threshold": GATE,
                                       "passed": bool(p >= GATE and above.startswith("**met**"))}
         lines.append(f"- gate: final avg acc of oracle − that of random ≥ {GATE} with its interval above 0: "
-                     f"{'**passed**' if out['oracle_above_random']['passed'] else '**not passed**'} ({above})")
+                     f"{'**passed**' if out['oracle_above_random']['passed'] else '**not passed**'} (difference "
+                     f"{p:+.3f}, needs ≥ {GATE:.2f}; interval above 0: {above})")
     for a, b in (("adapt_inf_prune", "random_prune"), ("adapt_inf", "random")):
         if a in draws and b in draws:
             d, p = diff(a, b)

@@ -18,10 +18,11 @@ def test_a_stream_summary_reads_its_compare_json(tmp_path):
     (tmp_path / "messy" / "compare.json").write_text(json.dumps({
         "hardware": "a machine", "runs": {"oracle": {"seeds": [0, 1], "avg_acc": 0.81234, "avg_acc_ci95": [0.7, 0.9],
                                                      "forgetting": 0.01, "defects_trained": 0.0}},
-        "gate": {"oracle_above_random": {"verdict": "**met** (+0.100)", "passed": True}},
+        "gate": {"oracle_above_random": {"verdict": "**met** (+0.100)", "passed": True, "difference": 0.1,
+                                         "threshold": 0.08}},
         "missing": ["random seed 0"], "stale": []}))
     text = "\n".join(summary.stream_summary("messy", tmp_path))
     assert "| oracle | 0, 1 | 0.812 [0.700, 0.900] | 0.010 | 0.000 |" in text
-    assert "- oracle above random: **met** (+0.100)" in text
+    assert "- oracle above random: **passed** (difference +0.100, needs ≥ 0.08; **met** (+0.100))" in text
     assert "Not run yet: 1 (strategy, seed) pairs." in text
     assert "no results yet" in "\n".join(summary.stream_summary("clean", tmp_path))
