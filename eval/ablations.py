@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from eval.compare import RESULTS, config_sha, run_all, status
+from eval.compare import RESULTS, add_run_args, config_sha, detach, run_all, status
 from eval.compare_table import BOOTSTRAP, defects_trained
 from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS
 
@@ -151,19 +150,10 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stream", choices=sorted(STREAMS), default="messy")
-    p.add_argument("--config", type=Path, help="base config (default: the stream's)")
-    p.add_argument("--runs-dir", type=Path, help="run directories (default: runs/compare/<stream>)")
-    p.add_argument("--results", type=Path, help="results folder (default: eval/results/<stream>)")
+    add_run_args(p, "messy", "ablations.log")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {', '.join(ROWS)}")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--commit", action="store_true", help="commit each result file as soon as it is written")
-    p.add_argument("--assemble-only", action="store_true")
-    p.add_argument("--status", action="store_true")
-    p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/ablations.log")
     p.add_argument("--validation", action="store_true",
                    help="evaluate on the validation questions (runs and results in <stream>-val folders)")
-    p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
     args = p.parse_args(argv)
     config = args.config or STREAMS[args.stream]
     folder = f"{args.stream}-val" if args.validation else args.stream
@@ -180,12 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(status(config, runs_dir, plan, args.overrides, results))
         return 0
     if args.background:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--background"]
-        proc = subprocess.Popen([sys.executable, "-m", "eval.ablations", *rest], cwd=ROOT, start_new_session=True,
-                                stdout=open(runs_dir / "ablations.log", "a"), stderr=subprocess.STDOUT)
-        print(f"started in the background (pid {proc.pid}); log: {runs_dir / 'ablations.log'}")
-        return 0
+        return detach("eval.ablations", argv, runs_dir / "ablations.log")
     if not args.assemble_only:
         run_all(config, runs_dir, plan, args.overrides, results, args.commit)
     command = " ".join(["python -m eval.ablations", *(argv if argv is not None else sys.argv[1:])])

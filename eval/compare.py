@@ -250,23 +250,39 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
     return "\n".join([*lines, f"{todo} of {len(plan)} still to run"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stream", choices=sorted(STREAMS), default="clean",
+def add_run_args(p: argparse.ArgumentParser, stream: str, log: str) -> None:
+    """The options every table of runs has (this comparison, ``eval/ablations.py``): where the runs and
+    results go, which seeds, and how to run (committing, detached, only assembling, only the status)."""
+    p.add_argument("--stream", choices=sorted(STREAMS), default=stream,
                    help="the built-in stream: its base config, results in eval/results/<stream>/")
     p.add_argument("--config", type=Path, help="base config (default: the stream's, see STREAMS)")
     p.add_argument("--runs-dir", type=Path, help="run directories (default: runs/compare/<stream>)")
-    p.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated, from {', '.join(STRATEGIES)}")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds")
-    p.add_argument("--one-seed", default=ONE_SEED, help="strategies run on the first seed only")
     p.add_argument("--results", type=Path,
-                   help="where runs/*.json and compare.md/.json/.html go (default: eval/results/<stream>)")
+                   help="where runs/*.json and the tables go (default: eval/results/<stream>)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds")
     p.add_argument("--commit", action="store_true", help="commit each result file as soon as it is written")
-    p.add_argument("--assemble-only", action="store_true")
-    p.add_argument("--background", action="store_true", help="detach; follow <runs-dir>/compare.log")
+    p.add_argument("--assemble-only", action="store_true", help="only the tables, from the result files")
+    p.add_argument("--background", action="store_true", help=f"detach; follow <runs-dir>/{log}")
     p.add_argument("--status", action="store_true",
-                   help="say which (strategy, seed) are done, stopped part way (resumable) or not started")
+                   help="say which runs are done, stopped part way (resumable) or not started")
     p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
+
+
+def detach(module: str, argv: list[str] | None, log: Path) -> int:
+    """Run ``python -m module`` with the same arguments less ``--background`` in a session of its own."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--background"]
+    proc = subprocess.Popen([sys.executable, "-m", module, *rest], stdout=open(log, "a"), stderr=subprocess.STDOUT,
+                            cwd=ROOT, start_new_session=True)
+    print(f"started in the background (pid {proc.pid}); log: {log}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_args(p, "clean", "compare.log")
+    p.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated, from {', '.join(STRATEGIES)}")
+    p.add_argument("--one-seed", default=ONE_SEED, help="strategies run on the first seed only")
     args = p.parse_args(argv)
     default_config = STREAMS[args.stream]
     args.config = args.config or default_config
@@ -291,13 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         print(status(args.config, args.runs_dir, plan, args.overrides, args.results))
         return 0
     if args.background:
-        args.runs_dir.mkdir(parents=True, exist_ok=True)
-        log = open(args.runs_dir / "compare.log", "a")
-        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--background"]
-        proc = subprocess.Popen([sys.executable, "-m", "eval.compare", *rest], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT, start_new_session=True)
-        print(f"started in the background (pid {proc.pid}); log: {args.runs_dir / 'compare.log'}")
-        return 0
+        return detach("eval.compare", argv, args.runs_dir / "compare.log")
     if not args.assemble_only:
         run_all(args.config, args.runs_dir, plan, args.overrides, args.results, args.commit)
     expected = {(n, s): config_sha(args.config, n, s, args.overrides) for n, s in plan}
