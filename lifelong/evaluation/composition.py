@@ -20,10 +20,6 @@ from lifelong.data.stream.defects import DEFECTS, defect_of
 from lifelong.layout import RunLayout, read_json, write_json
 
 
-def _counts(samples, key) -> dict[str, int]:
-    return dict(sorted(Counter(key(s) for s in samples).items()))
-
-
 def _defect_shares(samples) -> dict[str, float]:
     """Share of each defect kind (and of any defect) among ``samples``; {} when there are none."""
     if not samples:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lifelong.data.sample import IMAGE_TOKEN
+
 MANIFEST = "stream.json"
 
 
@@ -49,6 +51,20 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+
+
+def llava_record(root: Path, rid: str, task: str, provenance: dict, question: str, answer: str,
+                 image: np.ndarray | None) -> dict:
+    """One single-turn LLaVA record; its image, if any, written to ``root/images/<rid>.png``."""
+    record = {"id": rid, "task": task, "provenance": provenance}
+    human = question
+    if image is not None:
+        rel = f"images/{rid}.png"
+        write_png(root / rel, image)
+        record["image"] = rel
+        human = f"{IMAGE_TOKEN}\n{human}"
+    record["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": answer}]
+    return record
 
 
 def read_manifest(out: Path) -> list[DatasetInfo]:

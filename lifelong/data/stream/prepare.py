@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from lifelong.config import load_config
-from lifelong.data.sample import IMAGE_TOKEN
 from lifelong.data.stream import draw
 from lifelong.data.stream.cards import render_card
 from lifelong.data.stream.config import StreamConfig, corruption_counts
-from lifelong.data.stream.files import MANIFEST, DatasetInfo, write_json, write_png
+from lifelong.data.stream.files import MANIFEST, DatasetInfo, llava_record, write_json
 from lifelong.data.stream.generators import DatasetSpec, Item, get_spec
 
 GENERATOR = "lifelong.data.stream"
@@ -91,15 +90,7 @@ def _write_split(
             **item.truth,
             **extra,
         }
-        human = item.question
-        record = {"id": rid, "task": spec.name, "provenance": provenance}
-        if item.image is not None:
-            rel = f"images/{rid}.png"
-            write_png(root / rel, item.image)
-            record["image"] = rel
-            human = f"{IMAGE_TOKEN}\n{human}"
-        record["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": item.answer}]
-        records.append(record)
+        records.append(llava_record(root, rid, spec.name, provenance, item.question, item.answer, item.image))
     return records
 
 

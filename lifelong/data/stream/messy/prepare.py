@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lifelong.data.sample import IMAGE_TOKEN
 from lifelong.data.stream.config import StreamConfig
-from lifelong.data.stream.files import DatasetInfo, write_json, write_png
+from lifelong.data.stream.files import DatasetInfo, llava_record, write_json
 from lifelong.data.stream.messy.cards import render_card
 from lifelong.data.stream.messy.compose import MESSY_DATASETS, Dataset, Record, compose, rng_for
 
@@ -29,7 +28,7 @@ def order_records(datasets: list[Dataset], seed: int) -> None:
             r.id = f"{ds.name}-train-{i:05d}"
 
 
-def record_json(rec: Record, dataset: str, split: str, seed: int, root: Path, write_png) -> dict:
+def record_json(rec: Record, dataset: str, split: str, seed: int, root: Path) -> dict:
     """The LLaVA record of ``rec`` (its image written under ``root``)."""
     provenance = {
         "generator": "lifelong.data.stream",
@@ -44,15 +43,7 @@ def record_json(rec: Record, dataset: str, split: str, seed: int, root: Path, wr
         "wording": rec.wording,
         "truth": {"key": rec.content.key, **rec.content.truth},
     }
-    out = {"id": rec.id, "task": rec.task, "provenance": provenance}
-    human = rec.question
-    if rec.image is not None:
-        rel = f"images/{rec.id}.png"
-        write_png(root / rel, rec.image)
-        out["image"] = rel
-        human = f"{IMAGE_TOKEN}\n{human}"
-    out["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": rec.answer}]
-    return out
+    return llava_record(root, rec.id, rec.task, provenance, rec.question, rec.answer, rec.image)
 
 
 def prepare_messy(out: Path, scale: str, seed: int, datasets: list[str] | None, cfg: StreamConfig) -> list:
@@ -83,9 +74,9 @@ def prepare_messy(out: Path, scale: str, seed: int, datasets: list[str] | None, 
             recs = [r for task in MESSY_DATASETS[name][0] if first[task] == name for r in held_out[split][task]]
             for j, r in enumerate(recs):
                 r.id = f"{name}-{split}-{j:05d}"
-            files[split] = [record_json(r, name, split, seed, root, write_png) for r in recs]
+            files[split] = [record_json(r, name, split, seed, root) for r in recs]
             write_json(root / f"{split}.json", files[split])
-        write_json(root / "train.json", [record_json(r, name, "train", seed, root, write_png) for r in ds.records])
+        write_json(root / "train.json", [record_json(r, name, "train", seed, root) for r in ds.records])
         (root / "README.md").write_text(render_card(ds, cfg, scale), encoding="utf-8")
         defects = [r.defect for r in ds.records]
         infos.append(DatasetInfo(
