@@ -70,10 +70,11 @@ def resolved_config(config: Path, name: str, seed: int, extra: list[str]):
     return load_run_config(config, run_overrides(name, seed, extra) + ["name=x", "runs_dir=x"])
 
 
-def kernel(config: Path, name: str, seed: int, extra: list[str]) -> str:
-    """What the numbers' kernels depend on: the base's dtype here and the CPU's family and model."""
+def kernel(cfg) -> str:
+    """What the numbers' kernels depend on: the base's dtype here (run config ``cfg``) and the CPU's
+    family and model."""
     m = describe_machine()
-    return f"{base_dtype(config, name, seed, extra)} on {m.get('cpu_generation') or m.get('cpu')}"
+    return f"{base_dtype(cfg)} on {m.get('cpu_generation') or m.get('cpu')}"
 
 
 def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
@@ -93,7 +94,7 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
         if key not in _STREAMS:
             _STREAMS[key] = stream_digest(s.builtin, s.seed, s.builtin_config)
         h.update(_STREAMS[key].encode())
-    h.update(kernel(config, name, seed, extra).encode())
+    h.update(kernel(cfg).encode())
     for change, affected in METHOD_CHANGES.items():
         if name in affected or (name in ABLATIONS and ABLATION_BASE in affected):
             h.update(change.encode())
@@ -118,11 +119,10 @@ def digest_dump(cfg) -> str:
     return yaml.safe_dump(d, sort_keys=False)
 
 
-def base_dtype(config: Path, name: str, seed: int, extra: list[str]) -> str:
-    """The dtype the run's frozen base takes on this machine (``model.dtype: auto`` resolved)."""
+def base_dtype(cfg) -> str:
+    """The dtype the frozen base of run config ``cfg`` takes on this machine (``model.dtype: auto`` resolved)."""
     from lifelong.machine import resolve_dtype
 
-    cfg = resolved_config(config, name, seed, extra)
     return resolve_dtype(cfg.model.dtype, cfg.model.device)
 
 
@@ -206,7 +206,7 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
         # The share covers this sitting only: rounds first..last of the run.
         sitting = {**use.record(), "first_round": first, "last_round": finished_rounds(d)}
         res = result_from_run(d, name, seed, sha, {"costs": costs(d), "machine": describe_machine(),
-                                                   "dtype": base_dtype(config, name, seed, extra),
+                                                   "dtype": base_dtype(resolved_config(config, name, seed, extra)),
                                                    "cpu_use": sitting})
         print(f"[{name} seed {seed}] {use_line(res['cpu_use'])}", flush=True)
         save_result(res, results / "runs")
