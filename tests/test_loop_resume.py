@@ -82,6 +82,7 @@ def _kill_when(proc, path_glob: str, run_dir: Path, timeout=300):
     return False
 
 
+@pytest.mark.slow  # kill-and-resume across processes (tens of seconds): CI's slow set
 def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
     """One run killed three times, each at a worst moment, resumed after each: the uninterrupted result.
 
@@ -114,6 +115,7 @@ def test_resume_with_a_different_config_is_refused(reference, tmp_path):
     assert "different config" in r.stderr and "train.lr" in r.stderr
 
 
+@pytest.mark.slow  # kill-and-resume across processes (tens of seconds): CI's slow set
 def test_merge_adapter_policy_resumes_to_the_same_result(tmp_path):
     """Merge policy: each round's adapter is folded into the base; a resume replays the merges."""
     extra = ["adapter_policy=merge", "stream.builtin_config.order=[vqa_shape,digits]"]

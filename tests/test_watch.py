@@ -109,6 +109,7 @@ def _watch_two(root: Path, faults: list[str]) -> Path:
     return run
 
 
+@pytest.mark.slow  # kill-and-resume across processes (tens of seconds): CI's slow set
 def test_killed_watcher_restarts_to_the_uninterrupted_result(reference, tmp_path):
     """Killed while claiming the second folder (moved, not yet in the config), then after round 2's
     training and after its report (work done, markers not written), restarted after each."""

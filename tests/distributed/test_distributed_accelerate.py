@@ -22,7 +22,8 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from dist_worker import N_SAMPLES, SHARD  # noqa: E402
 
-pytestmark = pytest.mark.e2e  # two processes under accelerate launch, end to end (in the default suite)
+# Two processes under accelerate launch, end to end: CI's slow set (the module's runs take ~20 s).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]

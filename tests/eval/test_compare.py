@@ -29,6 +29,7 @@ def _compare(runs: Path, capsys, *extra: str) -> tuple[dict, str]:
     return json.loads((runs / "compare.json").read_text()), capsys.readouterr().out
 
 
+@pytest.mark.slow  # three strategies x two seeds of real runs (~40 s): CI's slow set
 def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, capsys):
     out, _ = _compare(tmp_path, capsys)
     assert out["seeds"] == {"sequential": [0], "adapt_inf": [0, 1]}  # --one-seed sequential

@@ -129,6 +129,7 @@ def test_a_refresh_run_keeps_only_the_last_rounds_score_store(run):
     np.testing.assert_array_equal(np.asarray(table["score_ppl"]), res.scores["ppl"])
 
 
+@pytest.mark.slow  # kill-and-resume across processes (tens of seconds): CI's slow set
 @pytest.mark.e2e
 def test_a_killed_refresh_run_resumes_to_the_same_selections(run, tmp_path):
     proc = subprocess.Popen(_cmd(tmp_path, "k"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
