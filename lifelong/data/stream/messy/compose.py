@@ -307,9 +307,10 @@ def duplicates(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
                    f"{c.m.copy_sources} source images (shifted and reworded)")
 
 
-@messy_dataset("small_tasks", ("vqa_shape", "vqa_color", "digits", "counting", "category", "compare"))
+@messy_dataset("small_tasks", ("vqa_shape", "vqa_color", "counting", "category"))
 def small_tasks(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
-    """Many small tasks; some text-only questions come with an unrelated image."""
+    """Small tasks of the head skills (the tail skills stay with the one dataset that teaches
+    each); some text-only questions come with an unrelated image."""
     tasks = MESSY_DATASETS["small_tasks"][0]
     records: list[Record] = []
     for task, quota in zip(tasks, split_evenly(n, len(tasks))):
@@ -323,7 +324,7 @@ def small_tasks(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
                     rng.choice(len(donors), size=n_irr, replace=False)):
         r.image_of, r.image, r.defect = donors[int(j)], donors[int(j)].image, "irrelevant_image"
     return Dataset("small_tasks", records,
-                   f"many small tasks; {c.m.irrelevant_image_rate:.0%} of the records are text-only "
+                   f"small tasks of the head skills; {c.m.irrelevant_image_rate:.0%} of the records are text-only "
                    "questions that come with an unrelated image")
 
 

@@ -12,9 +12,16 @@ class MessyConfig:
     each train size, for tests).
 
     Six datasets shaped like the Adapt-∞ paper's stream (sizes are train records,
-    copies and defects included). Together 1,640 records, a little less than
-    the clean demo stream's 7 x 300, so an Adapt-∞ run of the demo settings
-    fits the clean demo's ~15 minutes on 2 CPU cores.
+    copies and defects included). Together 1,500 records, less than the clean
+    demo stream's 7 x 300, so an Adapt-∞ run of the demo settings fits the
+    clean demo's ~15 minutes on 2 CPU cores.
+
+    Skills are imbalanced as in real collections: four head skills (shape,
+    colour, counting, category) are taught by several datasets and fill ~90 %
+    of the pool; three tail skills are taught once, by a small share of one
+    dataset (digits and compare: the reuse mixture's own skills, 48 records
+    each; position: the rare dataset, 40). A uniform draw gives the tail what
+    its share of the pool is; a selector that balances skills gives it more.
 
     Every rate is a fraction of the dataset's train records, rounded once
     (half up), so counts are exact and do not depend on the seed.
@@ -30,11 +37,12 @@ class MessyConfig:
     max_wordings: int = 5
     near_copy_rate: float = 0.30
     # M3IT-like: a mixture that asks new questions about images of the
-    # templated mixture (reuse_rate of its records) beside skills of its own.
-    reuse_train: int = 240
+    # templated mixture (reuse_rate of its records) beside two skills of its
+    # own that no other dataset teaches (tail skills).
+    reuse_train: int = 120
     reuse_rate: float = 0.20
     # A small, clean dataset of a skill no other dataset teaches.
-    rare_train: int = 60
+    rare_train: int = 40
     # A noisy dataset: wrong answers, images swapped in from other tasks, and
     # one answer in ``dominant_share`` of the records (the records of that
     # answer beyond the other answers' mean count are flagged).
@@ -47,8 +55,8 @@ class MessyConfig:
     duplicates_train: int = 220
     copy_rate: float = 0.60
     copy_sources: int = 8
-    # Many small tasks; irrelevant_image_rate of the records are text-only
-    # questions that come with an unrelated image.
+    # Small tasks of the head skills; irrelevant_image_rate of the records are
+    # text-only questions that come with an unrelated image.
     small_tasks_train: int = 240
     irrelevant_image_rate: float = 0.10
     # Clean held-out questions per task (skill), for test and validation each.
