@@ -12,6 +12,7 @@ import pytest
 
 from lifelong.data.stream import StreamConfig, prepare_stream, read_manifest
 from lifelong.data.stream.defects import DEFECTS
+from lifelong.data.stream.generators.vqa import EVQA_SHAPES
 from lifelong.data.stream.messy.compose import MESSY_DATASETS
 from lifelong.data.stream.messy.config import MessyConfig
 from lifelong.data.stream.prepare import content_digest, stream_digest
@@ -81,7 +82,7 @@ def test_defect_rates_at_full_scale_are_within_two_points_of_the_spec(full):
     assert {r["conversations"][1]["value"] for r in flagged} == {dominant}
     clean_others = sum(r["provenance"]["defect"] is None and r["conversations"][1]["value"] != dominant
                        for r in noisy)
-    assert len(flagged) == n_dom - round(clean_others / 7)
+    assert len(flagged) == n_dom - round(clean_others / (len(EVQA_SHAPES) - 1))  # the noisy dataset asks shapes
     # The M3IT-like mixture re-asks earlier images: image_of, no defect.
     reused = [r for r in train["reuse"] if r["provenance"]["image_of"]]
     assert abs(len(reused) / len(train["reuse"]) - m.reuse_rate) <= TOLERANCE

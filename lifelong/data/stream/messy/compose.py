@@ -34,7 +34,7 @@ import numpy as np
 from lifelong.data.stream import draw
 from lifelong.data.stream.config import StreamConfig
 from lifelong.data.stream.generators.spec import Item
-from lifelong.data.stream.generators.vqa import EVQA_COLORS
+from lifelong.data.stream.generators.vqa import EVQA_SHAPES
 from lifelong.data.stream.messy.config import MessyConfig, count
 from lifelong.data.stream.messy.skills import SKILLS
 
@@ -172,9 +172,9 @@ def messy_dataset(name: str, tasks: tuple[str, ...]):
     return deco
 
 
-@messy_dataset("templated", ("vqa_shape", "vqa_color", "counting", "category"))
+@messy_dataset("templated", ("vqa_shape", "category", "compare"))
 def templated(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
-    """LLaVA-665k-like: four skills, each content asked in 3-5 wordings, plus near-copies."""
+    """LLaVA-665k-like: three head skills, each content asked in 3-5 wordings, plus near-copies."""
     tasks = MESSY_DATASETS["templated"][0]
     n_copy = count(c.m.near_copy_rate, n)
     originals: list[Record] = []
@@ -196,12 +196,13 @@ def templated(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
                    f"{c.m.max_wordings} wordings of its question, {c.m.near_copy_rate:.0%} near-copies")
 
 
-@messy_dataset("reuse", ("digits", "compare", "vqa_color", "vqa_shape"))
+@messy_dataset("reuse", ("digits", "counting", "vqa_color"))
 def reuse(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
-    """M3IT-like: skills of its own, and new questions about images of earlier datasets."""
+    """M3IT-like: two tail skills of its own, and new questions about images of earlier datasets
+    (the templated mixture's shapes asked for their colour)."""
     n_reuse = count(c.m.reuse_rate, n)
     records: list[Record] = []
-    for task, quota in zip(("digits", "compare"), split_evenly(n - n_reuse, 2)):
+    for task, quota in zip(("digits", "counting"), split_evenly(n - n_reuse, 2)):
         records += [c.record(task, it, rng) for it in c.contents(task, "train", quota, rng)]
     # An easy-vqa image asked about before is asked about its other property.
     other = {"vqa_shape": "vqa_color", "vqa_color": "vqa_shape"}
@@ -228,15 +229,15 @@ def rare(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
                    "small and clean, the only dataset of its skill")
 
 
-@messy_dataset("noisy", ("vqa_color",))
+@messy_dataset("noisy", ("vqa_shape",))
 def noisy(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
     """Wrong answers, images swapped in from other tasks, one answer in half the records."""
-    task = "vqa_color"
+    task = "vqa_shape"
     n_wrong, n_swap = count(c.m.wrong_label_rate, n), count(c.m.swapped_image_rate, n)
     n_clean, n_dom = n - n_wrong - n_swap, count(c.m.dominant_share, n)
     if n_dom > n_clean:
         raise ValueError(f"noisy: the dominant answer's {n_dom} records do not fit in {n_clean} clean ones")
-    answers = EVQA_COLORS
+    answers = EVQA_SHAPES
     dominant = answers[int(rng.integers(len(answers)))]
     dom = _contents_with(c, task, n_dom, rng, lambda a: a == dominant)
     rest = _contents_with(c, task, n - n_dom, rng, lambda a: a != dominant)
@@ -253,7 +254,10 @@ def noisy(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
             wrong = SKILLS[task].wrong(it, rng, c.cfg)
         rec.answer, rec.defect = wrong, "wrong_label"
         records.append(rec)
-    donors = c.earlier_images(exclude_tasks=("vqa_color", "vqa_shape"))  # no image that shows a colour
+    # No image that shows a shape: the answer then belongs to no part of the image.
+    donors = c.earlier_images(exclude_tasks=("vqa_color", "vqa_shape", "counting", "position"))
+    if n_swap > len(donors):
+        raise ValueError(f"noisy: {n_swap} swapped images asked for, the earlier datasets hold {len(donors)}")
     for it, j in zip(rest[n_clean - n_dom + n_wrong :], rng.choice(len(donors), size=n_swap, replace=False)):
         rec = c.record(task, it, rng)
         rec.image_of, rec.image, rec.defect = donors[int(j)], donors[int(j)].image, "swapped_image"
@@ -282,10 +286,10 @@ def _contents_with(c: Composer, task: str, n: int, rng: np.random.Generator, kee
     return out
 
 
-@messy_dataset("duplicates", ("counting",))
+@messy_dataset("duplicates", ("vqa_shape",))
 def duplicates(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
     """Duplicate-heavy: most records are near-copies of a few source images."""
-    task = "counting"
+    task = "vqa_shape"
     n_copy = count(c.m.copy_rate, n)
     originals = [c.record(task, it, rng) for it in c.contents(task, "train", n - n_copy, rng)]
     n_src = min(c.m.copy_sources, len(originals))
@@ -307,7 +311,7 @@ def duplicates(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
                    f"{c.m.copy_sources} source images (shifted and reworded)")
 
 
-@messy_dataset("small_tasks", ("vqa_shape", "vqa_color", "counting", "category"))
+@messy_dataset("small_tasks", ("vqa_shape", "compare"))
 def small_tasks(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
     """Small tasks of the head skills (the tail skills stay with the one dataset that teaches
     each); some text-only questions come with an unrelated image."""

@@ -16,12 +16,14 @@ class MessyConfig:
     demo stream's 7 x 300, so an Adapt-∞ run of the demo settings fits the
     clean demo's ~15 minutes on 2 CPU cores.
 
-    Skills are imbalanced as in real collections: four head skills (shape,
-    colour, counting, category) are taught by several datasets and fill ~90 %
-    of the pool; three tail skills are taught once, by a small share of one
-    dataset (digits and compare: the reuse mixture's own skills, 48 records
-    each; position: the rare dataset, 40). A uniform draw gives the tail what
-    its share of the pool is; a selector that balances skills gives it more.
+    Skills are imbalanced as in real collections, whose head is a few easy,
+    heavily templated and copied tasks and whose tail is harder skills taught
+    by a small share of one dataset: three head skills (shape, category,
+    compare) fill ~90 % of the pool; four tail skills hold 24-48 records each
+    (digits and counting: the reuse mixture's own skills; colour: its
+    questions about earlier images; position: the rare dataset). A uniform
+    draw gives the tail its share of the pool; a selector that balances
+    skills gives it more.
 
     Every rate is a fraction of the dataset's train records, rounded once
     (half up), so counts are exact and do not depend on the seed.
@@ -37,8 +39,8 @@ class MessyConfig:
     max_wordings: int = 5
     near_copy_rate: float = 0.30
     # M3IT-like: a mixture that asks new questions about images of the
-    # templated mixture (reuse_rate of its records) beside two skills of its
-    # own that no other dataset teaches (tail skills).
+    # templated mixture (reuse_rate of its records: their colour) beside two
+    # skills of its own that no other dataset teaches (tail skills).
     reuse_train: int = 120
     reuse_rate: float = 0.20
     # A small, clean dataset of a skill no other dataset teaches.
