@@ -83,8 +83,10 @@ def test_defect_rates_at_full_scale_are_within_two_points_of_the_spec(full):
     clean_others = sum(r["provenance"]["defect"] is None and r["conversations"][1]["value"] != dominant
                        for r in noisy)
     assert len(flagged) == n_dom - round(clean_others / (len(EVQA_SHAPES) - 1))  # the noisy dataset asks shapes
-    # The M3IT-like mixture re-asks earlier images: image_of, no defect.
+    # The M3IT-like mixture re-asks earlier images: image_of, no defect, answered with the property asked.
     reused = [r for r in train["reuse"] if r["provenance"]["image_of"]]
+    field = {"vqa_color": "color", "vqa_shape": "shape"}
+    assert reused and all(r["conversations"][1]["value"] == r["provenance"]["truth"][field[r["task"]]] for r in reused)
     assert abs(len(reused) / len(train["reuse"]) - m.reuse_rate) <= TOLERANCE
     # The duplicate-heavy dataset copies a few sources.
     groups = {r["provenance"]["group"] for r in train["duplicates"] if r["provenance"]["defect"] == "near_copy"}

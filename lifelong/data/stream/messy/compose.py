@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -204,8 +204,9 @@ def reuse(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
     records: list[Record] = []
     for task, quota in zip(("digits", "counting"), split_evenly(n - n_reuse, 2)):
         records += [c.record(task, it, rng) for it in c.contents(task, "train", quota, rng)]
-    # An easy-vqa image asked about before is asked about its other property.
+    # An easy-vqa image asked about before is asked about its other property (and answered with it).
     other = {"vqa_shape": "vqa_color", "vqa_color": "vqa_shape"}
+    field_of = {"vqa_shape": "shape", "vqa_color": "color"}
     by_key = {}
     for r in c.earlier_images():
         if r.task in other:
@@ -215,7 +216,8 @@ def reuse(c: Composer, n: int, rng: np.random.Generator) -> Dataset:
     keys = sorted(by_key)
     for i in rng.choice(len(keys), size=n_reuse, replace=False):
         src = by_key[keys[int(i)]]
-        rec = c.record(other[src.task], src.content, rng)
+        task = other[src.task]
+        rec = c.record(task, replace(src.content, answer=src.content.truth[field_of[task]]), rng)
         rec.image_of = src
         records.append(rec)
     return Dataset("reuse", records, f"M3IT-like mixture: {c.m.reuse_rate:.0%} of the records ask new "
