@@ -33,6 +33,13 @@ def defects_trained(costs: dict) -> float | None:
     return sum(c["selected"] * c["defects"]["selected"].get("any", 0.0) for c in comps) / n
 
 
+def gate_outcome(entry: dict) -> str:
+    """``**passed**`` or not, with the difference and the margin, of a gate entry of compare.json (the
+    table and the README summary both say it this way; the closing parenthesis is theirs)."""
+    return (f"{'**passed**' if entry['passed'] else '**not passed**'} (difference {entry['difference']:+.3f}, "
+            f"needs ≥ {entry['threshold']:.2f}")
+
+
 def gate(draws: dict, point: dict) -> tuple[dict, list[str]]:
     """The stream's gate (oracle − random ≥ ``GATE`` with its interval above 0) and Adapt-∞'s targets
     against its uniform counterparts, as verdicts for the json and lines for the table."""
@@ -47,8 +54,7 @@ def gate(draws: dict, point: dict) -> tuple[dict, list[str]]:
         out["oracle_above_random"] = {"verdict": above, "difference": p, "threshold": GATE,
                                       "passed": bool(p >= GATE and above.startswith("**met**"))}
         lines.append(f"- gate: final avg acc of oracle − that of random ≥ {GATE} with its interval above 0: "
-                     f"{'**passed**' if out['oracle_above_random']['passed'] else '**not passed**'} (difference "
-                     f"{p:+.3f}, needs ≥ {GATE:.2f}; interval above 0: {above})")
+                     f"{gate_outcome(out['oracle_above_random'])}; interval above 0: {above})")
     for a, b in (("adapt_inf_prune", "random_prune"), ("adapt_inf", "random")):
         if a in draws and b in draws:
             d, p = diff(a, b)

@@ -15,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+from eval.compare_table import gate_outcome
 from eval.experiments import ROOT, STREAMS
 
 BEGIN, END = "<!-- results:begin (python -m eval.summary --write-readme) -->", "<!-- results:end -->"
@@ -37,9 +38,7 @@ def stream_summary(stream: str, results: Path) -> list[str]:
         lo, hi = r.get("avg_acc_ci95") or (None, None)
         lines.append(f"| {name} | {', '.join(map(str, r['seeds']))} | {_num(r.get('avg_acc'))} "
                      f"[{_num(lo)}, {_num(hi)}] | {_num(r.get('forgetting'))} | {_num(r.get('defects_trained'))} |")
-    verdicts = {**d.get("targets", {}), **{k: (f"{'**passed**' if v['passed'] else '**not passed**'} (difference "
-                                               f"{v['difference']:+.3f}, needs ≥ {v['threshold']}; {v['verdict']})"
-                                               if isinstance(v, dict) else v)
+    verdicts = {**d.get("targets", {}), **{k: (f"{gate_outcome(v)}; {v['verdict']})" if isinstance(v, dict) else v)
                                            for k, v in d.get("gate", {}).items()}}
     if verdicts:
         lines += ["", *(f"- {k.replace('_', ' ')}: {v}" for k, v in verdicts.items())]
