@@ -58,6 +58,8 @@ ADDED_KEYS: dict[str, object] = {
     "select.ccs.tail": "fixed",
     "select.ccs.hard_slope": 0.3,
     "select.cluster.source": "sketch",
+    "select.cluster.features": "sketch",
+    "select.cluster.merge_from": None,
 }
 
 # The ablations of Adapt-inf on the messy stream (`python -m eval.ablations`): name -> overrides.
@@ -79,6 +81,11 @@ ABLATIONS: dict[str, list[str]] = {
     "prune_uniform": ["prune.mode=uniform"],
     "clusters_dataset": ["select.cluster.source=dataset"],
     "clusters_random": ["select.cluster.source=random"],
+    # k-means into 32 clusters merged by average linkage into 12 (cluster.merge_from), on the
+    # centred hidden-state embeddings or on the sketches
+    "clusters_embed_merge": ["select.cluster.features=embedding", "select.cluster.merge_from=32",
+                             "select.cluster.k=12"],
+    "clusters_sketch_merge": ["select.cluster.merge_from=32", "select.cluster.k=12"],
     "k4": ["select.cluster.k=4"],
     "k16": ["select.cluster.k=16"],
     "k_auto": ["select.cluster.k=null"],
@@ -91,7 +98,8 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
     "sampling within clusters": ("CCS, 5% dropped at each tail", ["sample_uniform", "sample_hardest",
                                                                   "sample_easiest", "ccs_rate"]),
     "pruning to the cap": ("one global SemDeDup threshold (prune.mode count)", ["prune_quota", "prune_uniform"]),
-    "clusters": ("k-means on gradient sketches", ["clusters_dataset", "clusters_random"]),
+    "clusters": ("k-means on gradient sketches", ["clusters_dataset", "clusters_random",
+                                                            "clusters_embed_merge", "clusters_sketch_merge"]),
     "K": ("the base config's (8 in configs/messy.yaml)", ["k4", "k16", "k_auto"]),
     "new_floor": ("the base config's (1 in configs/messy.yaml)", ["new_floor_0"]),
 }

@@ -11,6 +11,22 @@ distance, 1 - cos) on a seeded subsample of ``silhouette_points`` training rows
 wins; ties go to the smaller K. The silhouette of a point in a singleton
 cluster is 0 (Rousseeuw's convention).
 
+Over-cluster and merge (``merge_from`` = M): k-means first splits the rows
+into M clusters, then their centroids are joined bottom-up (average linkage
+on cosine distance: the two groups whose centroids are closest on average
+merge first) until K groups remain, and each row takes its cluster's group.
+k-means with K clusters spends them where the rows are many (a large skill
+split several ways) and leaves a small, distinct group of rows inside a
+larger one; merging M fine clusters by distance keeps a small cluster apart
+when it is far from the rest. With ``k = None`` the K of ``k_range`` (at most
+M) whose merged partition has the highest silhouette wins.
+
+Features (``features``): ``sketch`` clusters the gradient sketches (the
+paper's pseudo-skills); ``embedding`` clusters the pool's mean-pooled hidden
+states (the embeddings pruning uses), centred on their mean over the pool
+before normalising, so that the direction every sample shares does not decide
+the cosine.
+
 The partition's source (``source``; ablations of the pseudo-skills): ``sketch``
 (default) is the k-means above; ``dataset`` takes each sample's dataset as its
 cluster (K = datasets in the pool); ``random`` deals the samples into K equal
@@ -51,6 +67,10 @@ class ClusterConfig:
         pseudo-skills), or an ablation: ``dataset`` (one cluster per arrived
         dataset; its name is what a user knows, not a defect flag) or
         ``random`` (K equal random clusters; needs a fixed ``k``).
+    features: what k-means runs on: ``sketch`` (gradient sketches) or
+        ``embedding`` (the centred mean-pooled hidden states).
+    merge_from: None (plain k-means with K clusters), or M > K: k-means with
+        M clusters whose centroids are then merged by average linkage into K.
     """
 
     k: Optional[int] = 16
@@ -63,8 +83,15 @@ class ClusterConfig:
     silhouette_points: int = 4000
     gpu: bool = True
     source: Literal["sketch", "dataset", "random"] = "sketch"
+    features: Literal["sketch", "embedding"] = "sketch"
+    merge_from: Optional[int] = None
 
     def __post_init__(self):
+        if self.features not in ("sketch", "embedding"):
+            raise ValueError(f"select.cluster.features must be sketch or embedding, got {self.features!r}")
+        if self.merge_from is not None and (self.merge_from < 2 or (self.k is not None and self.merge_from <= self.k)):
+            raise ValueError(f"select.cluster.merge_from must exceed select.cluster.k ({self.k}), "
+                             f"got {self.merge_from}")
         if self.source not in ("sketch", "dataset", "random"):
             raise ValueError(f"select.cluster.source must be sketch, dataset or random, got {self.source!r}")
         if self.source == "random" and self.k is None:
@@ -85,8 +112,10 @@ class ClusterResult:
         return int(self.centroids.shape[0])
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def _normalise(x: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
+    if center is not None:
+        x = x - center
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
 
@@ -108,13 +137,13 @@ def _train(x: np.ndarray, k: int, cfg: ClusterConfig) -> np.ndarray:
     return _normalise(km.centroids)
 
 
-def assign(x, centroids: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """Nearest centroid by cosine for every row of x (N, d): (N,) int64, in chunks."""
+def assign(x, centroids: np.ndarray, chunk_rows: int = 65536, center: np.ndarray | None = None) -> np.ndarray:
+    """Nearest centroid by cosine for every row of x (N, d) (minus ``center``): (N,) int64, in chunks."""
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     labels = np.empty(x.shape[0], dtype=np.int64)
     for start in range(0, x.shape[0], chunk_rows):
-        chunk = np.ascontiguousarray(_normalise(x[start:start + chunk_rows]))
+        chunk = np.ascontiguousarray(_normalise(x[start:start + chunk_rows], center))
         _, idx = index.search(chunk, 1)
         labels[start:start + chunk.shape[0]] = idx[:, 0]
     return labels
@@ -141,19 +170,83 @@ def silhouette_cosine(x: np.ndarray, labels: np.ndarray) -> float:
     return float(s.mean())
 
 
-def cluster(x, cfg: ClusterConfig) -> ClusterResult:
-    """Cluster sketches x (N, d) (unit rows, fp16/fp32, array or memmap) by spherical k-means."""
+def column_mean(x, chunk_rows: int = 65536) -> np.ndarray:
+    """(d,) float32 mean of the rows of x (N, d), read in chunks."""
+    total = np.zeros(x.shape[1], dtype=np.float64)
+    for start in range(0, x.shape[0], chunk_rows):
+        total += np.asarray(x[start:start + chunk_rows], dtype=np.float64).sum(0)
+    return (total / max(1, x.shape[0])).astype(np.float32)
+
+
+def merge_groups(centroids: np.ndarray, k: int) -> np.ndarray:
+    """(M,) int64 group in [0, k) of each of M unit centroids, joined bottom-up by average linkage on
+    cosine distance (the pair of groups with the smallest mean distance between their members merges;
+    ties go to the lowest indices). Groups are numbered by their smallest member."""
+    m = centroids.shape[0]
+    k = max(1, min(int(k), m))
+    c = np.asarray(centroids, dtype=np.float64)
+    dist = 1.0 - c @ c.T  # (M, M)
+    members = [[i] for i in range(m)]
+    total = dist.copy()  # summed member distances between groups (pairs of live groups)
+    alive = list(range(m))
+    while len(alive) > k:
+        best = None
+        for a_i, a in enumerate(alive):
+            for b in alive[a_i + 1:]:
+                d = total[a, b] / (len(members[a]) * len(members[b]))
+                if best is None or d < best[0] - 1e-12:
+                    best = (d, a, b)
+        _, a, b = best
+        members[a] += members[b]
+        total[a, :] += total[b, :]
+        total[:, a] += total[:, b]
+        alive.remove(b)
+    group = np.empty(m, dtype=np.int64)
+    for g, a in enumerate(sorted(alive, key=lambda a: min(members[a]))):
+        group[members[a]] = g
+    return group
+
+
+def merged_centroids(train: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, d) unit mean of the training rows of each group (a zero row for an empty one)."""
+    sums = np.zeros((k, train.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, train)
+    return _normalise(sums)
+
+
+def cluster(x, cfg: ClusterConfig, center: np.ndarray | None = None) -> ClusterResult:
+    """Cluster rows x (N, d) (fp16/fp32, array or memmap) by spherical k-means, each row minus
+    ``center`` (None: as they are) and normalised; with ``cfg.merge_from``, over-cluster and merge."""
     n = x.shape[0]
     if n == 0:
-        raise ValueError("cannot cluster zero sketches")
+        raise ValueError("cannot cluster zero rows")
     rng = np.random.default_rng(cfg.seed)
     if n > cfg.max_train_points:
         train_idx = np.sort(rng.choice(n, cfg.max_train_points, replace=False))
     else:
         train_idx = np.arange(n)
-    train = np.ascontiguousarray(_normalise(x[train_idx]))  # (n_train, d)
+    train = np.ascontiguousarray(_normalise(x[train_idx], center))  # (n_train, d)
 
     silhouette: dict[int, float] = {}
+    if cfg.merge_from is not None:
+        fine = _train(train, min(cfg.merge_from, train.shape[0]), cfg)
+        fine_labels = assign(train, fine, cfg.chunk_rows)
+        ks = [cfg.k] if cfg.k is not None else sorted(k for k in set(cfg.k_range) if k <= fine.shape[0])
+        if not ks:
+            raise ValueError(f"no K of k_range {cfg.k_range} is at most merge_from ({cfg.merge_from})")
+        m = min(cfg.silhouette_points, train.shape[0])
+        sil_idx = np.sort(rng.choice(train.shape[0], m, replace=False))
+        best = None
+        for k in ks:
+            cents = merged_centroids(train, merge_groups(fine, k)[fine_labels], min(k, fine.shape[0]))
+            if cfg.k is None:
+                silhouette[k] = silhouette_cosine(train[sil_idx], assign(train[sil_idx], cents, cfg.chunk_rows))
+            if best is None or silhouette.get(k, 0.0) > silhouette.get(best[0], 0.0):
+                best = (k, cents)
+        # every row goes to its fine cluster's group: assign to the fine centroids, then map
+        groups = merge_groups(fine, best[0])
+        labels = groups[assign(x, fine, cfg.chunk_rows, center)]
+        return ClusterResult(labels=labels, centroids=best[1], silhouette=silhouette)
     if cfg.k is not None:
         centroids = _train(train, min(cfg.k, train.shape[0]), cfg)
     else:
@@ -172,7 +265,7 @@ def cluster(x, cfg: ClusterConfig) -> ClusterResult:
         if best is None:
             best = (train.shape[0], _train(train, train.shape[0], cfg))
         centroids = best[1]
-    labels = assign(x, centroids, cfg.chunk_rows)
+    labels = assign(x, centroids, cfg.chunk_rows, center)
     return ClusterResult(labels=labels, centroids=centroids, silhouette=silhouette)
 
 

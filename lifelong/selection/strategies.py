@@ -19,7 +19,7 @@ import numpy as np
 
 from lifelong.selection.budget import BudgetConfig, resolve_budget, water_fill
 from lifelong.selection.ccs import SAMPLERS, CCSConfig, select_per_cluster
-from lifelong.selection.cluster import ClusterConfig, ClusterResult, cluster, from_labels, random_partition
+from lifelong.selection.cluster import ClusterConfig, ClusterResult, cluster, column_mean, from_labels, random_partition
 from lifelong.selection.experts import EXPERTS, NEVER_ROUTED, routable, selection_scores
 from lifelong.selection.route import RouteConfig, route
 
@@ -72,6 +72,7 @@ class SelectionInput:
     ids: list[str]  # the active pool, fixed order
     is_new: np.ndarray  # (N,) bool: arrived this round
     sketches: np.ndarray | None = None  # (N, d) fp16 unit rows
+    embeddings: np.ndarray | None = None  # (N, H) fp16 unit rows: mean-pooled hidden states
     scores: dict[str, np.ndarray] | None = None  # expert -> (N,)
     # Training samples ingested so far, pruned ones included (None: none pruned); budget.of = seen.
     n_seen: int | None = None
@@ -100,7 +101,7 @@ class SelectionInput:
         range) whose rows are this input's samples, in order."""
         if store.ids != self.ids:
             raise ValueError("the scored samples are not the active pool")
-        self.sketches, self.scores = store.sketches, store.scores
+        self.sketches, self.scores, self.embeddings = store.sketches, store.scores, store.embeddings
 
 
 @dataclass
@@ -218,6 +219,10 @@ def pseudo_skills(inp: SelectionInput, cfg: SelectConfig) -> ClusterResult:
     """The clusters selection splits its budget over (``select.cluster.source``)."""
     source = cfg.cluster.source
     if source == "sketch":
+        if cfg.cluster.features == "embedding":
+            if inp.embeddings is None:
+                raise ValueError("select.cluster.features=embedding needs the scoring pass's embeddings; the input has none")
+            return cluster(inp.embeddings, cfg.cluster, center=column_mean(inp.embeddings))
         return cluster(inp.sketches, cfg.cluster)
     if source == "dataset":
         if inp.datasets is None:

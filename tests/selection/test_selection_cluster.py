@@ -62,3 +62,88 @@ def test_assign_in_chunks_matches_argmax():
     c /= np.linalg.norm(c, axis=1, keepdims=True)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     assert np.array_equal(assign(x, c, chunk_rows=64), np.argmax(xn @ c.T, axis=1))
+
+
+# ---- over-cluster and merge ----------------------------------------------------------------------
+def test_merge_groups_is_average_linkage():
+    """The merge equals scipy's average-linkage tree on cosine distance, cut to k groups."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from lifelong.selection.cluster import merge_groups
+
+    rng = np.random.default_rng(0)
+    for m, k in [(12, 3), (32, 8), (20, 1), (5, 5)]:
+        c = rng.normal(size=(m, 6))
+        c /= np.linalg.norm(c, axis=1, keepdims=True)
+        ours = merge_groups(c, k)
+        theirs = fcluster(linkage(c, method="average", metric="cosine"), k, criterion="maxclust")
+        assert same_partition(ours, theirs) and sorted(set(ours.tolist())) == list(range(k))
+        assert ours[0] == 0  # groups numbered by their smallest member
+
+
+def _head_and_tail(seed=0):
+    """A large skill in three nearby directions (600 rows each) and a small distinct one (20 rows)."""
+    rng = np.random.default_rng(seed)
+    d = 32
+    base = rng.normal(size=d)
+    heads = [base + 0.5 * rng.normal(size=d) for _ in range(3)]
+    tail = rng.normal(size=d)
+    centres = np.stack(heads + [tail])
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = np.repeat([0, 1, 2, 3], [600, 600, 600, 20])
+    x = centres[truth] + 0.4 * rng.normal(size=(len(truth), d)) / np.sqrt(d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+def test_merging_keeps_a_small_distinct_group_apart():
+    x, truth = _head_and_tail()
+    plain = cluster(x, ClusterConfig(k=2, seed=0))
+    merged = cluster(x, ClusterConfig(k=2, merge_from=8, seed=0))
+    head, tail = truth < 3, truth == 3
+    # plain k-means spends both clusters on the large skill; the small one shares a cluster with it
+    assert np.isin(plain.labels[tail], plain.labels[head]).all()
+    # merged: the small skill is a group of its own and the large one is the other
+    assert len(set(merged.labels[tail].tolist())) == 1 and len(set(merged.labels[head].tolist())) == 1
+    assert merged.labels[tail][0] != merged.labels[head][0]
+    assert merged.centroids.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(merged.centroids, axis=1), 1.0, rtol=1e-5)
+    # auto K over the merged partitions: the silhouette sees the two groups (or the four directions)
+    auto = cluster(x, ClusterConfig(k=None, k_range=[2, 4, 16], merge_from=8, seed=0))
+    assert set(auto.silhouette) == {2, 4} and auto.k in (2, 4)
+    assert len(set(auto.labels[tail].tolist())) == 1 and auto.labels[tail][0] not in set(auto.labels[head].tolist())
+
+
+def test_merge_from_must_exceed_k():
+    import pytest
+
+    for bad in [dict(k=8, merge_from=8), dict(k=8, merge_from=4), dict(k=None, merge_from=1)]:
+        with pytest.raises(ValueError):
+            ClusterConfig(**bad)
+    with pytest.raises(ValueError):
+        ClusterConfig(features="tokens")
+
+
+def test_embedding_features_are_centred_on_the_pool_mean():
+    """features=embedding clusters the embeddings minus their mean over the pool: the same partition as
+    k-means on the explicitly centred rows, and the blobs under a large shared direction."""
+    from lifelong.selection.budget import BudgetConfig
+    from lifelong.selection.cluster import column_mean
+    from lifelong.selection.strategies import SelectConfig, SelectionInput, pseudo_skills
+
+    x, truth = blobs(100, 3, 16, 0.3, seed=1)
+    shared = np.zeros(16, np.float32)
+    shared[0] = 20.0
+    y = x.astype(np.float32) + shared
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    np.testing.assert_allclose(column_mean(y, chunk_rows=7), y.mean(0), rtol=1e-5, atol=1e-6)
+    ccfg = ClusterConfig(k=3, seed=0, nredo=3, features="embedding")
+    inp = SelectionInput([f"s{i}" for i in range(300)], np.zeros(300, bool), sketches=x)
+    cfg = SelectConfig(budget=BudgetConfig(count=30, fraction=None), cluster=ccfg)
+    import pytest
+
+    with pytest.raises(ValueError, match="embedding"):
+        pseudo_skills(inp, cfg)
+    inp.embeddings = y.astype(np.float16)
+    got = pseudo_skills(inp, cfg).labels
+    centred = inp.embeddings.astype(np.float32) - inp.embeddings.astype(np.float32).mean(0)
+    assert np.array_equal(got, cluster(centred, ccfg).labels) and same_partition(got, truth)
