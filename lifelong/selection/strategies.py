@@ -72,7 +72,6 @@ class SelectionInput:
     ids: list[str]  # the active pool, fixed order
     is_new: np.ndarray  # (N,) bool: arrived this round
     sketches: np.ndarray | None = None  # (N, d) fp16 unit rows
-    embeddings: np.ndarray | None = None  # (N, H) fp16 unit rows: mean-pooled hidden states
     scores: dict[str, np.ndarray] | None = None  # expert -> (N,)
     # Training samples ingested so far, pruned ones included (None: none pruned); budget.of = seen.
     n_seen: int | None = None
@@ -81,6 +80,8 @@ class SelectionInput:
     provenance: list[dict] | None = None
     # Per sample (N,): the dataset it arrived with (a user knows it; select.cluster.source = dataset).
     datasets: list[str] | None = None
+    # (N, H) fp16 unit rows: mean-pooled hidden states, from the scoring pass (select.cluster.features).
+    embeddings: np.ndarray | None = None
 
     @classmethod
     def from_pool(cls, pool, new_dataset: str | None, provenance: bool = False) -> "SelectionInput":
