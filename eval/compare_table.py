@@ -82,7 +82,8 @@ def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = 
     return f"within noise ({ci})"
 
 
-def assemble(names: list[str], command: str, results: Path, expected: dict[tuple[str, int], str]) -> str:
+def assemble(names: list[str], command: str, results: Path, expected: dict[tuple[str, int], str],
+             demo_goals: bool = True) -> str:
     """compare.md / compare.json / compare.html from the result files."""
     from lifelong.evaluation.bootstrap import interval
     from lifelong.evaluation.multiseed import group, load_results, point_estimates, seed_question_bootstrap
@@ -163,7 +164,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
     first = next(iter(by.values()))[0] if by else None
     q_per_task = {t: len(q) for t, q in first["questions"].items()} if first else {}
     tasks = first["tasks"] if first else []
-    diag_lines, goals, gjson = diagonal_section(by, point, draws, tasks, rows)
+    diag_lines, goals, gjson = diagonal_section(by, point, draws, tasks, rows, demo_goals)
     missing = sorted(f"{n} seed {s}" for (n, s) in expected if not any(
         r["strategy"] == n and r["seed"] == s for r in fresh))
     on: dict[str, list[str]] = {}  # machine -> the (strategy, seed)s finished on it
@@ -229,9 +230,10 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
     return md
 
 
-def diagonal_section(by: dict, point: dict, draws: dict, tasks: list[str], rows: dict
+def diagonal_section(by: dict, point: dict, draws: dict, tasks: list[str], rows: dict, demo_goals: bool = True
                      ) -> tuple[list[str], list[str], dict]:
-    """The table of each task right after its own round (means over seeds), and the demo's learning goals.
+    """The table of each task right after its own round (means over seeds), and the demo's learning goals
+    (``demo_goals``: only on the demo's own stream, whose config `make demo` runs).
 
     Adds ``diagonal`` ({task: mean over seeds}) and ``learning_acc_ci95`` to the
     strategies' rows; returns (markdown lines, goal lines, goals for the json).
@@ -255,6 +257,8 @@ def diagonal_section(by: dict, point: dict, draws: dict, tasks: list[str], rows:
             lines.append(f"| {n} | {' | '.join(f'{v:.2f}' for v in rows[n]['diagonal'].values())} | "
                          f"{point[n]['learning_acc']:.3f} | [{lo:.3f}, {hi:.3f}] |")
     goals, gjson = [], {}
+    if not demo_goals:
+        return lines, goals, gjson
     if DEMO in with_diag:
         lowest = min(taught, key=lambda i: point[DEMO][f"diag.{i}"])
         low_draws = np.min(np.stack([draws[DEMO][f"diag.{i}"] for i in taught]), axis=0)

@@ -241,3 +241,27 @@ def test_the_gate_needs_the_margin_and_an_interval_above_zero():
              "random": stats(0.0)}
     point = {"oracle": {"avg_acc": 0.6, "forgetting": 0.0}, "random": {"avg_acc": 0.5, "forgetting": 0.05}}
     assert compare_table.gate(noisy, point)[0]["oracle_above_random"]["passed"] is False
+
+
+def test_the_demo_goals_are_reported_on_the_demo_stream_only(tmp_path):
+    """The learning goals are about what `make demo` runs: compare.md states them under the demo's
+    config and leaves them out under any other base config (here a copy of the demo's under another
+    name, so the same result files stay fresh)."""
+    import shutil
+
+    compare = _load_compare()
+    (tmp_path / "runs").mkdir()
+    for name in ("adapt_inf_prune", "sequential"):
+        _seed_copies(compare, name, [0], tmp_path / "runs")
+    base = ["--results", str(tmp_path), "--runs-dir", str(tmp_path / "no-runs"),
+            "--strategies", "adapt_inf_prune,sequential", "--seeds", "0", "--assemble-only"]
+    assert compare.main(base) == 0
+    md = (tmp_path / "compare.md").read_text()
+    assert "The demo's learning goals" in md and "- sequential forgets ≥ 0.2" in md
+    assert json.loads((tmp_path / "compare.json").read_text())["demo_goals"]
+    other = shutil.copy(ROOT / "configs" / "demo.yaml", tmp_path / "other.yaml")
+    assert compare.main([*base, "--config", str(other)]) == 0
+    out = json.loads((tmp_path / "compare.json").read_text())
+    assert out["stale"] == [] and out["demo_goals"] == {}
+    md = (tmp_path / "compare.md").read_text()
+    assert "learning goals" not in md and "| adapt_inf_prune |" in md
