@@ -86,6 +86,10 @@ ABLATIONS: dict[str, list[str]] = {
     "clusters_embed_merge": ["select.cluster.features=embedding", "select.cluster.merge_from=32",
                              "select.cluster.k=12"],
     "clusters_sketch_merge": ["select.cluster.merge_from=32", "select.cluster.k=12"],
+    # a candidate of two changes (screened on validation): embedding clusters merged 32 -> 12, and the
+    # CCS paper's hard cutoff (the hardest samples of a heavily pruned cluster, likeliest mislabelled, go)
+    "embed_merge_rate": ["select.cluster.features=embedding", "select.cluster.merge_from=32",
+                         "select.cluster.k=12", "select.ccs.tail=rate"],
     "k4": ["select.cluster.k=4"],
     "k16": ["select.cluster.k=16"],
     "k_auto": ["select.cluster.k=null"],
@@ -102,4 +106,5 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
                                                             "clusters_embed_merge", "clusters_sketch_merge"]),
     "K": ("the base config's (8 in configs/messy.yaml)", ["k4", "k16", "k_auto"]),
     "new_floor": ("the base config's (1 in configs/messy.yaml)", ["new_floor_0"]),
+    "candidates (more than one change)": ("the base config", ["embed_merge_rate"]),
 }
