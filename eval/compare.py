@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         run_all(args.config, args.runs_dir, plan, args.overrides, args.results, args.commit)
     expected = {(n, s): config_sha(args.config, n, s, args.overrides) for n, s in plan}
     # The demo's learning goals are about the stream `make demo` runs (the clean one's base config).
-    print(assemble(names, command, args.results, expected, demo_goals=Path(args.config).resolve() == STREAMS["clean"].resolve()))
+    on_demo = Path(args.config).resolve() == STREAMS["clean"].resolve()
+    print(assemble(names, command, args.results, expected, demo_goals=on_demo))
     return 0
 
 

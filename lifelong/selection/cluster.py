@@ -207,13 +207,6 @@ def merge_groups(centroids: np.ndarray, k: int) -> np.ndarray:
     return group
 
 
-def merged_centroids(train: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """(k, d) unit mean of the training rows of each group (a zero row for an empty one)."""
-    sums = np.zeros((k, train.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels, train)
-    return _normalise(sums)
-
-
 def cluster(x, cfg: ClusterConfig, center: np.ndarray | None = None) -> ClusterResult:
     """Cluster rows x (N, d) (fp16/fp32, array or memmap) by spherical k-means, each row minus
     ``center`` (None: as they are) and normalised; with ``cfg.merge_from``, over-cluster and merge."""
@@ -234,19 +227,20 @@ def cluster(x, cfg: ClusterConfig, center: np.ndarray | None = None) -> ClusterR
         ks = [cfg.k] if cfg.k is not None else sorted(k for k in set(cfg.k_range) if k <= fine.shape[0])
         if not ks:
             raise ValueError(f"no K of k_range {cfg.k_range} is at most merge_from ({cfg.merge_from})")
-        m = min(cfg.silhouette_points, train.shape[0])
-        sil_idx = np.sort(rng.choice(train.shape[0], m, replace=False))
+        if cfg.k is None:
+            m = min(cfg.silhouette_points, train.shape[0])
+            sil_rows = train[np.sort(rng.choice(train.shape[0], m, replace=False))]
         best = None
         for k in ks:
-            cents = merged_centroids(train, merge_groups(fine, k)[fine_labels], min(k, fine.shape[0]))
+            groups = merge_groups(fine, k)
+            cents = from_labels(train, groups[fine_labels], k=int(groups.max()) + 1).centroids
             if cfg.k is None:
-                silhouette[k] = silhouette_cosine(train[sil_idx], assign(train[sil_idx], cents, cfg.chunk_rows))
+                silhouette[k] = silhouette_cosine(sil_rows, assign(sil_rows, cents, cfg.chunk_rows))
             if best is None or silhouette.get(k, 0.0) > silhouette.get(best[0], 0.0):
-                best = (k, cents)
+                best = (k, groups, cents)
         # every row goes to its fine cluster's group: assign to the fine centroids, then map
-        groups = merge_groups(fine, best[0])
-        labels = groups[assign(x, fine, cfg.chunk_rows, center)]
-        return ClusterResult(labels=labels, centroids=best[1], silhouette=silhouette)
+        labels = best[1][assign(x, fine, cfg.chunk_rows, center)]
+        return ClusterResult(labels=labels, centroids=best[2], silhouette=silhouette)
     if cfg.k is not None:
         centroids = _train(train, min(cfg.k, train.shape[0]), cfg)
     else:
@@ -269,11 +263,13 @@ def cluster(x, cfg: ClusterConfig, center: np.ndarray | None = None) -> ClusterR
     return ClusterResult(labels=labels, centroids=centroids, silhouette=silhouette)
 
 
-def from_labels(x, labels: np.ndarray) -> ClusterResult:
-    """A given partition (labels (N,) in [0, K)) of sketches x (N, d) as a ClusterResult: each
-    centroid the normalised mean of its members (a zero row for an empty cluster)."""
+def from_labels(x, labels: np.ndarray, k: int | None = None) -> ClusterResult:
+    """A given partition (labels (N,) in [0, K)) of rows x (N, d) as a ClusterResult: each
+    centroid the normalised mean of its members (a zero row for an empty cluster); K = ``k``, or
+    the largest label + 1."""
     labels = np.asarray(labels, dtype=np.int64)
-    k = int(labels.max()) + 1 if labels.size else 0
+    if k is None:
+        k = int(labels.max()) + 1 if labels.size else 0
     sums = np.zeros((k, x.shape[1]), dtype=np.float64)
     for start in range(0, x.shape[0], 65536):
         np.add.at(sums, labels[start:start + 65536], _normalise(x[start:start + 65536]))
