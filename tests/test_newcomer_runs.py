@@ -140,11 +140,23 @@ def test_interrupted_round_says_how_to_finish_or_drop_it(base, tmp_path, capsys)
     run = _copy(base[0], tmp_path / "runs")
     before = _files(run)
     cool = write_messages(tmp_path / "src" / "cool", "cool")
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "lifelong.cli", "round", "--run", str(run), "--dataset",
-                             str(cool)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # The child's select stage waits for the signal, so Ctrl-C lands mid-round however loaded the machine is
+    # (interrupting on the stage's log line raced the round's end: a tiny round can finish before the signal).
+    child = ("import sys, time\n"
+             "from lifelong import stages\n"
+             "from lifelong.cli import main\n"
+             "real = stages.ROUND['select']\n"
+             "def held(*args):\n"
+             "    print('select held', flush=True)\n"
+             "    time.sleep(300)\n"
+             "    return real(*args)\n"
+             "stages.ROUND['select'] = held\n"
+             "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-u", "-c", child, "round", "--run", str(run), "--dataset", str(cool)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     for line in proc.stdout:  # interrupt once the round is under way
-        if "round 3: select" in line:
+        if line.strip() == "select held":
             proc.send_signal(signal.SIGINT)
             break
     _, err = proc.communicate(timeout=300)
