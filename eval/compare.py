@@ -102,19 +102,31 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
 
 
 def digest_dump(cfg) -> str:
-    """The resolved config as the digest reads it: its dump less each of ``ADDED_KEYS`` that holds
-    the value runs had before the key existed (so their results stay fresh)."""
+    """The resolved config as the digest reads it: its dump less what the run's strategy never
+    reads (``Strategy.unread``: a setting of Adapt-inf's clustering cannot change a random run, so
+    changing it leaves random's results fresh) and less each of ``ADDED_KEYS`` that holds the value
+    runs had before the key existed (so their results stay fresh)."""
     import yaml
 
     from lifelong.config import to_dict
+    from lifelong.selection.strategies import get_strategy
 
     d = to_dict(cfg)
-    for key, before in ADDED_KEYS.items():
+
+    def parent(key: str):
         *path, leaf = key.split(".")
         node = d
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node and node[leaf] == before:
+        return (node, leaf) if isinstance(node, dict) and leaf in node else (None, leaf)
+
+    for key in get_strategy(cfg.select.strategy).unread(cfg):
+        node, leaf = parent(key)
+        if node is not None:
+            del node[leaf]
+    for key, before in ADDED_KEYS.items():
+        node, leaf = parent(key)
+        if node is not None and node[leaf] == before:
             del node[leaf]
     return yaml.safe_dump(d, sort_keys=False)
 

@@ -132,6 +132,9 @@ class Strategy:
     provenance (defect flags included): yardsticks only.
     eviction: the ``prune.mode`` its runs prune the pool with (None: the
     config's), for a baseline whose eviction is part of what it is.
+    select_reads: the ``select`` settings its rule reads besides ``strategy``
+    (None: all of them). What it does not read cannot change its runs, so an
+    experiment's digest leaves it out (:meth:`unread`).
     """
 
     name: str
@@ -143,6 +146,29 @@ class Strategy:
     trains_at_end: bool = False
     reads_provenance: bool = False
     eviction: str | None = None
+    select_reads: tuple[str, ...] | None = None
+
+    def unread(self, cfg) -> list[str]:
+        """Dotted paths of run config ``cfg`` (a RunConfig using this strategy) that its runs
+        never read: ``select`` settings outside ``select_reads``; ``score`` when no round
+        scores and pruning needs no embeddings; ``prune`` settings other than ``cap`` when
+        nothing is pruned, and the ones uniform eviction ignores."""
+        import dataclasses
+
+        out = []
+        if self.select_reads is not None:
+            out += [f"select.{f.name}" for f in dataclasses.fields(cfg.select)
+                    if f.name != "strategy" and f.name not in self.select_reads]
+        prune = self.prune_config(cfg.prune)
+        embeds = prune.cap is not None and prune.mode != "uniform"
+        if not self.needs_scores and not embeds:
+            out.append("score")
+        keep = {"cap"} if prune.cap is None else {"cap", "cluster"} if prune.mode == "uniform" else None
+        if keep is not None:
+            out += [f"prune.{f.name}" for f in dataclasses.fields(cfg.prune) if f.name not in keep]
+        elif self.eviction is not None:
+            out.append("prune.mode")  # replaced by the strategy's own
+        return out
 
     def score_config(self, cfg):
         """The run's ScoreConfig cut down to the experts this strategy reads."""
@@ -161,11 +187,12 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def strategy(name: str, needs_scores: bool = False, sketches: bool = False, trains_at_end: bool = False,
-             reads_provenance: bool = False, eviction: str | None = None):
+             reads_provenance: bool = False, eviction: str | None = None,
+             select_reads: tuple[str, ...] | None = None):
     def deco(fn):
         STRATEGIES[name] = Strategy(name, fn, needs_scores, (fn.__doc__ or "").strip(), sketches=sketches,
                                     trains_at_end=trains_at_end, reads_provenance=reads_provenance,
-                                    eviction=eviction)
+                                    eviction=eviction, select_reads=select_reads)
         return fn
 
     return deco
@@ -176,7 +203,8 @@ def get_strategy(name: str) -> Strategy:
         return STRATEGIES[name]
     if name in EXPERTS:
         return Strategy(name, lambda inp, cfg: single_expert(inp, cfg, name), True,
-                        f"CCS over the whole pool with the {name!r} expert", sketches=False, experts=(name,))
+                        f"CCS over the whole pool with the {name!r} expert", sketches=False, experts=(name,),
+                        select_reads=("budget", "new_floor", "ccs", "sampling"))
     raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)} or an expert {sorted(EXPERTS)}")
 
 
@@ -267,7 +295,10 @@ def single_expert(inp: SelectionInput, cfg: SelectConfig, name: str) -> Selectio
     return Selection(idx, np.zeros(n, dtype=np.int64), None, [name], None, [name], shares)
 
 
-@strategy("random")
+UNIFORM_READS = ("budget", "seed", "new_floor")  # the uniform baselines' select settings
+
+
+@strategy("random", select_reads=UNIFORM_READS)
 def random_baseline(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Uniform draw of the same budget (seeded)."""
     rng = np.random.default_rng(cfg.seed)
@@ -279,13 +310,13 @@ def random_baseline(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     return Selection(idx)
 
 
-@strategy("random_prune", eviction="uniform")
+@strategy("random_prune", eviction="uniform", select_reads=UNIFORM_READS)
 def random_prune(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Uniform draw of the same budget as ``random``, and uniform eviction down to the same pool cap."""
     return random_baseline(inp, cfg)
 
 
-@strategy("oracle", reads_provenance=True)
+@strategy("oracle", reads_provenance=True, select_reads=("budget", "seed"))
 def oracle(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Yardstick that reads the defect flags: no flagged defect, one sample per copy group, an
     equal share of the budget per task (water-filled), a uniform draw inside a task.
@@ -323,19 +354,19 @@ def clean_representatives(provenance: list[dict]) -> np.ndarray:
     return keep
 
 
-@strategy("full")
+@strategy("full", select_reads=())
 def full(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Every active sample."""
     return Selection(np.arange(len(inp.ids), dtype=np.int64))
 
 
-@strategy("sequential")
+@strategy("sequential", select_reads=())
 def sequential(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """Only the dataset that arrived this round (plain sequential fine-tuning)."""
     return Selection(np.flatnonzero(inp.is_new).astype(np.int64))
 
 
-@strategy("multitask", trains_at_end=True)
+@strategy("multitask", trains_at_end=True, select_reads=())
 def multitask(inp: SelectionInput, cfg: SelectConfig) -> Selection:
     """The joint upper reference: the loop trains once on everything after the last arrival."""
     return Selection(np.arange(len(inp.ids), dtype=np.int64))

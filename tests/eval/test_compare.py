@@ -144,6 +144,29 @@ def test_a_method_change_makes_only_the_strategies_it_affects_stale(monkeypatch)
     assert all(n in compare.STRATEGIES for ns in compare.METHOD_CHANGES.values() for n in ns)
 
 
+def test_a_setting_a_strategy_never_reads_leaves_its_results_fresh():
+    """Changing Adapt-inf's clustering, CCS, scoring or pruning settings must not send the baselines
+    back to the CPU for another day: their digests leave out what they never read; Adapt-inf's
+    cover it all, and what a baseline does read still counts."""
+    compare = _load_compare()
+    config = ROOT / "configs" / "smoke.yaml"
+    names = ("sequential", "random", "random_prune", "oracle", "full", "multitask", "ppl", "adapt_inf",
+             "adapt_inf_prune")
+    before = {n: compare.config_sha(config, n, 0, SHORT) for n in names}
+
+    def changed(*overrides: str) -> list[str]:
+        return [n for n in names if compare.config_sha(config, n, 0, [*SHORT, *overrides]) != before[n]]
+
+    assert changed("select.cluster.k=3", "select.cluster.features=embedding") == ["adapt_inf", "adapt_inf_prune"]
+    assert changed("select.ccs.tail=rate") == ["ppl", "adapt_inf", "adapt_inf_prune"]
+    assert changed("score.sketch.layers=[-2]") == ["ppl", "adapt_inf", "adapt_inf_prune"]
+    assert changed("prune.epsilon=0.1") == ["adapt_inf_prune"]  # random_prune evicts uniformly
+    assert changed("select.new_floor=2") == ["random", "random_prune", "ppl", "adapt_inf", "adapt_inf_prune"]
+    assert changed("select.budget.fraction=0.25") == [n for n in names if n not in ("sequential", "full",
+                                                                                   "multitask")]
+    assert changed("train.lr=0.01") == list(names)
+
+
 def _seed_copies(compare, name: str, seeds: list[int], runs: Path) -> None:
     """Result files of ``name`` for ``seeds``, fresh under the demo config: the committed seed-0
     result with its seed and digest replaced and, past seed 0, about 1 answer in 10 flipped (seeded),

@@ -61,3 +61,35 @@ def test_strategy_contract(name):
 def test_only_multitask_trains_at_the_end():
     assert [n for n, s in STRATEGIES.items() if s.trains_at_end] == ["multitask"]
     assert get_strategy("adapt_inf").needs_scores and get_strategy("adapt_inf").sketches
+
+
+def _changed(cfg: SelectConfig, field: str) -> SelectConfig:
+    """``cfg`` with select setting ``field`` moved away from its value (one that changes what Adapt-inf picks)."""
+    import dataclasses
+
+    other = {"budget": BudgetConfig(fraction=0.5), "cluster": ClusterConfig(k=2, seed=5),
+             "route": dataclasses.replace(cfg.route, mode="random"), "ccs": dataclasses.replace(cfg.ccs, seed=9),
+             "route_experts": ["el2n"], "sampling": "hardest", "seed": 7, "new_floor": 2.0}
+    return dataclasses.replace(cfg, **{field: other[field]})
+
+
+@pytest.mark.parametrize("name", [*STRATEGIES, *SINGLE])
+def test_a_strategy_selects_the_same_whatever_it_declares_unread(name):
+    """select_reads is what keeps a baseline's results fresh when Adapt-inf's settings change
+    (eval/compare.py's digest leaves the rest out), so it must be true: every other setting
+    leaves the selection as it is, and each one it reads can change it."""
+    import dataclasses
+
+    strat = get_strategy(name)
+    inp = lambda: _input(provenance=strat.reads_provenance)  # noqa: E731
+    base = strat.fn(inp(), _cfg()).indices
+    fields = [f.name for f in dataclasses.fields(SelectConfig) if f.name != "strategy"]
+    reads = fields if strat.select_reads is None else strat.select_reads
+    assert set(reads) <= set(fields)
+    for field in fields:
+        same = np.array_equal(base, strat.fn(inp(), _changed(_cfg(), field)).indices)
+        if field not in reads:
+            assert same, f"{name} changed its selection with select.{field}, which it declares unread"
+    for field in ("budget", "seed"):  # what the uniform baselines and the oracle draw with
+        if strat.select_reads is not None and field in reads and name not in SINGLE:
+            assert not np.array_equal(base, strat.fn(inp(), _changed(_cfg(), field)).indices), field
