@@ -140,9 +140,12 @@ def test_interrupted_round_says_how_to_finish_or_drop_it(base, tmp_path, capsys)
     run = _copy(base[0], tmp_path / "runs")
     before = _files(run)
     cool = write_messages(tmp_path / "src" / "cool", "cool")
-    # The child's select stage waits for the signal, so Ctrl-C lands mid-round however loaded the machine is
-    # (interrupting on the stage's log line raced the round's end: a tiny round can finish before the signal).
-    child = ("import sys, time\n"
+    # The child's select stage waits for the signal, so Ctrl-C lands mid-round however loaded the machine is.
+    # It also takes SIGINT back from an inherited "ignore": a shell starts background jobs (`make test &`)
+    # with SIGINT ignored, and the child would finish the round and exit 0, while a user's Ctrl-C reaches a
+    # process in the foreground.
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
              "from lifelong import stages\n"
              "from lifelong.cli import main\n"
              "real = stages.ROUND['select']\n"
