@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.experiments import DEMO, DEMO_GOALS, GATE
+from eval.experiments import DEMO, DEMO_GOALS, GATE, LEVEL
 from lifelong.evaluation.metrics import headline
 from lifelong.machine import SHARED_BELOW, describe_machine, machine_line, shared
 
@@ -64,6 +64,13 @@ def gate(draws: dict, point: dict) -> tuple[dict, list[str]]:
             d, p = diff(b, a, "forgetting")
             out[f"{a}_forgets_less_than_{b}"] = verdict(d, p)
             lines.append(f"- forgetting of {b} − forgetting of {a}: {out[f'{a}_forgets_less_than_{b}']}")
+    if "adapt_inf_prune" in draws and "random" in draws:
+        # Where selection has little to find (the clean stream), the capped method should at least not
+        # fall behind an uncapped uniform draw: its difference's interval above -LEVEL.
+        d, p = diff("adapt_inf_prune", "random")
+        out["adapt_inf_prune_level_with_random"] = verdict(d, p, threshold=-LEVEL)
+        lines.append(f"- final avg acc of adapt_inf_prune − that of random (uncapped) > −{LEVEL}: "
+                     f"{out['adapt_inf_prune_level_with_random']}")
     return out, lines
 
 

@@ -34,6 +34,9 @@ DEFAULT_STRATEGIES = "sequential,random,random_prune,oracle,adapt_inf,adapt_inf_
 # The gate of a stream that measures selection: a perfect selector (oracle) beats a uniform one (random)
 # by at least this much final average accuracy, with its 95% interval above 0.
 GATE = 0.08
+# Where selection has little to find, Adapt-inf with its pool cap should end level with uniform random
+# without a cap: their difference's 95% interval above -LEVEL.
+LEVEL = 0.02
 # The base config as it is (Adapt-inf with its pool cap): what `make demo` runs.
 DEMO = "adapt_inf_prune"
 # The demo's learning goals: every task >= 0.3 right after its own round, their

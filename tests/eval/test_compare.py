@@ -266,6 +266,23 @@ def test_the_gate_needs_the_margin_and_an_interval_above_zero():
     assert compare_table.gate(noisy, point)[0]["oracle_above_random"]["passed"] is False
 
 
+def test_level_with_random_needs_the_interval_above_minus_the_tolerance():
+    """adapt_inf_prune against uncapped random: met only when the whole interval of the difference
+    lies above -LEVEL, not met when it lies below, within noise when it straddles it."""
+    from eval import compare_table
+    from eval.experiments import LEVEL
+
+    base = np.random.default_rng(1).normal(0.8, 0.005, 1000)  # interval half-width ~0.01
+    for shift, word in ((0.0, "**met**"), (-LEVEL - 0.03, "**not met**"), (-LEVEL, "within noise")):
+        draws = {"adapt_inf_prune": {"avg_acc": base + shift, "forgetting": np.zeros(1000)},
+                 "random": {"avg_acc": np.full(1000, 0.8), "forgetting": np.zeros(1000)}}
+        point = {n: {k: float(np.mean(v)) for k, v in d.items()} for n, d in draws.items()}
+        out, lines = compare_table.gate(draws, point)
+        assert out["adapt_inf_prune_level_with_random"].startswith(word), (shift, out)
+        assert lines == [f"- final avg acc of adapt_inf_prune − that of random (uncapped) > −{LEVEL}: "
+                         f"{out['adapt_inf_prune_level_with_random']}"]
+
+
 def test_the_demo_goals_are_reported_on_the_demo_stream_only(tmp_path):
     """The learning goals are about what `make demo` runs: compare.md states them under the demo's
     config and leaves them out under any other base config (here a copy of the demo's under another
