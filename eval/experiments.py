@@ -105,7 +105,7 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
     "pruning to the cap": ("one global SemDeDup threshold (prune.mode count)", ["prune_quota", "prune_uniform"]),
     "clusters": ("k-means into 32 on centred hidden-state embeddings, merged into K",
                  ["clusters_dataset", "clusters_random", "clusters_sketch", "clusters_no_merge"]),
-    "K": ("the base config's (12 in configs/messy.yaml)", ["k4", "k8", "k16", "k_auto"]),
-    "new_floor": ("the base config's (1 in configs/messy.yaml)", ["new_floor_0"]),
+    "K": ("the base config's (12 in configs/messy.yaml and configs/demo.yaml)", ["k4", "k8", "k16", "k_auto"]),
+    "new_floor": ("the base config's (1 in configs/messy.yaml and configs/demo.yaml)", ["new_floor_0"]),
     "the paper's settings (more than one change)": ("the base config", ["paper"]),
 }
