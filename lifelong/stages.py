@@ -232,10 +232,14 @@ def prune(run, t, d, entry, entries):
             if cfg.mode == "uniform":
                 res = evict_uniform(len(ids), cap, cfg.cluster.seed)  # the partition's per-round seed
             else:
-                emb = embeddings(run, t, ids)  # (N, H) memmap
+                emb = (content_embeddings(run, t, ids) if cfg.features == "content"
+                       else embeddings(run, t, ids))  # (N, D) memmap
                 clusters = (selection_partition(emb, run.layout.scores_table(t), ids)
                             if cfg.mode == "quota" else partition(emb, cfg.cluster))  # select's, or pruning's own
-                res = semdedup(emb, clusters.labels, clusters.centroids, cfg)
+                of = {lab.id: lab.dataset for lab in run.pool.labels(ids)}
+                names = sorted(set(of.values()))
+                groups = np.array([names.index(of[i]) for i in ids], dtype=np.int64)
+                res = semdedup(emb, clusters.labels, clusters.centroids, cfg, groups)
                 del emb
             records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,
                         "reason": str(why), "duplicate_of": ids[k] if k >= 0 else None}
@@ -250,6 +254,16 @@ def prune(run, t, d, entry, entries):
                     for r in todo])
     compacted = run.pool.compact() if records else False  # pruned content leaves the file too
     return {"pruned": len(records), "pool_size": run.pool.count(), "compacted": compacted}
+
+
+def content_embeddings(run, t, ids) -> np.ndarray:
+    """Content features (N, D) of the pool for pruning (``prune.features: content``; no model),
+    memory-mapped from ``rounds/<t>/prune/embeddings.npy`` (deleted once the decision is made)."""
+    from lifelong.pruning.content import content_features
+
+    out = run.layout.prune_embeddings(t)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return content_features(run.pool.view(ids), run.pool.load_image, out=out)
 
 
 def embeddings(run, t, ids) -> np.ndarray:

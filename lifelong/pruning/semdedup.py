@@ -24,6 +24,11 @@ Definitions (per cluster k with unit embeddings x_i and unit centroid c_k):
    removes its kept samples most similar to an earlier kept one, references of
    removed duplicates last (kept samples are then pairwise <= 1 - epsilon, so
    thinning removes no duplicate pair unless the cap forces a reference out).
+   With ``thin: dataset`` the removals still missing are instead shared out
+   over the datasets in proportion to their remaining sizes (largest
+   remainder; so each dataset keeps its share of the pool, as under a uniform
+   draw), and each dataset removes its kept samples most similar to an earlier
+   kept one, references of removed duplicates last.
 
 5. ``quota`` mode (the Adapt-inf reference's rule) runs over selection's
    pseudo-skill clusters (``partition.selection_labels``), not pruning's own
@@ -64,6 +69,15 @@ class PruneConfig:
         ``quota`` (the reference's rule) water-fills the cap over selection's
         pseudo-skill clusters and removes, in each, the samples most similar
         to an earlier one down to its quota (module docstring, point 5).
+    features: what similarity is measured on: ``hidden``, the mean last hidden
+        state of the scoring model (SemDeDup's embedding); ``content``, the
+        sample's image thumbnail and idf-weighted words, no model
+        (lifelong/pruning/content.py), so near-copies score near 1 and distinct
+        records of one template do not.
+    thin: in count mode, once no pair is above 1 - epsilon, where the removals
+        still missing come from: ``cluster`` water-fills the cap over pruning's
+        partition (the largest clusters shrink first); ``dataset`` takes them
+        from every dataset in proportion to its size, most redundant first.
     epsilon: what counts as redundant, in count and epsilon modes: cosine > 1 - epsilon to an
         earlier kept sample. 0.05 (cos > 0.95) catches re-encoded or lightly
         edited copies while distinct samples of one skill stay below.
@@ -78,6 +92,8 @@ class PruneConfig:
 
     cap: Optional[int] = None
     mode: Literal["count", "epsilon", "uniform", "quota"] = "count"
+    features: Literal["hidden", "content"] = "hidden"
+    thin: Literal["cluster", "dataset"] = "cluster"
     epsilon: float = 0.05
     order: Literal["far_first", "near_first"] = "far_first"
     neighbours: int = 8
@@ -91,6 +107,10 @@ class PruneConfig:
             raise ValueError(f"prune.cap must be >= 0, got {self.cap}")
         if self.mode not in ("count", "epsilon", "uniform", "quota"):
             raise ValueError(f"prune.mode must be count, epsilon, uniform or quota, got {self.mode!r}")
+        if self.features not in ("hidden", "content"):
+            raise ValueError(f"prune.features must be hidden or content, got {self.features!r}")
+        if self.thin not in ("cluster", "dataset"):
+            raise ValueError(f"prune.thin must be cluster or dataset, got {self.thin!r}")
 
 
 @dataclass
@@ -296,8 +316,12 @@ def _pair_sim(table: MaxSimTable, ref: np.ndarray, embeddings) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def prune_by_count(table: MaxSimTable, cap: int, epsilon: float, embeddings=None) -> PruneResult:
-    """Remove exactly max(N - cap, 0) samples, redundancy first (module docstring, point 4)."""
+def prune_by_count(table: MaxSimTable, cap: int, epsilon: float, embeddings=None,
+                   groups: Optional[np.ndarray] = None) -> PruneResult:
+    """Remove exactly max(N - cap, 0) samples, redundancy first (module docstring, point 4).
+
+    groups: (N,) int per sample (by global index): thin in proportion to these
+    groups (``thin: dataset``) rather than towards equal partition clusters."""
     n = len(table.index)
     target = max(n - int(cap), 0)
     floor = 1.0 - epsilon
@@ -340,7 +364,8 @@ def prune_by_count(table: MaxSimTable, cap: int, epsilon: float, embeddings=None
                     protected[r_kept[r]] = True
                 short -= 1
         if short > 0:  # no redundancy left: thin the clusters towards equal sizes
-            extra = _thin(table, removed, protected, s_kept, short)
+            extra = (_thin(table, removed, protected, s_kept, short) if groups is None else
+                     _thin_proportional(table, removed, protected, s_kept, short, np.asarray(groups)[table.index]))
             removed[extra], ref[extra], sim[extra], reason[extra] = True, r_kept[extra], s_kept[extra], "semdedup_thin"
     return _result(table, removed, sim, ref, reason)
 
@@ -373,10 +398,34 @@ def _thin(table: MaxSimTable, removed: np.ndarray, protected: np.ndarray, s_kept
     return order[rank < quota[table.cluster[order]]]
 
 
-def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneConfig) -> PruneResult:
+def _thin_proportional(table: MaxSimTable, removed: np.ndarray, protected: np.ndarray, s_kept: np.ndarray,
+                       count: int, group: np.ndarray) -> np.ndarray:
+    """Table rows (count,) to remove from the kept ones, shared over ``group`` (per table row)
+    in proportion to each group's kept size (largest remainder, ties to the lower group); in a
+    group the most similar to an earlier kept row go first, references of removed duplicates
+    last (ties: later position first)."""
+    kept = ~removed
+    _, g = np.unique(group, return_inverse=True)
+    sizes = np.bincount(g[kept], minlength=int(g.max()) + 1)
+    share = count * sizes / max(int(sizes.sum()), 1)
+    quota = np.floor(share).astype(np.int64)
+    rest = count - int(quota.sum())
+    if rest > 0:
+        quota[np.lexsort((np.arange(len(share)), -(share - quota)))[:rest]] += 1
+    quota = np.minimum(quota, sizes)
+    rows = np.flatnonzero(kept)
+    order = rows[np.lexsort((-table.position[rows], -s_kept[rows].astype(np.float64), protected[rows], g[rows]))]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.arange(len(order)) - starts[g[order]]
+    return order[rank < quota[g[order]]]
+
+
+def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneConfig,
+             groups: Optional[np.ndarray] = None) -> PruneResult:
     """Samples to remove from the pool by cluster-wise SemDeDup under ``cfg``.
 
     Count mode with no cap, or a pool already within the cap, removes nothing.
+    groups: (N,) int dataset of each sample, which ``thin: dataset`` needs.
     """
     if cfg.mode == "uniform":
         raise ValueError("prune.mode uniform draws without embeddings: lifelong.pruning.uniform.evict_uniform")
@@ -386,7 +435,9 @@ def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneCo
         return PruneResult(empty, np.zeros(0, np.float32), empty, empty, np.zeros(0, dtype=str))
     table = max_sim_table(embeddings, labels, centroids, cfg)
     if cfg.mode == "count":
-        return prune_by_count(table, cfg.cap, cfg.epsilon, embeddings)
+        if cfg.thin == "dataset" and groups is None:
+            raise ValueError("prune.thin=dataset needs each sample's dataset (groups)")
+        return prune_by_count(table, cfg.cap, cfg.epsilon, embeddings, groups if cfg.thin == "dataset" else None)
     if cfg.mode == "quota":
         return prune_by_quota(table, cfg.cap, cfg.epsilon)
     return prune_by_epsilon(table, cfg.epsilon, embeddings)

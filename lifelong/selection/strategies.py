@@ -151,7 +151,7 @@ class Strategy:
     def unread(self, cfg) -> list[str]:
         """Dotted paths of run config ``cfg`` (a RunConfig using this strategy) that its runs
         never read: ``select`` settings outside ``select_reads``; ``score`` when no round
-        scores and pruning needs no embeddings; ``prune`` settings other than ``cap`` when
+        scores and pruning needs no model embeddings; ``prune`` settings other than ``cap`` when
         nothing is pruned, and the ones uniform eviction ignores."""
         import dataclasses
 
@@ -160,7 +160,7 @@ class Strategy:
             out += [f"select.{f.name}" for f in dataclasses.fields(cfg.select)
                     if f.name != "strategy" and f.name not in self.select_reads]
         prune = self.prune_config(cfg.prune)
-        embeds = prune.cap is not None and prune.mode != "uniform"
+        embeds = prune.cap is not None and prune.mode != "uniform" and prune.features == "hidden"
         if not self.needs_scores and not embeds:
             out.append("score")
         keep = {"cap"} if prune.cap is None else {"cap", "cluster"} if prune.mode == "uniform" else None
