@@ -58,15 +58,17 @@ def test_smoke_config_runs_every_round(tmp_path, capsys):
     assert list((run / "metrics/tb").rglob("events.out.tfevents*"))
 
 
-def _write_dataset(root: Path, n_distinct: int, n_dups: int) -> None:
-    """Distinct questions (one word each) and exact-content near-duplicates (1 px image shift)."""
+def _write_dataset(root: Path, n_distinct: int, n_dups: int, block: int = 1) -> None:
+    """Distinct questions (one word each) and exact-content near-duplicates (1 px image shift);
+    ``block`` > 1: pictures of 16 x 16 blocks of that many pixels (smooth, as photographs are at
+    a thumbnail's scale) rather than 16 x 16 pixels of noise."""
     (root / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
     recs = []
     words = ["apple", "river", "cloud", "stone", "music", "table", "green", "horse", "paper", "light",
              "sugar", "metal", "ocean", "tiger", "bread", "chair", "dream", "frost", "glass", "honey"]
     for i in range(n_distinct):
-        arr = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        arr = np.kron(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), np.ones((block, block, 1), np.uint8))
         Image.fromarray(arr).save(root / "images" / f"{i}.png")
         q = f"<image>\nTell me about {words[i % len(words)]} number {i * 7919 % 1000}."
         recs.append({"id": f"d{i}", "image": f"images/{i}.png",
@@ -99,6 +101,25 @@ def test_pruning_removes_near_duplicates_before_distinct_samples(tmp_path):
         assert pool.check() == []
         row = pool.db.execute("SELECT conversation FROM samples WHERE status='pruned'").fetchone()
         assert row[0] is None
+
+
+def test_pruning_on_content_features_finds_the_near_duplicates(tmp_path):
+    """prune.features content, thin dataset: the shifted copies are the removals, by their content
+    (the same words, the picture one pixel over), with no model involved."""
+    data = tmp_path / "qa"
+    _write_dataset(data, n_distinct=30, n_dups=8, block=4)
+    assert main(["run", str(ROOT / "configs/smoke.yaml"), f"runs_dir={tmp_path}", "name=prune",
+                 "stream.builtin=none", f"stream.datasets=[{{name: qa, train: {data}}}]", "select.cluster.k=1",
+                 "prune.cap=30", "prune.features=content", "prune.thin=dataset", "prune.epsilon=0.02",
+                 "tracker.log_with=[]"]) == 0
+    with Pool(tmp_path / "prune/pool") as pool:
+        assert pool.count() == 30
+        ledger = pool.ledger()
+        removed = {r["sample_id"].split("/")[-1] for r in ledger}
+        for j in range(8):
+            assert len({f"d{j}", f"dup{j}"} & removed) == 1, removed
+        assert all(r["reason"] == "semdedup_duplicate" and r["max_sim"] > 0.98 for r in ledger)
+    assert not list(tmp_path.glob("prune/rounds/*/prune/embeddings*.npy"))  # the features file is gone
 
 
 def test_select_then_train_outside_a_run(tmp_path, capsys):

@@ -8,7 +8,8 @@ question) can look *less* alike than two distinct records. Redundancy is about
 content, so this feature is built from the content alone, with no model:
 
 - image part: the first image as a ``side`` x ``side`` RGB thumbnail
-  (bilinear), centred on its own mean and scaled to unit length. A shift by a
+  (bilinear), centred on its own mean and scaled to unit length (a uniform grey
+  image has no image part). A shift by a
   pixel or a re-encoding barely moves it; another picture of the same kind does.
 - text part: the words of every turn (lower-cased; ``<image>`` and punctuation
   dropped) hashed into ``buckets`` slots, each weighted (1 + log tf) x idf with
@@ -54,7 +55,7 @@ def _buckets(tokens: list[str], buckets: int) -> tuple[np.ndarray, np.ndarray]:
 
 def thumbnail(image, side: int = SIDE) -> np.ndarray:
     """(side * side * 3,) float32 unit vector: the RGB thumbnail of a PIL image, centred on its mean
-    (a flat image gives zeros)."""
+    (a uniform grey image gives zeros)."""
     from PIL import Image
 
     px = np.asarray(image.convert("RGB").resize((side, side), Image.BILINEAR), dtype=np.float32).ravel()
@@ -100,7 +101,7 @@ def content_features(samples: Sequence, load_image: Callable, side: int = SIDE, 
                 block[j, d_img:] = text
             norm = float(np.linalg.norm(block[j]))
             if norm > 0:
-                block[j] /= norm  # a sample with no words and a flat image stays zero
+                block[j] /= norm  # no words and a uniform grey image: stays zero
         rows[a:a + len(part)] = block
     if out is None:
         return rows
