@@ -236,10 +236,8 @@ def prune(run, t, d, entry, entries):
                        else embeddings(run, t, ids))  # (N, D) memmap
                 clusters = (selection_partition(emb, run.layout.scores_table(t), ids)
                             if cfg.mode == "quota" else partition(emb, cfg.cluster))  # select's, or pruning's own
-                of = {lab.id: lab.dataset for lab in run.pool.labels(ids)}
-                names = sorted(set(of.values()))
-                groups = np.array([names.index(of[i]) for i in ids], dtype=np.int64)
-                res = semdedup(emb, clusters.labels, clusters.centroids, cfg, groups)
+                res = semdedup(emb, clusters.labels, clusters.centroids, cfg,
+                               dataset_groups(run.pool, ids) if cfg.thin == "dataset" else None)
                 del emb
             records = [{"id": ids[i], "cluster": int(c), "max_sim": float(m) if np.isfinite(m) else None,
                         "reason": str(why), "duplicate_of": ids[k] if k >= 0 else None}
@@ -254,6 +252,13 @@ def prune(run, t, d, entry, entries):
                     for r in todo])
     compacted = run.pool.compact() if records else False  # pruned content leaves the file too
     return {"pruned": len(records), "pool_size": run.pool.count(), "compacted": compacted}
+
+
+def dataset_groups(pool, ids) -> np.ndarray:
+    """(N,) int64 the dataset of each of ``ids`` as a number (datasets in name order)."""
+    of = {lab.id: lab.dataset for lab in pool.labels(ids)}
+    number = {name: k for k, name in enumerate(sorted(set(of.values())))}
+    return np.array([number[of[i]] for i in ids], dtype=np.int64)
 
 
 def content_embeddings(run, t, ids) -> np.ndarray:
