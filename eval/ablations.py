@@ -55,13 +55,15 @@ def difference(draws: np.ndarray, point: float) -> str:
     return f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}] {word}"
 
 
-def paired(by: dict[str, list[dict]]) -> tuple[dict, dict]:
-    """(row -> {metric: draws}, row -> draws of its final avg acc minus the reference's on the same seeds).
+def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
+    """(row -> {metric: draws}, row -> draws of its final avg acc minus the reference's on the same seeds,
+    row -> (the seeds that difference is on, its point estimate)).
 
     Rows run on the same seeds share their bootstrap draws (seed and question): one bootstrap per set of
-    seeds, with the reference cut to those seeds. A row whose seeds the reference lacks has no difference.
+    seeds, with the reference cut to those seeds. A row run on seeds the reference lacks is compared on
+    the seeds both have (both cut to them); with none in common it has no difference.
     """
-    from lifelong.evaluation.multiseed import seed_question_bootstrap
+    from lifelong.evaluation.multiseed import point_estimates, seed_question_bootstrap
 
     by_seeds: dict[tuple, list[str]] = {}
     for n, rs in by.items():
@@ -77,7 +79,22 @@ def paired(by: dict[str, list[dict]]) -> tuple[dict, dict]:
             draws[n] = d[n]
             if ABLATION_BASE in d and n != ABLATION_BASE:
                 diffs[n] = d[n]["avg_acc"] - d[ABLATION_BASE]["avg_acc"]
-    return draws, diffs
+    on = {}
+    ref_seeds = {r["seed"] for r in by.get(ABLATION_BASE, [])}
+    for n, rs in by.items():
+        if n == ABLATION_BASE:
+            continue
+        common = [r for r in rs if r["seed"] in ref_seeds]
+        seeds = sorted(r["seed"] for r in common)
+        if not common:
+            continue
+        cut = {n: common, ABLATION_BASE: [r for r in by[ABLATION_BASE] if r["seed"] in seeds]}
+        if n not in diffs:
+            d = seed_question_bootstrap(cut, n=BOOTSTRAP, seed=0)
+            diffs[n] = d[n]["avg_acc"] - d[ABLATION_BASE]["avg_acc"]
+        p = point_estimates(cut)
+        on[n] = (seeds, float(p[n]["avg_acc"] - p[ABLATION_BASE]["avg_acc"]))
+    return draws, diffs, on
 
 
 def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, int], str]) -> str:
@@ -95,16 +112,16 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
     by = group(fresh)
     by = {n: by[n] for n in ROWS if n in by}
     point = point_estimates(by) if by else {}
-    draws, diffs = paired(by) if by else ({}, {})
+    draws, diffs, on = paired(by) if by else ({}, {}, {})
     rows: dict[str, dict] = {}
     for n, rs in by.items():
         shares = [v for v in (defects_trained(r["costs"]) for r in rs) if v is not None]
         rows[n] = {"seeds": [r["seed"] for r in rs], "overrides": ABLATIONS.get(n, []),
                    "avg_acc": point[n]["avg_acc"], "avg_acc_ci95": interval(draws[n]["avg_acc"]),
                    "forgetting": point[n]["forgetting"],
-                   "minus_reference": float(point[n]["avg_acc"] - point[ABLATION_BASE]["avg_acc"])
-                   if n in diffs else None,
-                   "minus_reference_ci95": interval(diffs[n]) if n in diffs else None,
+                   "minus_reference": on[n][1] if n in on else None,
+                   "minus_reference_ci95": interval(diffs[n]) if n in on else None,
+                   "minus_reference_seeds": on[n][0] if n in on else None,
                    "defects_trained": float(np.mean(shares)) if shares else None,
                    "samples_trained": int(np.mean([r["costs"]["samples_trained"] for r in rs]))}
 
@@ -116,8 +133,10 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         if r is None:
             return f"| {label} | — | {'not run yet' if n in wanted else 'not asked for'} | | | | | |"
         lo, hi = r["avg_acc_ci95"]
-        vs = difference(diffs[n], r["minus_reference"]) if n in diffs else "(reference)" \
+        vs = difference(diffs[n], r["minus_reference"]) if n in on else "(reference)" \
             if n == ABLATION_BASE else "—"
+        if n in on and on[n][0] != r["seeds"]:
+            vs += f" (on seeds {', '.join(map(str, on[n][0]))})"
         return (f"| {label} | {', '.join(map(str, r['seeds']))} | {f(r['avg_acc'])} | [{lo:.3f}, {hi:.3f}] | {vs} | "
                 f"{f(r['forgetting'])} | {f(r['defects_trained'])} | {r['samples_trained']} |")
 
@@ -132,7 +151,7 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         "# Ablations of Adapt-∞", "", f"Command: `{command}`", "",
         f"Every row is {ABLATION_BASE} (the base config, its pool cap and budget) with one change, so all train "
         "on the same budget under the same cap. Differences are a row's final average accuracy minus the "
-        f"reference's on the same seeds, with a 95% interval from a bootstrap over seeds and held-out questions "
+        f"reference's on the seeds both were run on, with a 95% interval from a bootstrap over seeds and held-out questions "
         f"together ({BOOTSTRAP} resamples): **above** / **below** when the interval excludes 0. Defects trained "
         "= share of flagged samples among everything trained on (from each round's composition).",
         *body,

@@ -32,8 +32,11 @@ def test_assembly_pairs_each_row_with_the_reference(tmp_path):
         _write(runs, _result("k4", seed, 1.0))  # every question right at the end: +1 in every resample
         _write(runs, _result("k16", seed, 0.0))  # the reference's answers: 0 in every resample
     _write(runs, _result("prune_quota", 0, 1.0))  # one seed only: paired with the reference's seed 0
+    for seed in (0, 1, 2):  # a seed the reference lacks: compared on the seeds both have
+        _write(runs, _result("k8", seed, 1.0 if seed < 2 else 0.0))
     _write(runs, _result("new_floor_0", 0, 1.0, sha="0" * 12))  # another config: stale
     expected = {(n, s): SHA for n in (ABLATION_BASE, "k4", "k16", "prune_quota", "new_floor_0") for s in (0, 1)}
+    expected.update({("k8", s): SHA for s in (0, 1, 2)})
     md = ablations.assemble_ablations("python -m eval.ablations", tmp_path, expected)
     out = json.loads((tmp_path / "ablations.json").read_text())
     rows = out["rows"]
@@ -42,6 +45,10 @@ def test_assembly_pairs_each_row_with_the_reference(tmp_path):
     assert rows["k16"]["minus_reference"] == 0.0 and rows["k16"]["minus_reference_ci95"] == [0.0, 0.0]
     assert rows["prune_quota"]["seeds"] == [0] and rows["prune_quota"]["minus_reference"] == 1.0
     assert rows[ABLATION_BASE]["minus_reference"] is None
+    # k8 averages 2/3 over its seeds, but its difference is on seeds 0 and 1, where it is right throughout
+    assert rows["k8"]["avg_acc"] == pytest.approx(2 / 3) and rows["k8"]["minus_reference"] == 1.0
+    assert rows["k8"]["minus_reference_seeds"] == [0, 1] and rows["k8"]["minus_reference_ci95"] == [1.0, 1.0]
+    assert "| k8: `select.cluster.k=8` | 0, 1, 2 | 0.667 |" in md and "**above** (on seeds 0, 1) |" in md
     # (10 x 0.2 + 30 x 0) / 40
     assert rows["k4"]["defects_trained"] == pytest.approx(0.05) and rows["k4"]["samples_trained"] == 40
     assert rows["k4"]["overrides"] == [*STRATEGIES[ABLATION_BASE], "select.cluster.k=4"]
