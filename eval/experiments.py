@@ -84,9 +84,9 @@ ABLATIONS: dict[str, list[str]] = {
     "ccs_fixed": ["select.ccs.tail=fixed"],
     "prune_quota": ["prune.mode=quota"],
     "prune_uniform": ["prune.mode=uniform"],
-    # redundancy judged on content (image thumbnail + idf-weighted words), near-copies only (cos > 0.98),
-    # the rest taken from every dataset in proportion to its size, most redundant first
-    "prune_content": ["prune.features=content", "prune.thin=dataset", "prune.epsilon=0.02"],
+    # the rule before content features: SemDeDup on the mean hidden state at cos > 0.95, past the
+    # duplicates the most similar first within pruning's partition (one global threshold)
+    "prune_hidden": ["prune.features=hidden", "prune.thin=cluster", "prune.epsilon=0.05"],
     "clusters_dataset": ["select.cluster.source=dataset"],
     "clusters_random": ["select.cluster.source=random"],
     "clusters_sketch": ["select.cluster.features=sketch"],  # merged 32 -> 12 as the base
@@ -107,7 +107,8 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
     "routing": ("the max-entropy expert per cluster", ["route_random", *(f"route_{e}" for e in ROUTED)]),
     "sampling within clusters": ("CCS, its hard cutoff following the pruning rate",
                                  ["sample_uniform", "sample_hardest", "sample_easiest", "ccs_fixed"]),
-    "pruning to the cap": ("one global SemDeDup threshold (prune.mode count)", ["prune_quota", "prune_uniform", "prune_content"]),
+    "pruning to the cap": ("near-copies by content (cos > 0.98) first, the rest from every dataset by its size",
+                           ["prune_hidden", "prune_quota", "prune_uniform"]),
     "clusters": ("k-means into 32 on centred hidden-state embeddings, merged into K",
                  ["clusters_dataset", "clusters_random", "clusters_sketch", "clusters_no_merge"]),
     "K": ("the base config's (12 in configs/messy.yaml and configs/demo.yaml)", ["k4", "k8", "k16", "k_auto"]),
