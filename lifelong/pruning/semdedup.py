@@ -24,11 +24,8 @@ Definitions (per cluster k with unit embeddings x_i and unit centroid c_k):
    removes its kept samples most similar to an earlier kept one, references of
    removed duplicates last (kept samples are then pairwise <= 1 - epsilon, so
    thinning removes no duplicate pair unless the cap forces a reference out).
-   With ``thin: dataset`` the removals still missing are instead shared out
-   over the datasets in proportion to their remaining sizes (largest
-   remainder; so each dataset keeps its share of the pool, as under a uniform
-   draw), and each dataset removes its kept samples most similar to an earlier
-   kept one, references of removed duplicates last.
+   ``thin: dataset`` shares those removals over the datasets in proportion to
+   their sizes instead (lifelong/pruning/thin.py).
 
 5. ``quota`` mode (the Adapt-inf reference's rule) runs over selection's
    pseudo-skill clusters (``partition.selection_labels``), not pruning's own
@@ -53,7 +50,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from lifelong.pruning.partition import PruneClusterConfig
-from lifelong.selection.budget import water_fill
+from lifelong.pruning.thin import thin_by_cluster, thin_by_group
 
 
 @dataclass
@@ -74,10 +71,8 @@ class PruneConfig:
         sample's image thumbnail and idf-weighted words, no model
         (lifelong/pruning/content.py), so near-copies score near 1 and distinct
         records of one template do not.
-    thin: in count mode, once no pair is above 1 - epsilon, where the removals
-        still missing come from: ``cluster`` water-fills the cap over pruning's
-        partition (the largest clusters shrink first); ``dataset`` takes them
-        from every dataset in proportion to its size, most redundant first.
+    thin: count mode's removals once no pair is above 1 - epsilon: ``cluster``
+        towards equal partition clusters, ``dataset`` by dataset size (thin.py).
     epsilon: what counts as redundant, in count and epsilon modes: cosine > 1 - epsilon to an
         earlier kept sample. 0.05 (cos > 0.95) catches re-encoded or lightly
         edited copies while distinct samples of one skill stay below.
@@ -364,8 +359,8 @@ def prune_by_count(table: MaxSimTable, cap: int, epsilon: float, embeddings=None
                     protected[r_kept[r]] = True
                 short -= 1
         if short > 0:  # no redundancy left: thin the clusters towards equal sizes
-            extra = (_thin(table, removed, protected, s_kept, short) if groups is None else
-                     _thin_proportional(table, removed, protected, s_kept, short, np.asarray(groups)[table.index]))
+            extra = (thin_by_cluster(table, removed, protected, s_kept, short) if groups is None else
+                     thin_by_group(table, removed, protected, s_kept, short, np.asarray(groups)[table.index]))
             removed[extra], ref[extra], sim[extra], reason[extra] = True, r_kept[extra], s_kept[extra], "semdedup_thin"
     return _result(table, removed, sim, ref, reason)
 
@@ -375,49 +370,11 @@ def prune_by_quota(table: MaxSimTable, cap: int, epsilon: float) -> PruneResult:
     n = len(table.index)
     none = np.zeros(n, dtype=bool)
     sim, ref = _kept_similarity(table, none)  # nothing removed yet: the max-sim to any earlier sample
-    rows = _thin(table, none, none, sim, max(n - int(cap), 0))
+    rows = thin_by_cluster(table, none, none, sim, max(n - int(cap), 0))
     removed = np.zeros(n, dtype=bool)
     removed[rows] = True
     reason = np.where(sim > 1.0 - epsilon, "semdedup_duplicate", "semdedup_quota")
     return _result(table, removed, sim, ref, reason)
-
-
-def _thin(table: MaxSimTable, removed: np.ndarray, protected: np.ndarray, s_kept: np.ndarray, count: int) -> np.ndarray:
-    """Table rows (count,) to remove from the kept ones: the kept total is water-filled
-    over the clusters; in each, the most similar to an earlier kept row go first,
-    references of removed duplicates last (ties: later position first)."""
-    kept = ~removed
-    k = int(table.cluster.max()) + 1
-    sizes = np.bincount(table.cluster[kept], minlength=k)
-    quota = sizes - water_fill(sizes, int(sizes.sum()) - count)
-    rows = np.flatnonzero(kept)
-    order = rows[np.lexsort((-table.position[rows], -s_kept[rows].astype(np.float64), protected[rows],
-                             table.cluster[rows]))]
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.arange(len(order)) - starts[table.cluster[order]]
-    return order[rank < quota[table.cluster[order]]]
-
-
-def _thin_proportional(table: MaxSimTable, removed: np.ndarray, protected: np.ndarray, s_kept: np.ndarray,
-                       count: int, group: np.ndarray) -> np.ndarray:
-    """Table rows (count,) to remove from the kept ones, shared over ``group`` (per table row)
-    in proportion to each group's kept size (largest remainder, ties to the lower group); in a
-    group the most similar to an earlier kept row go first, references of removed duplicates
-    last (ties: later position first)."""
-    kept = ~removed
-    _, g = np.unique(group, return_inverse=True)
-    sizes = np.bincount(g[kept], minlength=int(g.max()) + 1)
-    share = count * sizes / max(int(sizes.sum()), 1)
-    quota = np.floor(share).astype(np.int64)
-    rest = count - int(quota.sum())
-    if rest > 0:
-        quota[np.lexsort((np.arange(len(share)), -(share - quota)))[:rest]] += 1
-    quota = np.minimum(quota, sizes)
-    rows = np.flatnonzero(kept)
-    order = rows[np.lexsort((-table.position[rows], -s_kept[rows].astype(np.float64), protected[rows], g[rows]))]
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.arange(len(order)) - starts[g[order]]
-    return order[rank < quota[g[order]]]
 
 
 def semdedup(embeddings, labels: np.ndarray, centroids: np.ndarray, cfg: PruneConfig,
