@@ -65,6 +65,7 @@ ADDED_KEYS: dict[str, object] = {
     "select.cluster.merge_from": None,
     "prune.features": "hidden",
     "prune.thin": "cluster",
+    "select.size_power": 0.0,
 }
 
 # The ablations of Adapt-inf on the messy stream (`python -m eval.ablations`): name -> overrides.
@@ -96,6 +97,9 @@ ABLATIONS: dict[str, list[str]] = {
     "k16": ["select.cluster.k=16"],
     "k_auto": ["select.cluster.k=null"],
     "new_floor_0": ["select.new_floor=0"],
+    # the budget over clusters in proportion to the square roots of their sizes / to their sizes
+    "share_sqrt": ["select.size_power=0.5"],
+    "share_size": ["select.size_power=1"],
     # the paper's settings: k-means on the sketches into 8, CCS dropping 5 % at each tail (the base
     # config's before validation chose the departures)
     "paper": ["select.cluster.features=sketch", "select.cluster.merge_from=null", "select.cluster.k=8",
@@ -113,5 +117,6 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
                  ["clusters_dataset", "clusters_random", "clusters_sketch", "clusters_no_merge"]),
     "K": ("the base config's (12 in configs/messy.yaml and configs/demo.yaml)", ["k4", "k8", "k16", "k_auto"]),
     "new_floor": ("the base config's (1 in configs/messy.yaml and configs/demo.yaml)", ["new_floor_0"]),
+    "budget over clusters": ("equal shares, water-filled (the paper's)", ["share_sqrt", "share_size"]),
     "the paper's settings (more than one change)": ("the base config", ["paper"]),
 }

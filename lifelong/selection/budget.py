@@ -53,17 +53,18 @@ def resolve_budget(pool_size: int, cfg: BudgetConfig, seen: int | None = None) -
     return min(int(math.floor(cfg.fraction * base + 1e-9)), pool_size)
 
 
-def water_fill(sizes, total: int) -> np.ndarray:
-    """Shares (K,) int64 of ``total`` over clusters of ``sizes`` (K,), each share <= its size.
+def water_fill(sizes, total: int, power: float = 0.0) -> np.ndarray:
+    """Shares (K,) int64 of ``total`` over clusters of ``sizes`` (K,), each share <= its size,
+    in proportion to size ** ``power`` (0: equal shares, the paper's split; 1: in proportion
+    to the sizes, what a uniform draw gives each cluster on average; 0.5: to their square roots).
 
-    Repeat: share = remaining // (clusters still open); every open cluster of
-    size <= share is taken whole and closed. When no open cluster fits in its
-    share, each open cluster gets the share and the remainder units
-    (remaining - share * open < open) go one each to the open clusters in order
-    of size, largest first, then lowest index. The shares sum to exactly
-    min(total, sum(sizes)).
+    Repeat: each open cluster's share is the remaining total times its weight over the open
+    weights; every open cluster whose size is <= its share is taken whole and closed. When none
+    is, each open cluster gets the whole part of its share, and the units left over go one each
+    to the open clusters with the largest fractional parts, ties to the larger cluster, then to
+    the lower index. The shares sum to exactly min(total, sum(sizes)).
 
-    Example: sizes [2, 10, 10], total 14 -> share 4, cluster 0 taken whole (2);
+    Example (power 0): sizes [2, 10, 10], total 14 -> share 14/3, cluster 0 taken whole (2);
     remaining 12 over 2 clusters -> [2, 6, 6].
     """
     sizes = np.asarray(sizes, dtype=np.int64)
@@ -71,11 +72,14 @@ def water_fill(sizes, total: int) -> np.ndarray:
         raise ValueError(f"sizes must be a 1-D array of counts >= 0, got {sizes}")
     if total < 0:
         raise ValueError(f"total must be >= 0, got {total}")
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"power must be in [0, 1], got {power}")
+    weights = np.where(sizes > 0, sizes.astype(np.float64) ** power, 0.0)
     shares = np.zeros_like(sizes)
     remaining = min(int(total), int(sizes.sum()))
-    open_ = np.ones(len(sizes), dtype=bool)
+    open_ = sizes > 0
     while open_.any():
-        share = remaining // int(open_.sum())
+        share = np.where(open_, remaining * weights / weights[open_].sum(), 0.0)
         fits = open_ & (sizes <= share)
         if fits.any():
             shares[fits] = sizes[fits]
@@ -83,9 +87,11 @@ def water_fill(sizes, total: int) -> np.ndarray:
             open_ &= ~fits
             continue
         idx = np.flatnonzero(open_)
-        shares[idx] = share
-        extra = remaining - share * len(idx)
-        by_size = idx[np.lexsort((idx, -sizes[idx]))]  # largest first, then lowest index
-        shares[by_size[:extra]] += 1
+        whole = np.floor(share[idx]).astype(np.int64)
+        shares[idx] = whole
+        extra = remaining - int(whole.sum())
+        frac = share[idx] - whole
+        order = idx[np.lexsort((idx, -sizes[idx], -frac))]  # largest fraction, larger, lower index
+        shares[order[:extra]] += 1
         break
     return shares

@@ -48,6 +48,13 @@ class SelectConfig:
         untrained samples share one gradient direction, tends to fill one
         cluster and get 1/K of the budget. Applies to the budgeted strategies
         (adapt_inf, random, single experts).
+    size_power: how Adapt-∞ splits a round's budget over its clusters: shares in
+        proportion to cluster size ** size_power, each at most its cluster
+        (``budget.water_fill``). 0 (default) = the paper's equal shares, which
+        give a skill as much as the number of clusters it falls into (a one-
+        cluster skill 1/K of the budget, a tiny cluster of mislabelled samples
+        nearly all of itself); 1 = in proportion to size, a uniform draw's
+        split; 0.5 = to the square roots, in between.
     """
 
     strategy: str = "adapt_inf"
@@ -59,10 +66,13 @@ class SelectConfig:
     sampling: str = "ccs"
     seed: int = 0
     new_floor: float = 0.0
+    size_power: float = 0.0
 
     def __post_init__(self):
         if not self.new_floor >= 0:
             raise ValueError(f"select.new_floor must be >= 0, got {self.new_floor}")
+        if not 0.0 <= self.size_power <= 1.0:
+            raise ValueError(f"select.size_power must be in [0, 1], got {self.size_power}")
         if self.sampling not in SAMPLERS:
             raise ValueError(f"select.sampling must be one of {sorted(SAMPLERS)}, got {self.sampling!r}")
 
@@ -262,7 +272,8 @@ def pseudo_skills(inp: SelectionInput, cfg: SelectConfig) -> ClusterResult:
 
 @strategy("adapt_inf", needs_scores=True, sketches=True)
 def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
-    """Pseudo-skill clusters on sketches, max-entropy expert per cluster, water-filled CCS."""
+    """Pseudo-skill clusters on sketches, max-entropy expert per cluster, water-filled CCS
+    (shares by ``size_power``)."""
     res = pseudo_skills(inp, cfg)
     candidates = {e: selection_scores(e, inp.scores[e])
                   for e in cfg.route_experts if e in inp.scores and e not in NEVER_ROUTED}
@@ -272,7 +283,7 @@ def adapt_inf(inp: SelectionInput, cfg: SelectConfig) -> Selection:
 
     def pick(rows: np.ndarray, b: int):
         labels = res.labels[rows]
-        shares = water_fill(np.bincount(labels, minlength=res.k), b)
+        shares = water_fill(np.bincount(labels, minlength=res.k), b, cfg.size_power)
         sub = {e: np.asarray(v)[rows] for e, v in candidates.items()}
         return rows[select_per_cluster(labels, sub, routed.chosen, shares, cfg.ccs, cfg.sampling)], shares
 

@@ -69,7 +69,8 @@ def _changed(cfg: SelectConfig, field: str) -> SelectConfig:
 
     other = {"budget": BudgetConfig(fraction=0.5), "cluster": ClusterConfig(k=2, seed=5),
              "route": dataclasses.replace(cfg.route, mode="random"), "ccs": dataclasses.replace(cfg.ccs, seed=9),
-             "route_experts": ["el2n"], "sampling": "hardest", "seed": 7, "new_floor": 2.0}
+             "route_experts": ["el2n"], "sampling": "hardest", "seed": 7, "new_floor": 2.0,
+             "size_power": 1.0}
     return dataclasses.replace(cfg, **{field: other[field]})
 
 
