@@ -154,3 +154,22 @@ def test_one_default_expert_list():
     assert ScoreConfig().experts == list(DEFAULT_SCORED)
     assert SelectConfig().route_experts == routable() == [e for e in EXPERTS if e != "random"]
     assert set(DEFAULT_SCORED) - {"random"} <= set(routable())
+
+
+# ---- the budget over clusters (select.size_power) ---------------------------------------------------
+@pytest.mark.parametrize("power, expected", [(0.0, [7, 7, 6]), (0.5, [9, 7, 4]), (1.0, [12, 6, 2])])
+def test_adapt_inf_splits_the_budget_by_a_power_of_cluster_size(power, expected):
+    """Datasets of 60, 30 and 10 as the clusters (cluster.source=dataset), budget 20: equal shares
+    give the 10-sample dataset 6 (60 % of itself), size ** 0.5 gives 4, size gives 2 (a uniform draw's)."""
+    n, rng = 100, np.random.default_rng(0)
+    datasets = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+    sketches = rng.standard_normal((n, 8)).astype(np.float16)
+    inp = SelectionInput([f"s{i}" for i in range(n)], np.zeros(n, dtype=bool), sketches,
+                         {e: rng.random(n) for e in ("ppl", "el2n", "entropy", "grand")}, datasets=datasets)
+    cfg = SelectConfig(budget=BudgetConfig(count=20, fraction=None), cluster=ClusterConfig(source="dataset"), size_power=power)
+    sel = adapt_inf(inp, cfg)
+    picked = np.asarray(datasets)[sel.indices]
+    assert [int(np.sum(picked == d)) for d in "abc"] == expected
+    assert sel.shares.tolist() == expected
+    with pytest.raises(ValueError, match="size_power"):
+        SelectConfig(size_power=2.0)
