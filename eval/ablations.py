@@ -1,4 +1,4 @@
-"""The ablations of Adapt-∞ on the messy stream: each component against its alternatives, paired seeds.
+"""The ablations of Adapt-∞ on a stream: each component against its alternatives, paired seeds.
 
     python -m eval.ablations                    # every missing (row, seed), then ablations.md
     python -m eval.ablations --rows k4,k16 --seeds 0 --commit   # some rows, one seed, each result committed
@@ -19,9 +19,11 @@ the reference paired by seed and question (bootstrap over both), forgetting,
 and the share of flagged defects it trained on.
 
 A setting is chosen on the validation questions, never on test ones:
-``--validation`` evaluates every run on the messy stream's validation split
-(``stream.builtin_config.messy.held_out=val``) into runs and results folders
-of their own (``<stream>-val``); the test table then reports what was chosen.
+``--validation`` evaluates every run on the stream's validation split
+(``VALIDATION`` in eval/experiments.py: ``stream.builtin_config.held_out=val``
+on the clean stream, ``stream.builtin_config.messy.held_out=val`` on the messy
+one) into runs and results folders of their own (``<stream>-val``); the test
+table then reports what was chosen.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import numpy as np
 
 from eval.compare import RESULTS, add_run_args, config_sha, detach, run_all, status
 from eval.compare_table import BOOTSTRAP, defects_trained
-from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS
+from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS, VALIDATION
 
 ROWS = [ABLATION_BASE, *ABLATIONS]
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = args.runs_dir or ROOT / "runs" / "compare" / folder
     results = args.results or RESULTS / folder
     if args.validation:
-        args.overrides = [*args.overrides, f"stream.builtin_config.{args.stream}.held_out=val"]
+        args.overrides = [*args.overrides, VALIDATION[args.stream]]
     names = args.rows.split(",")
     unknown = [n for n in names if n not in ROWS]
     if unknown:

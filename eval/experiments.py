@@ -10,6 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # stream -> its base config; results go to eval/results/<stream>/, runs to runs/compare/<stream>/.
 STREAMS: dict[str, Path] = {"clean": ROOT / "configs" / "demo.yaml", "messy": ROOT / "configs" / "messy.yaml"}
+# The override that makes a stream's runs answer its validation questions instead of its test ones.
+VALIDATION: dict[str, str] = {"clean": "stream.builtin_config.held_out=val",
+                              "messy": "stream.builtin_config.messy.held_out=val"}
 
 # name -> overrides of the base config. Budgets are the base config's (25% of
 # the pool per round unless the config says otherwise); only one run prunes.
@@ -66,6 +69,7 @@ ADDED_KEYS: dict[str, object] = {
     "prune.features": "hidden",
     "prune.thin": "cluster",
     "select.size_power": 0.0,
+    "stream.builtin_config.held_out": "test",
 }
 
 # The ablations of Adapt-inf on the messy stream (`python -m eval.ablations`): name -> overrides.

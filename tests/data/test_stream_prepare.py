@@ -230,3 +230,56 @@ def test_ingesting_the_stream_quarantines_nothing(stream, tmp_path):
         assert pool.count(split="train") == sum(i.n_train for i in read_manifest(stream))
         (sample,) = pool.get(["compare/test/compare-test-00000"])
         assert sample.images == [] and sample.provenance["source_id"] == "compare-test-00000"
+
+
+def test_a_validation_split_is_disjoint_and_leaves_the_rest_as_it_was(stream, tmp_path):
+    """``held_out: val`` adds each dataset's val.json and offers it as its test split; train and
+    test stay the records ``held_out: test`` writes, except category's train, which loses its
+    validation words (the word after each test word)."""
+    val_stream = tmp_path / "val"
+    infos = prepare_stream(val_stream, scale="small", seed=SEED, cfg=StreamConfig(held_out="val"))
+    before, after = tree(stream), tree(val_stream)
+    n = StreamConfig().sizes("small").test
+    for info in infos:
+        assert (info.test, info.n_test) == (f"{info.name}/val.json", n)
+        assert after[f"{info.name}/test.json"] == before[f"{info.name}/test.json"]
+        if info.name != "category":
+            assert after[f"{info.name}/train.json"] == before[f"{info.name}/train.json"]
+        val = load(val_stream, info.name, "val")
+        assert len(val) == n
+        assert all(r["provenance"]["noise"] is None and r["provenance"]["duplicate_of"] is None for r in val)
+        assert all(r["id"].startswith(f"{info.name}-val-") for r in val)
+
+        def content(split):
+            return {(r["conversations"][0]["value"], _image_digest(val_stream, info.name, r))
+                    for r in load(val_stream, info.name, split)}
+
+        assert len(content("val")) == n
+        assert not content("val") & (content("train") | content("test")), info.name
+    assert {k for k in after if k not in before} == {
+        p for i in infos for p in [f"{i.name}/val.json"] + [
+            f"{i.name}/{r['image']}" for r in load(val_stream, i.name, "val") if "image" in r]}
+
+    def words(split):
+        return {r["provenance"]["word"] for r in load(val_stream, "category", split)}
+
+    # 40 words of each kind in list order: index % 5 == 0 test, == 1 validation, the rest train.
+    from lifelong.data.stream.generators.text import CATEGORIES
+    val_words = {w for ws in CATEGORIES.values() for i, w in enumerate(ws) if i % 5 == 1}
+    test_words = {w for ws in CATEGORIES.values() for i, w in enumerate(ws) if i % 5 == 0}
+    assert words("val") <= val_words and words("test") <= test_words
+    assert not words("train") & (val_words | test_words)
+    # easy-vqa: validation questions come from the package's test split, whose images train never shows.
+    for name in ("vqa_shape", "vqa_color"):
+        def images(split):
+            return {(r["provenance"]["source_split"], r["provenance"]["source_image_id"])
+                    for r in load(val_stream, name, split)}
+        assert {s for s, _ in images("val")} == {"test"}
+        assert not images("val") & images("train")
+
+
+def test_held_out_names_a_clean_split():
+    with pytest.raises(ValueError, match="held_out must be test or val"):
+        StreamConfig(held_out="dev")
+    with pytest.raises(ValueError, match="messy.held_out"):
+        StreamConfig(stream="messy", held_out="val")

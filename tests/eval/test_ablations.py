@@ -96,3 +96,22 @@ def test_validation_runs_answer_the_validation_questions_in_folders_of_their_own
     val = compare.resolved_config(STREAMS["messy"], "k4", 0, ["stream.builtin_config.messy.held_out=val"])
     assert val.stream.builtin_config.messy.held_out == "val"
     assert compare.digest_dump(val) != compare.digest_dump(compare.resolved_config(STREAMS["messy"], "k4", 0, []))
+
+
+def test_validation_on_the_clean_stream_holds_out_its_own_validation_split(tmp_path, capsys):
+    from eval.experiments import VALIDATION
+
+    assert ablations.main(["--stream", "clean", "--validation", "--status", "--rows", "share_sqrt", "--seeds", "0",
+                           "--runs-dir", str(tmp_path)]) == 0
+    assert "share_sqrt seed 0: not started" in capsys.readouterr().out
+    val = compare.resolved_config(STREAMS["clean"], "share_sqrt", 0, [VALIDATION["clean"]])
+    assert val.stream.builtin_config.held_out == "val"
+    test = compare.resolved_config(STREAMS["clean"], "share_sqrt", 0, [])
+    assert test.stream.builtin_config.held_out == "test"
+    # the test runs' digest reads as it did before the key existed; the validation runs' does not
+    import yaml
+
+    def builtin(cfg):
+        return yaml.safe_load(compare.digest_dump(cfg))["stream"]["builtin_config"]
+
+    assert "held_out" not in builtin(test) and builtin(val)["held_out"] == "val"

@@ -37,6 +37,14 @@ class StreamConfig:
     and rates, and it shares only ``image_size`` and ``max_count`` with the
     clean one; see ``lifelong/data/stream/messy/``).
 
+    ``held_out`` is the clean stream's split the manifest offers as each
+    dataset's ``test``: ``test`` (default) to report, ``val`` to choose
+    settings: a validation split as large as the test one, drawn after train
+    and disjoint from train and test (category's validation words are a second
+    fifth of each kind's words, kept out of train as well; every other dataset
+    trains on the same records as with ``test``). The messy stream's is
+    ``messy.held_out``.
+
     ``order`` is the arrival order of the datasets (names from the registry in
     ``lifelong.data.stream.generators``). The three rates are fractions of each
     train split; the counts are rounded once per split, so they are exact and do
@@ -71,9 +79,15 @@ class StreamConfig:
     # Counting: the number of objects drawn is uniform in [1, max_count], one
     # per quarter of the image, so at most 4.
     max_count: int = 4
+    held_out: Literal["test", "val"] = "test"
     messy: MessyConfig = field(default_factory=MessyConfig)
 
     def __post_init__(self):
+        if self.held_out not in ("test", "val"):
+            raise ValueError(f"stream held_out must be test or val, got {self.held_out!r}")
+        if self.stream == "messy" and self.held_out != "test":
+            raise ValueError("stream held_out picks the clean stream's held-out split; the messy stream's "
+                             "is messy.held_out (stream.builtin_config.messy.held_out=val)")
         if self.stream == "messy" and self.order != _default_order():
             raise ValueError("stream order: the messy stream's datasets and their order are fixed "
                              "(lifelong/data/stream/messy/compose.py); `order` orders the clean stream")

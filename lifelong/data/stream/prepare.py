@@ -5,6 +5,8 @@ Layout of ``out``::
     stream.json                 manifest: datasets in arrival order, paths, metric
     <name>/train.json           JSON array of LLaVA records (duplicates and noise mixed in)
     <name>/test.json            clean held-out split
+    <name>/val.json             clean validation split (only with ``held_out: val``, which the
+                                manifest then offers as the dataset's test split)
     <name>/images/<id>.png      one PNG per record that has an image
     <name>/README.md            data card (same text as data_cards/<name>.md at the same scale)
 
@@ -33,7 +35,7 @@ from lifelong.data.stream.generators import DatasetSpec, Item, get_spec
 
 GENERATOR = "lifelong.data.stream"
 # Purposes of the seeded generators of one dataset (the last entropy word).
-_TEST, _TRAIN, _CORRUPT = 0, 1, 2
+_TEST, _TRAIN, _CORRUPT, _VAL = 0, 1, 2, 3
 
 
 def _rng(seed: int, name: str, purpose: int) -> np.random.Generator:
@@ -113,6 +115,13 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
 
     write_json(root / "test.json", _write_split(spec, "test", test, root, seed))
     write_json(root / "train.json", _write_split(spec, "train", train, root, seed))
+    held_out, n_held_out = "test", sizes.test
+    if cfg.held_out == "val":
+        # Drawn last, from its own generator, so train and test are the records held_out test writes.
+        used = {it.key for it in test_items} | {it.key for it in originals}
+        val = spec.make("val", sizes.test, _rng(seed, name, _VAL), cfg, used)
+        write_json(root / "val.json", _write_split(spec, "val", [(it, {"noise": None}, None) for it in val], root, seed))
+        held_out, n_held_out = "val", len(val)
     (root / "README.md").write_text(render_card(spec, cfg, scale), encoding="utf-8")
     return DatasetInfo(
         name=name,
@@ -122,10 +131,10 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
         metric=spec.metric,
         has_images=spec.has_images,
         train=f"{name}/train.json",
-        test=f"{name}/test.json",
+        test=f"{name}/{held_out}.json",
         card=f"{name}/README.md",
         n_train=sizes.train,
-        n_test=sizes.test,
+        n_test=n_held_out,
         n_duplicates=n_dup,
         n_mislabeled=n_mis,
         n_ungrounded=n_ung,

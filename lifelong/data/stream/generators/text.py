@@ -267,15 +267,19 @@ def category_question(template: int, word: str) -> str:
     return CATEGORY_TEMPLATES[template].format(w=word, a=article, A=article.capitalize())
 
 
-def category_words(split: str) -> list[tuple[str, str]]:
-    """(word, category) pairs of ``split``: every ``CATEGORY_TEST_EVERY``-th word of a kind is a test word."""
-    test = split == "test"
+def category_words(split: str, held_out: str = "test") -> list[tuple[str, str]]:
+    """(word, category) pairs of ``split``: every ``CATEGORY_TEST_EVERY``-th word of a kind is a test
+    word, the word after it a validation word; train has every other word, and the validation words
+    too unless the stream holds them out (``held_out`` ``val``)."""
+    slot = {"test": (0,), "val": (1,)}.get(split)
+    if slot is None:
+        slot = tuple(range(1 if held_out == "test" else 2, CATEGORY_TEST_EVERY))
     return [(w, c) for c, words in CATEGORIES.items() for i, w in enumerate(words)
-            if (i % CATEGORY_TEST_EVERY == 0) == test]
+            if i % CATEGORY_TEST_EVERY in slot]
 
 
 def make_category(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
-    words = category_words(split)
+    words = category_words(split, cfg.held_out)
     if n > len(words) * len(CATEGORY_TEMPLATES):
         raise ValueError(f"category: {n} {split} samples asked for, but {len(words)} words x "
                          f"{len(CATEGORY_TEMPLATES)} wordings give only {len(words) * len(CATEGORY_TEMPLATES)}")
@@ -315,7 +319,9 @@ register(
                 f"({len(next(iter(CATEGORIES.values())))} words of each kind, written in the generator), asked "
                 f"about in one of {len(CATEGORY_TEMPLATES)} wordings; the answer is the kind. Every "
                 f"{CATEGORY_TEST_EVERY}th word of each kind is kept for the test split and never appears in "
-                "train, so the test asks about unseen words. No (word, wording) pair appears twice in a "
+                "train, so the test asks about unseen words; a validation split (`held_out: val`) asks about "
+                "the word after each test word, then kept out of train too. No (word, wording) pair appears "
+                "twice in a "
                 f"split. Near-duplicates add \"{CATEGORY_REWORDING.strip()}\" to the question; a mislabeled "
                 "record answers another kind."
             ),

@@ -48,23 +48,26 @@ def _load_rgb(path: str, size: int) -> np.ndarray:
 
 def _easy_vqa_maker(answer_space: tuple[str, ...], name: str) -> MakeFn:
     def make(split: str, n: int, rng: np.random.Generator, cfg: StreamConfig, exclude: set) -> list[Item]:
-        texts, answers, image_ids, paths = _easy_vqa_split(split)
+        # Validation questions come from the package's test split too (images train never shows),
+        # and their keys are the test split's, so excluding the test items keeps the two disjoint.
+        source = "train" if split == "train" else "test"
+        texts, answers, image_ids, paths = _easy_vqa_split(source)
         # The package's own questions whose answer is of this skill, one per (image, question text).
         candidates, seen = [], set()
         for i, (t, a, im) in enumerate(zip(texts, answers, image_ids)):
-            key = f"easy_vqa/{split}/{im}/{t}"
+            key = f"easy_vqa/{source}/{im}/{t}"
             if a in answer_space and key not in seen and key not in exclude:
                 seen.add(key)
                 candidates.append((i, key))
         if n > len(candidates):
-            raise ValueError(f"{name}: easy-vqa {split} has {len(candidates)} such questions, {n} asked for")
+            raise ValueError(f"{name}: easy-vqa {source} has {len(candidates)} such questions unused, {n} asked for")
         chosen = rng.choice(len(candidates), size=n, replace=False)
         items = []
         for c in chosen:
             i, key = candidates[int(c)]
             truth = {
                 "source": "easy_vqa",
-                "source_split": split,
+                "source_split": source,
                 "source_index": i,
                 "source_image_id": image_ids[i],
             }
@@ -102,7 +105,9 @@ for _name, _space, _skill in (
                 pretty_name=f"easy-VQA, {_name.split('_')[1]} questions",
                 generation=(
                     "Drawn without replacement from the `easy-vqa` package's own split of the same name "
-                    f"(`get_{{split}}_questions()`), keeping the questions whose answer is one of: "
+                    f"(`get_{{split}}_questions()`; a validation split, `held_out: val`, draws from the "
+                    f"package's test split the questions the test split did not take), keeping the "
+                    f"questions whose answer is one of: "
                     f"{', '.join(_space)}. Question text and answer are the package's, unchanged; the "
                     "package image is re-encoded as PNG."
                 ),
