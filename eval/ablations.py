@@ -99,11 +99,23 @@ def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
     return draws, diffs, on
 
 
-def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, int], str]) -> str:
-    """ablations.md / ablations.json of a results folder, from its result files."""
+def no_ops(config: Path, names: list[str], seeds: list[int], overrides: list[str]) -> set[str]:
+    """The rows among ``names`` whose change the base config already has: on every seed their run config
+    (its digest) is the reference's. Such a row is never run; its table line says so."""
+    def sha(n, s):
+        return config_sha(config, n, s, overrides)
+
+    return {n for n in names if n != ABLATION_BASE and all(sha(n, s) == sha(ABLATION_BASE, s) for s in seeds)}
+
+
+def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, int], str],
+                       same: set[str] = frozenset()) -> str:
+    """ablations.md / ablations.json of a results folder, from its result files; ``same``: the rows
+    the base config already has (``no_ops``)."""
     from lifelong.evaluation.bootstrap import interval
     from lifelong.evaluation.multiseed import group, load_results, point_estimates
 
+    expected = {k: v for k, v in expected.items() if k[0] not in same}
     wanted = {n for n, _ in expected}
     mine = [r for r in load_results(results / "runs") if r["strategy"] in wanted]
     fresh = [r for r in mine if expected.get((r["strategy"], r["seed"])) == r["config_sha"]]
@@ -132,6 +144,8 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
 
     def line(n: str, label: str) -> str:
         r = rows.get(n)
+        if n in same:
+            return f"| {label} | — | the base config already has it: the reference row | | | | | |"
         if r is None:
             return f"| {label} | — | {'not run yet' if n in wanted else 'not asked for'} | | | | | |"
         lo, hi = r["avg_acc_ci95"]
@@ -165,7 +179,7 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
     (results / "ablations.md").write_text(md)
     (results / "ablations.json").write_text(json.dumps(
         {"command": command, "reference": ABLATION_BASE, "bootstrap": BOOTSTRAP, "rows": rows,
-         "missing": missing, "stale": stale}, indent=1))
+         "missing": missing, "stale": stale, "in_base_config": sorted(same)}, indent=1))
     return md
 
 
@@ -186,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         p.error(f"unknown rows {unknown}; known: {ROWS}")
-    plan = [(n, int(s)) for s in args.seeds.split(",") for n in names]  # seed 0 of every row first
+    seeds = [int(s) for s in args.seeds.split(",")]
+    same = no_ops(config, names, seeds, args.overrides)
+    plan = [(n, s) for s in seeds for n in names if n not in same]  # seed 0 of every row first
     if args.status:
         print(status(config, runs_dir, plan, args.overrides, results))
         return 0
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         run_all(config, runs_dir, plan, args.overrides, results, args.commit)
     command = " ".join(["python -m eval.ablations", *(argv if argv is not None else sys.argv[1:])])
     expected = {(n, s): config_sha(config, n, s, args.overrides) for n, s in plan}
-    print(assemble_ablations(command, results, expected))
+    print(assemble_ablations(command, results, expected, same))
     return 0
 
 

@@ -115,3 +115,23 @@ def test_validation_on_the_clean_stream_holds_out_its_own_validation_split(tmp_p
         return yaml.safe_load(compare.digest_dump(cfg))["stream"]["builtin_config"]
 
     assert "held_out" not in builtin(test) and builtin(val)["held_out"] == "val"
+
+
+def test_a_row_the_base_config_already_has_is_never_run_and_says_so(tmp_path, capsys):
+    import yaml
+
+    d = yaml.safe_load(STREAMS["clean"].read_text())
+    d["select"]["size_power"] = 0.5  # a base config that took the square-root split
+    config = tmp_path / "base.yaml"
+    config.write_text(yaml.safe_dump(d))
+    assert ablations.no_ops(config, [ABLATION_BASE, "share_sqrt", "share_size"], [0, 1], []) == {"share_sqrt"}
+    assert ablations.main(["--config", str(config), "--stream", "clean", "--status", "--rows", "share_sqrt,share_size",
+                           "--seeds", "0", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "share_size seed 0: not started" in out and "share_sqrt seed 0" not in out
+    expected = {(n, 0): SHA for n in (ABLATION_BASE, "share_sqrt", "share_size")}
+    md = ablations.assemble_ablations("cmd", tmp_path, expected, {"share_sqrt"})
+    assert "| share_sqrt: `select.size_power=0.5` | — | the base config already has it: the reference row |" in md
+    assert "| share_size: `select.size_power=1` | — | not run yet |" in md
+    out = json.loads((tmp_path / "ablations.json").read_text())
+    assert out["in_base_config"] == ["share_sqrt"] and "share_sqrt seed 0" not in out["missing"]
