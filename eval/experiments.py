@@ -101,13 +101,15 @@ ABLATIONS: dict[str, list[str]] = {
     "k16": ["select.cluster.k=16"],
     "k_auto": ["select.cluster.k=null"],
     "new_floor_0": ["select.new_floor=0"],
-    # the budget over clusters in proportion to the square roots of their sizes / to their sizes
+    # the budget over clusters in equal shares (the paper's) / in proportion to the square roots of
+    # their sizes / to their sizes
+    "share_equal": ["select.size_power=0"],
     "share_sqrt": ["select.size_power=0.5"],
     "share_size": ["select.size_power=1"],
-    # the paper's settings: k-means on the sketches into 8, CCS dropping 5 % at each tail (the base
-    # config's before validation chose the departures)
+    # the paper's settings: k-means on the sketches into 8, CCS dropping 5 % at each tail, equal shares
+    # over clusters (the base config's before validation chose the departures)
     "paper": ["select.cluster.features=sketch", "select.cluster.merge_from=null", "select.cluster.k=8",
-              "select.ccs.tail=fixed"],
+              "select.ccs.tail=fixed", "select.size_power=0"],
 }
 ABLATIONS = {n: [*STRATEGIES[ABLATION_BASE], *o] for n, o in ABLATIONS.items()}
 # The table's sections: component -> (what the reference row does there, the rows that change it).
@@ -121,6 +123,8 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
                  ["clusters_dataset", "clusters_random", "clusters_sketch", "clusters_no_merge"]),
     "K": ("the base config's (12 in configs/messy.yaml and configs/demo.yaml)", ["k4", "k8", "k16", "k_auto"]),
     "new_floor": ("the base config's (1 in configs/messy.yaml and configs/demo.yaml)", ["new_floor_0"]),
-    "budget over clusters": ("equal shares, water-filled (the paper's)", ["share_sqrt", "share_size"]),
+    "budget over clusters": ("the base config's: equal shares, water-filled (the paper's) in configs/messy.yaml, "
+                             "in proportion to the square roots of the cluster sizes in configs/demo.yaml",
+                             ["share_equal", "share_sqrt", "share_size"]),
     "the paper's settings (more than one change)": ("the base config", ["paper"]),
 }
