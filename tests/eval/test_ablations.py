@@ -68,15 +68,21 @@ def test_every_row_changes_one_thing_at_the_same_budget_and_cap():
     grouped = [n for _, names in ABLATION_GROUPS.values() for n in names]
     assert sorted(grouped) == sorted(ABLATIONS) and len(set(grouped)) == len(grouped)  # each row in one section
     assert not set(ABLATIONS) & set(STRATEGIES)  # result files of their own
-    ref = load_run_config(STREAMS["messy"], [*STRATEGIES[ABLATION_BASE], "name=x", "runs_dir=x"])
-    dumps = {compare.digest_dump(ref)}
-    for name, overrides in ABLATIONS.items():
-        assert overrides[:len(STRATEGIES[ABLATION_BASE])] == STRATEGIES[ABLATION_BASE]
-        assert not any(o.startswith(("prune.cap", "select.budget", "select.strategy")) for o in ablations.own(name))
-        cfg = load_run_config(STREAMS["messy"], [*overrides, "name=x", "runs_dir=x"])  # every row resolves
-        assert (cfg.prune.cap, cfg.select.budget) == (ref.prune.cap, ref.select.budget)
-        dumps.add(compare.digest_dump(cfg))
-    assert len(dumps) == len(ABLATIONS) + 1  # every row is another experiment
+    # the budget split is chosen per stream: each base config already has one of the rows
+    for stream, in_base in (("messy", {"share_equal"}), ("clean", {"share_sqrt"})):
+        ref = load_run_config(STREAMS[stream], [*STRATEGIES[ABLATION_BASE], "name=x", "runs_dir=x"])
+        dumps = {compare.digest_dump(ref)}
+        same = set()
+        for name, overrides in ABLATIONS.items():
+            assert overrides[:len(STRATEGIES[ABLATION_BASE])] == STRATEGIES[ABLATION_BASE]
+            assert not any(o.startswith(("prune.cap", "select.budget", "select.strategy")) for o in ablations.own(name))
+            cfg = load_run_config(STREAMS[stream], [*overrides, "name=x", "runs_dir=x"])  # every row resolves
+            assert (cfg.prune.cap, cfg.select.budget) == (ref.prune.cap, ref.select.budget)
+            if compare.digest_dump(cfg) == compare.digest_dump(ref):
+                same.add(name)
+            dumps.add(compare.digest_dump(cfg))
+        assert same == in_base, stream
+        assert len(dumps) == len(ABLATIONS) + 1 - len(in_base)  # every other row is another experiment
 
 
 def test_keys_added_later_enter_the_digest_only_off_their_earlier_value():
@@ -101,12 +107,12 @@ def test_validation_runs_answer_the_validation_questions_in_folders_of_their_own
 def test_validation_on_the_clean_stream_holds_out_its_own_validation_split(tmp_path, capsys):
     from eval.experiments import VALIDATION
 
-    assert ablations.main(["--stream", "clean", "--validation", "--status", "--rows", "share_sqrt", "--seeds", "0",
+    assert ablations.main(["--stream", "clean", "--validation", "--status", "--rows", "share_size", "--seeds", "0",
                            "--runs-dir", str(tmp_path)]) == 0
-    assert "share_sqrt seed 0: not started" in capsys.readouterr().out
-    val = compare.resolved_config(STREAMS["clean"], "share_sqrt", 0, [VALIDATION["clean"]])
+    assert "share_size seed 0: not started" in capsys.readouterr().out
+    val = compare.resolved_config(STREAMS["clean"], "share_equal", 0, [VALIDATION["clean"]])
     assert val.stream.builtin_config.held_out == "val"
-    test = compare.resolved_config(STREAMS["clean"], "share_sqrt", 0, [])
+    test = compare.resolved_config(STREAMS["clean"], "share_equal", 0, [])
     assert test.stream.builtin_config.held_out == "test"
     # the test runs' digest reads as it did before the key existed; the validation runs' does not
     import yaml
@@ -121,7 +127,7 @@ def test_a_row_the_base_config_already_has_is_never_run_and_says_so(tmp_path, ca
     import yaml
 
     d = yaml.safe_load(STREAMS["clean"].read_text())
-    d["select"]["size_power"] = 0.5  # a base config that took the square-root split
+    d["select"]["size_power"] = 0.5  # a base config with the square-root split
     config = tmp_path / "base.yaml"
     config.write_text(yaml.safe_dump(d))
     assert ablations.no_ops(config, [ABLATION_BASE, "share_sqrt", "share_size"], [0, 1], []) == {"share_sqrt"}
