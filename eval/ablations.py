@@ -99,13 +99,19 @@ def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
     return draws, diffs, on
 
 
-def no_ops(config: Path, names: list[str], seeds: list[int], overrides: list[str]) -> set[str]:
-    """The rows among ``names`` whose change the base config already has: on every seed their run config
-    (its digest) is the reference's. Such a row is never run; its table line says so."""
-    def sha(n, s):
-        return config_sha(config, n, s, overrides)
+def row_digests(config: Path, names: list[str], seeds: list[int], overrides: list[str]) -> dict[tuple[str, int], str]:
+    """(row, seed) -> ``config_sha`` of the rows ``names`` and the reference on ``seeds``."""
+    return {(n, s): config_sha(config, n, s, overrides) for s in seeds for n in dict.fromkeys([ABLATION_BASE, *names])}
 
-    return {n for n in names if n != ABLATION_BASE and all(sha(n, s) == sha(ABLATION_BASE, s) for s in seeds)}
+
+def no_ops(digests: dict[tuple[str, int], str]) -> set[str]:
+    """The rows of ``digests`` (``row_digests``) whose change the base config already has: on every seed
+    their run config (its digest) is the reference's. Such a row is never run; its table line says so."""
+    rows: dict[str, bool] = {}
+    for (n, s), sha in digests.items():
+        if n != ABLATION_BASE:
+            rows[n] = rows.get(n, True) and sha == digests[(ABLATION_BASE, s)]
+    return {n for n, same in rows.items() if same}
 
 
 def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, int], str],
@@ -201,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown rows {unknown}; known: {ROWS}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    same = no_ops(config, names, seeds, args.overrides)
+    digests = row_digests(config, names, seeds, args.overrides)
+    same = no_ops(digests)
     plan = [(n, s) for s in seeds for n in names if n not in same]  # seed 0 of every row first
     if args.status:
         print(status(config, runs_dir, plan, args.overrides, results))
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.assemble_only:
         run_all(config, runs_dir, plan, args.overrides, results, args.commit)
     command = " ".join(["python -m eval.ablations", *(argv if argv is not None else sys.argv[1:])])
-    expected = {(n, s): config_sha(config, n, s, args.overrides) for n, s in plan}
+    expected = {k: digests[k] for k in plan}
     print(assemble_ablations(command, results, expected, same))
     return 0
 

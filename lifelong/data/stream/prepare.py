@@ -115,13 +115,12 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
 
     write_json(root / "test.json", _write_split(spec, "test", test, root, seed))
     write_json(root / "train.json", _write_split(spec, "train", train, root, seed))
-    held_out, n_held_out = "test", sizes.test
     if cfg.held_out == "val":
         # Drawn last, from its own generator, so train and test are the records held_out test writes.
         used = {it.key for it in test_items} | {it.key for it in originals}
         val = spec.make("val", sizes.test, _rng(seed, name, _VAL), cfg, used)
-        write_json(root / "val.json", _write_split(spec, "val", [(it, {"noise": None}, None) for it in val], root, seed))
-        held_out, n_held_out = "val", len(val)
+        clean = [(it, {"noise": None}, None) for it in val]
+        write_json(root / "val.json", _write_split(spec, "val", clean, root, seed))
     (root / "README.md").write_text(render_card(spec, cfg, scale), encoding="utf-8")
     return DatasetInfo(
         name=name,
@@ -131,10 +130,10 @@ def prepare_dataset(name: str, out: Path, cfg: StreamConfig, scale: str, seed: i
         metric=spec.metric,
         has_images=spec.has_images,
         train=f"{name}/train.json",
-        test=f"{name}/{held_out}.json",
+        test=f"{name}/{cfg.held_out}.json",
         card=f"{name}/README.md",
         n_train=sizes.train,
-        n_test=n_held_out,
+        n_test=sizes.test,  # make gives exactly the count asked for, val as test
         n_duplicates=n_dup,
         n_mislabeled=n_mis,
         n_ungrounded=n_ung,
