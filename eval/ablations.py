@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.compare import RESULTS, add_run_args, config_sha, detach, run_all, status
-from eval.compare_table import BOOTSTRAP, defects_trained
+from eval.compare import RESULTS, add_run_args, config_sha, detach, kernel, resolved_config, run_all, status, table_kernel
+from eval.compare_table import BOOTSTRAP, defects_trained, per_seed, seed_differences
 from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS, VALIDATION
 
 ROWS = [ABLATION_BASE, *ABLATIONS]
@@ -99,9 +99,12 @@ def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
     return draws, diffs, on
 
 
-def row_digests(config: Path, names: list[str], seeds: list[int], overrides: list[str]) -> dict[tuple[str, int], str]:
-    """(row, seed) -> ``config_sha`` of the rows ``names`` and the reference on ``seeds``."""
-    return {(n, s): config_sha(config, n, s, overrides) for s in seeds for n in dict.fromkeys([ABLATION_BASE, *names])}
+def row_digests(config: Path, names: list[str], seeds: list[int], overrides: list[str],
+                on: str | None = None) -> dict[tuple[str, int], str]:
+    """(row, seed) -> ``config_sha`` of the rows ``names`` and the reference on ``seeds`` (on kernel ``on``,
+    else this machine's)."""
+    return {(n, s): config_sha(config, n, s, overrides, on) for s in seeds
+            for n in dict.fromkeys([ABLATION_BASE, *names])}
 
 
 def no_ops(digests: dict[tuple[str, int], str]) -> set[str]:
@@ -142,6 +145,8 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
                    "minus_reference": on[n][1] if n in on else None,
                    "minus_reference_ci95": interval(diffs[n]) if n in on else None,
                    "minus_reference_seeds": on[n][0] if n in on else None,
+                   "minus_reference_per_seed": ({str(k): v for k, v in seed_differences(by, n, ABLATION_BASE).items()}
+                                                if n in on else None),
                    "defects_trained": float(np.mean(shares)) if shares else None,
                    "samples_trained": int(np.mean([r["costs"]["samples_trained"] for r in rs]))}
 
@@ -151,22 +156,23 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
     def line(n: str, label: str) -> str:
         r = rows.get(n)
         if n in same:
-            return f"| {label} | — | the base config already has it: the reference row | | | | | |"
+            return f"| {label} | — | the base config already has it: the reference row | | | | | | |"
         if r is None:
-            return f"| {label} | — | {'not run yet' if n in wanted else 'not asked for'} | | | | | |"
+            return f"| {label} | — | {'not run yet' if n in wanted else 'not asked for'} | | | | | | |"
         lo, hi = r["avg_acc_ci95"]
         vs = difference(diffs[n], r["minus_reference"]) if n in on else "(reference)" \
             if n == ABLATION_BASE else "—"
         if n in on and on[n][0] != r["seeds"]:
             vs += f" (on seeds {', '.join(map(str, on[n][0]))})"
+        each = per_seed({int(k): v for k, v in (r["minus_reference_per_seed"] or {}).items()}) or "—"
         return (f"| {label} | {', '.join(map(str, r['seeds']))} | {f(r['avg_acc'])} | [{lo:.3f}, {hi:.3f}] | {vs} | "
-                f"{f(r['forgetting'])} | {f(r['defects_trained'])} | {r['samples_trained']} |")
+                f"{each} | {f(r['forgetting'])} | {f(r['defects_trained'])} | {r['samples_trained']} |")
 
     body = []
     for title, (reference, names) in ABLATION_GROUPS.items():
         body += ["", f"## {title}", "",
-                 f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | forgetting | "
-                 "defects trained | samples trained |", "|---|---|---|---|---|---|---|---|",
+                 f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | per seed | forgetting | "
+                 "defects trained | samples trained |", "|---|---|---|---|---|---|---|---|---|",
                  line(ABLATION_BASE, f"{ABLATION_BASE}: {reference}"),
                  *(line(n, f"{n}: `{' '.join(own(n))}`") for n in names)]
     md = "\n".join([
@@ -174,7 +180,8 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         f"Every row is {ABLATION_BASE} (the base config, its pool cap and budget) with one change, so all train "
         "on the same budget under the same cap. Differences are a row's final average accuracy minus the "
         f"reference's on the seeds both were run on, with a 95% interval from a bootstrap over seeds and held-out questions "
-        f"together ({BOOTSTRAP} resamples): **above** / **below** when the interval excludes 0. Defects trained "
+        f"together ({BOOTSTRAP} resamples): **above** / **below** when the interval excludes 0; per seed: the same "
+        "difference on each seed, so a mean that rests on one seed shows. Defects trained "
         "= share of flagged samples among everything trained on (from each round's composition).",
         *body,
         *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
@@ -207,11 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown rows {unknown}; known: {ROWS}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    digests = row_digests(config, names, seeds, args.overrides)
+    args.results = results
+    on = table_kernel(p, args, ROWS, kernel(resolved_config(config, ABLATION_BASE, seeds[0], args.overrides)))
+    digests = row_digests(config, names, seeds, args.overrides, on)
     same = no_ops(digests)
     plan = [(n, s) for s in seeds for n in names if n not in same]  # seed 0 of every row first
     if args.status:
-        print(status(config, runs_dir, plan, args.overrides, results))
+        print(status(config, runs_dir, plan, args.overrides, results, on))
         return 0
     if args.background:
         return detach("eval.ablations", argv, runs_dir / "ablations.log")

@@ -16,7 +16,9 @@ task, defect kind and cluster: ``rounds/<t>/report/composition.json``) go to
 ``<results>/runs/<strategy>_s<seed>.json`` (with a digest of its config, of
 the built-in stream's data and of the kernel it ran on: the base's dtype and
 the CPU's family and model, so results of different kernels are never
-paired); a
+paired: a table's digests are those of the kernel its folder's results ran
+on, so it assembles the same on any machine, and running into a folder of
+another kernel's results is refused); a
 (strategy, seed) whose file is there with the same config digest is not run
 again, so a long comparison accumulates over several sittings on 2 cores
 (``--commit`` makes each file a commit of its own at once); a run stopped
@@ -77,13 +79,50 @@ def kernel(cfg) -> str:
     return f"{base_dtype(cfg)} on {m.get('cpu_generation') or m.get('cpu')}"
 
 
-def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
+def result_kernel(res: dict) -> str | None:
+    """The kernel a result file ran on (:func:`kernel` there), from the dtype and machine it records;
+    None for a result from before it recorded them."""
+    m = res.get("machine") or {}
+    return f"{res['dtype']} on {m.get('cpu_generation') or m.get('cpu')}" if res.get("dtype") and m else None
+
+
+def folder_kernels(results: Path, names) -> dict[str, int]:
+    """kernel -> how many result files of ``names`` in ``results/runs`` ran on it."""
+    from lifelong.evaluation.multiseed import load_results
+
+    out: dict[str, int] = {}
+    for r in load_results(results / "runs") if (results / "runs").is_dir() else []:
+        k = result_kernel(r) if r["strategy"] in names else None
+        if k:
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def table_kernel(p: argparse.ArgumentParser, args, names: list[str], mine: str) -> str:
+    """The kernel a table's digests are computed for: the one most of the folder's results ran on
+    (``mine``, this machine's, when there are none), so a table assembles the same on any machine.
+    Running here into a folder that holds results of another kernel is refused: they could not be
+    paired with what runs here, and each run would replace one of them."""
+    found = folder_kernels(args.results, names)
+    if not found:
+        return mine
+    others = sorted(k for k in found if k != mine)
+    if others and not (args.assemble_only or args.status):
+        p.error(f"{args.results} holds results run in {', '.join(others)}; this machine runs {mine}. Results "
+                "of different kernels are never paired, and running here would replace them: run into a "
+                f"folder of this kernel's own (--results {args.results}-{mine.split()[0]} --runs-dir <another>), "
+                "or only assemble this one (--assemble-only)")
+    return max(found, key=lambda k: (found[k], k == mine, k))
+
+
+def config_sha(config: Path, name: str, seed: int, extra: list[str], on: str | None = None) -> str:
     """Digest (12 hex) of the resolved run config, less where it lives, of the
-    built-in stream's data, of the kernel (:func:`kernel`) and of the
-    ``METHOD_CHANGES`` that affect the strategy: equal digests = the same
-    experiment. A change to the stream's generators changes the data, not the
-    config, so it counts too; a run in bf16 and one in fp32, or on another CPU
-    generation, answer differently for the same seed, so they are not paired."""
+    built-in stream's data, of the kernel (``on``, else this machine's:
+    :func:`kernel`) and of the ``METHOD_CHANGES`` that affect the strategy:
+    equal digests = the same experiment. A change to the stream's generators
+    changes the data, not the config, so it counts too; a run in bf16 and one in
+    fp32, or on another CPU generation, answer differently for the same seed, so
+    they are not paired."""
     from lifelong.data.stream import stream_digest
 
     cfg = resolved_config(config, name, seed, extra)
@@ -94,7 +133,7 @@ def config_sha(config: Path, name: str, seed: int, extra: list[str]) -> str:
         if key not in _STREAMS:
             _STREAMS[key] = stream_digest(s.builtin, s.seed, s.builtin_config)
         h.update(_STREAMS[key].encode())
-    h.update(kernel(cfg).encode())
+    h.update((on or kernel(cfg)).encode())
     for change, affected in METHOD_CHANGES.items():
         if name in affected or (name in ABLATIONS and ABLATION_BASE in affected):
             h.update(change.encode())
@@ -226,9 +265,10 @@ def run_all(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: li
             commit(path)
 
 
-def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: list[str], results: Path) -> str:
-    """Where each planned (strategy, seed) stands: its result, a run stopped part way (the next
-    ``compare.py`` resumes it at the round where it stopped), or nothing yet."""
+def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: list[str], results: Path,
+           on: str | None = None) -> str:
+    """Where each planned (strategy, seed) stands: its result (on kernel ``on``, else this machine's), a run
+    stopped part way (the next ``compare.py`` resumes it at the round where it stopped), or nothing yet."""
     from lifelong.evaluation.multiseed import metrics_of, result_path, score_tensor
     from lifelong.runlock import running
 
@@ -238,7 +278,7 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
         d = run_dir(runs_dir, name, seed)
         if path.exists():
             res = json.loads(path.read_text())
-            if res.get("config_sha") == config_sha(config, name, seed, extra):
+            if res.get("config_sha") == config_sha(config, name, seed, extra, on):
                 final = metrics_of(score_tensor(res), res.get("learned"))["avg_acc"]  # as the table computes it
                 lines.append(f"{name} seed {seed}: done ({path.relative_to(results)}, final avg acc {final:.3f})")
                 continue
@@ -315,14 +355,15 @@ def main(argv: list[str] | None = None) -> int:
                         *([f"--seeds {args.seeds}"] if args.seeds != "0,1,2" else []),
                         *([f"--one-seed {args.one_seed}"] if args.one_seed != ONE_SEED else []),
                         *[f"'{o}'" if "[" in o else o for o in args.overrides]])
+    on = table_kernel(p, args, names, kernel(resolved_config(args.config, names[0], seeds[0], args.overrides)))
     if args.status:
-        print(status(args.config, args.runs_dir, plan, args.overrides, args.results))
+        print(status(args.config, args.runs_dir, plan, args.overrides, args.results, on))
         return 0
     if args.background:
         return detach("eval.compare", argv, args.runs_dir / "compare.log")
     if not args.assemble_only:
         run_all(args.config, args.runs_dir, plan, args.overrides, args.results, args.commit)
-    expected = {(n, s): config_sha(args.config, n, s, args.overrides) for n, s in plan}
+    expected = {(n, s): config_sha(args.config, n, s, args.overrides, on) for n, s in plan}
     # The demo's learning goals are about the stream `make demo` runs (the clean one's base config).
     on_demo = Path(args.config).resolve() == STREAMS["clean"].resolve()
     print(assemble(names, command, args.results, expected, demo_goals=on_demo))

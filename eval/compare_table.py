@@ -40,48 +40,72 @@ def gate_outcome(entry: dict) -> str:
             f"needs ≥ {entry['threshold']:.2f}")
 
 
-def gate(draws: dict, point: dict) -> tuple[dict, list[str]]:
+def seed_differences(by: dict[str, list[dict]], a: str, b: str, key: str = "avg_acc") -> dict[int, float]:
+    """seed -> ``key`` of ``a``'s result minus that of ``b``'s, on every seed both were run on: a mean
+    over seeds that rests on one seed shows here."""
+    from lifelong.evaluation.multiseed import point_estimates
+
+    theirs = {r["seed"]: r for r in by.get(b, [])}
+    out = {}
+    for r in by.get(a, []):
+        if r["seed"] in theirs:
+            p = point_estimates({a: [r], b: [theirs[r["seed"]]]})
+            out[r["seed"]] = p[a][key] - p[b][key]
+    return out
+
+
+def per_seed(diffs: dict[int, float] | None, fmt: str = "{:+.3f}") -> str:
+    """``s0 +0.029, s1 -0.323``: a difference on each seed ('' when there is none to show)."""
+    return ", ".join(f"s{s} {fmt.format(v)}" for s, v in sorted((diffs or {}).items()))
+
+
+def gate(draws: dict, point: dict, by: dict[str, list[dict]] | None = None) -> tuple[dict, list[str]]:
     """The stream's gate (oracle − random ≥ ``GATE`` with its interval above 0) and Adapt-∞'s targets
-    against its uniform counterparts, as verdicts for the json and lines for the table."""
+    against its uniform counterparts, as verdicts for the json and lines for the table (with ``by``, the
+    results per strategy, each difference also on each seed)."""
     out, lines = {}, []
 
     def diff(a, b, key="avg_acc"):
-        return draws[a][key] - draws[b][key], point[a][key] - point[b][key]
+        return draws[a][key] - draws[b][key], point[a][key] - point[b][key], seed_differences(by or {}, a, b, key)
 
     if "oracle" in draws and "random" in draws:
-        d, p = diff("oracle", "random")
-        above = verdict(d, p)
+        d, p, s = diff("oracle", "random")
+        above = verdict(d, p, seeds=s)
         out["oracle_above_random"] = {"verdict": above, "difference": p, "threshold": GATE,
                                       "passed": bool(p >= GATE and above.startswith("**met**"))}
         lines.append(f"- gate: final avg acc of oracle − that of random ≥ {GATE} with its interval above 0: "
                      f"{gate_outcome(out['oracle_above_random'])}; interval above 0: {above})")
     for a, b in (("adapt_inf_prune", "random_prune"), ("adapt_inf", "random")):
         if a in draws and b in draws:
-            d, p = diff(a, b)
-            out[f"{a}_above_{b}"] = verdict(d, p)
+            d, p, s = diff(a, b)
+            out[f"{a}_above_{b}"] = verdict(d, p, seeds=s)
             lines.append(f"- final avg acc of {a} − that of {b} (same budget{' and cap' if 'prune' in a else ''}):"
                          f" {out[f'{a}_above_{b}']}")
-            d, p = diff(b, a, "forgetting")
-            out[f"{a}_forgets_less_than_{b}"] = verdict(d, p)
+            d, p, s = diff(b, a, "forgetting")
+            out[f"{a}_forgets_less_than_{b}"] = verdict(d, p, seeds=s)
             lines.append(f"- forgetting of {b} − forgetting of {a}: {out[f'{a}_forgets_less_than_{b}']}")
     if "adapt_inf_prune" in draws and "random" in draws:
         # Where selection has little to find (the clean stream), the capped method should at least not
         # fall behind an uncapped uniform draw: its difference's interval above -LEVEL.
-        d, p = diff("adapt_inf_prune", "random")
-        out["adapt_inf_prune_level_with_random"] = verdict(d, p, threshold=-LEVEL)
+        d, p, s = diff("adapt_inf_prune", "random")
+        out["adapt_inf_prune_level_with_random"] = verdict(d, p, threshold=-LEVEL, seeds=s)
         lines.append(f"- final avg acc of adapt_inf_prune − that of random (uncapped) > −{LEVEL}: "
                      f"{out['adapt_inf_prune_level_with_random']}")
     return out, lines
 
 
-def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = "{:+.3f}") -> str:
-    """met (interval above the threshold) / not met (below) / within noise."""
+def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = "{:+.3f}",
+            seeds: dict[int, float] | None = None) -> str:
+    """met (interval above the threshold) / not met (below) / within noise; ``seeds``: the
+    difference on each seed (``seed_differences``), shown when there are several."""
     from lifelong.evaluation.bootstrap import interval
 
     lo, hi = interval(draws)
     if lo != lo:
         return "—"
     ci = f"{fmt.format(point)}, 95% CI [{fmt.format(lo)}, {fmt.format(hi)}]"
+    if seeds and len(seeds) > 1:
+        ci += f"; per seed {per_seed(seeds, fmt)}"
     if lo > threshold:
         return f"**met** ({ci})"
     if hi < threshold:
@@ -154,12 +178,14 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
         if "sequential" in by:
             tjson["forgetting_below_sequential"] = verdict(
                 draws["sequential"]["forgetting"] - draws[a]["forgetting"],
-                point["sequential"]["forgetting"] - point[a]["forgetting"])
+                point["sequential"]["forgetting"] - point[a]["forgetting"],
+                seeds=seed_differences(by, "sequential", a, "forgetting"))
             targets.append(f"- forgetting of sequential − forgetting of adapt_inf > 0: "
                            f"{tjson['forgetting_below_sequential']}")
         if "random" in by:
             tjson["avg_acc_above_random"] = verdict(draws[a]["avg_acc"] - draws["random"]["avg_acc"],
-                                                    point[a]["avg_acc"] - point["random"]["avg_acc"])
+                                                    point[a]["avg_acc"] - point["random"]["avg_acc"],
+                                                    seeds=seed_differences(by, a, "random"))
             targets.append(f"- final avg acc of adapt_inf − that of random at the same budget > 0: "
                            f"{tjson['avg_acc_above_random']}")
         if ref and rows[a]["relative_gain"] is not None:
@@ -167,7 +193,7 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
                 g = 100 * draws[a]["pooled_acc"] / draws[ref]["pooled_acc"]
             tjson["at_least_95pct_of_multitask"] = verdict(g, rows[a]["relative_gain"], threshold=95.0, fmt="{:.1f}")
             targets.append(f"- adapt_inf's pooled accuracy ≥ 95% of multitask's: {tjson['at_least_95pct_of_multitask']}")
-    gjson_gate, gate_lines = gate(draws, point) if by else ({}, [])
+    gjson_gate, gate_lines = gate(draws, point, by) if by else ({}, [])
     first = next(iter(by.values()))[0] if by else None
     q_per_task = {t: len(q) for t, q in first["questions"].items()} if first else {}
     tasks = first["tasks"] if first else []

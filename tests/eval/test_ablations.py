@@ -34,8 +34,11 @@ def test_assembly_pairs_each_row_with_the_reference(tmp_path):
     _write(runs, _result("prune_quota", 0, 1.0))  # one seed only: paired with the reference's seed 0
     for seed in (0, 1, 2):  # a seed the reference lacks: compared on the seeds both have
         _write(runs, _result("k8", seed, 1.0 if seed < 2 else 0.0))
+    for seed, final in ((0, 1.0), (1, 0.0)):  # +1 on one seed, 0 on the other: the mean rests on seed 0
+        _write(runs, _result("k_auto", seed, final))
     _write(runs, _result("new_floor_0", 0, 1.0, sha="0" * 12))  # another config: stale
-    expected = {(n, s): SHA for n in (ABLATION_BASE, "k4", "k16", "prune_quota", "new_floor_0") for s in (0, 1)}
+    expected = {(n, s): SHA for n in (ABLATION_BASE, "k4", "k16", "k_auto", "prune_quota", "new_floor_0")
+                for s in (0, 1)}
     expected.update({("k8", s): SHA for s in (0, 1, 2)})
     md = ablations.assemble_ablations("python -m eval.ablations", tmp_path, expected)
     out = json.loads((tmp_path / "ablations.json").read_text())
@@ -45,6 +48,9 @@ def test_assembly_pairs_each_row_with_the_reference(tmp_path):
     assert rows["k16"]["minus_reference"] == 0.0 and rows["k16"]["minus_reference_ci95"] == [0.0, 0.0]
     assert rows["prune_quota"]["seeds"] == [0] and rows["prune_quota"]["minus_reference"] == 1.0
     assert rows[ABLATION_BASE]["minus_reference"] is None
+    assert rows["k_auto"]["minus_reference"] == 0.5 and rows["k_auto"]["minus_reference_per_seed"] == {"0": 1.0, "1": 0.0}
+    assert "| s0 +1.000, s1 +0.000 | " in md
+    assert rows["prune_quota"]["minus_reference_per_seed"] == {"0": 1.0}
     # k8 averages 2/3 over its seeds, but its difference is on seeds 0 and 1, where it is right throughout
     assert rows["k8"]["avg_acc"] == pytest.approx(2 / 3) and rows["k8"]["minus_reference"] == 1.0
     assert rows["k8"]["minus_reference_seeds"] == [0, 1] and rows["k8"]["minus_reference_ci95"] == [1.0, 1.0]
@@ -54,7 +60,8 @@ def test_assembly_pairs_each_row_with_the_reference(tmp_path):
     assert rows["k4"]["overrides"] == [*STRATEGIES[ABLATION_BASE], "select.cluster.k=4"]
     assert out["stale"] == ["new_floor_0 seed 0"]
     assert out["missing"] == ["new_floor_0 seed 0", "new_floor_0 seed 1", "prune_quota seed 1"]
-    assert "| k4: `select.cluster.k=4` | 0, 1 | 1.000 | [1.000, 1.000] | +1.000 [+1.000, +1.000] **above** |" in md
+    assert ("| k4: `select.cluster.k=4` | 0, 1 | 1.000 | [1.000, 1.000] | +1.000 [+1.000, +1.000] **above** | "
+            "s0 +1.000, s1 +1.000 | 0.000 |") in md
     assert "| k16: `select.cluster.k=16` | 0, 1 | 0.000 | [0.000, 0.000] | +0.000 [+0.000, +0.000] within noise |" in md
     assert "| route_random: `select.route.mode=random` | — | not asked for |" in md
     assert "| new_floor_0: `select.new_floor=0` | — | not run yet |" in md

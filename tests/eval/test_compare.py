@@ -167,16 +167,20 @@ def test_a_setting_a_strategy_never_reads_leaves_its_results_fresh():
     assert changed("train.lr=0.01") == list(names)
 
 
-def _seed_copies(compare, name: str, seeds: list[int], runs: Path) -> None:
+def _seed_copies(compare, name: str, seeds: list[int], runs: Path, cpu: str | None = None) -> None:
     """Result files of ``name`` for ``seeds``, fresh under the demo config: the committed seed-0
     result with its seed and digest replaced and, past seed 0, about 1 answer in 10 flipped (seeded),
-    so the seeds differ. The committed files of other seeds may be stale (run on an earlier stream)."""
+    so the seeds differ; digests on the kernel the result records (``cpu``: as if run on that CPU
+    generation). The committed files of other seeds may be stale (run on an earlier stream)."""
     src = json.loads((ROOT / "eval" / "results" / "clean" / "runs" / f"{name}_s0.json").read_text())
+    if cpu:
+        src["machine"]["cpu_generation"] = cpu
     rng = np.random.default_rng(len(name))
     for seed in seeds:
         r = json.loads(json.dumps(src))
         r["seed"] = seed
-        r["config_sha"] = compare.config_sha(ROOT / "configs" / "demo.yaml", name, seed, [])
+        r["config_sha"] = compare.config_sha(ROOT / "configs" / "demo.yaml", name, seed, [],
+                                             compare.result_kernel(r))
         if seed:
             r["scores"] = {t: [[1.0 - v if rng.random() < 0.1 else v for v in row] for row in rows]
                            for t, rows in r["scores"].items()}
@@ -305,3 +309,55 @@ def test_the_demo_goals_are_reported_on_the_demo_stream_only(tmp_path):
     assert out["stale"] == [] and out["demo_goals"] == {}
     md = (tmp_path / "compare.md").read_text()
     assert "learning goals" not in md and "| adapt_inf_prune |" in md
+
+
+def test_each_difference_is_also_shown_on_each_seed():
+    """A mean over seeds can rest on one seed: every verdict on a difference lists it per seed, from the
+    results themselves (here adapt_inf_prune right on every question at the end on seed 0, on none on
+    seed 1, random_prune on none on either: +1 and +0)."""
+    from eval import compare_table
+
+    def result(name, seed, final):
+        rows = [[0.0] * 2, [1.0] * 2, [final] * 2]
+        return {"strategy": name, "seed": seed, "tasks": ["a", "b"], "scores": {"a": rows, "b": rows}}
+
+    by = {"adapt_inf_prune": [result("adapt_inf_prune", 0, 1.0), result("adapt_inf_prune", 1, 0.0)],
+          "random_prune": [result("random_prune", s, 0.0) for s in (0, 1, 2)]}
+    assert compare_table.seed_differences(by, "adapt_inf_prune", "random_prune") == {0: 1.0, 1: 0.0}
+    # forgetting: 1 - final on both tasks
+    assert compare_table.seed_differences(by, "random_prune", "adapt_inf_prune", "forgetting") == {0: 1.0, 1: 0.0}
+    draws = {n: {"avg_acc": np.full(100, v), "forgetting": np.full(100, 1 - v)}
+             for n, v in (("adapt_inf_prune", 0.5), ("random_prune", 0.0))}
+    point = {n: {k: float(v[0]) for k, v in d.items()} for n, d in draws.items()}
+    out, lines = compare_table.gate(draws, point, by)
+    assert out["adapt_inf_prune_above_random_prune"] == \
+        "**met** (+0.500, 95% CI [+0.500, +0.500]; per seed s0 +1.000, s1 +0.000)"
+    assert lines[1].endswith("per seed s0 +1.000, s1 +0.000)")  # forgetting of random_prune − adapt_inf_prune
+    assert "per seed" not in compare_table.gate(draws, point)[0]["adapt_inf_prune_above_random_prune"]
+
+
+def test_a_table_assembles_the_same_on_any_machine_and_running_never_mixes_kernels(tmp_path, capsys):
+    """Results record the kernel they ran on (dtype and CPU generation), and the table's digests are
+    computed for the kernel the folder's results ran on, not this machine's: reassembling a committed
+    table elsewhere must not call every result stale. Running here into that folder is refused, since
+    what ran here could not be paired with them and each run would replace one; the files stay as they were."""
+    compare = _load_compare()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _seed_copies(compare, "sequential", [0, 1], runs, cpu="family 99 model 9")  # a CPU no machine here has
+    before = {p.name: p.read_bytes() for p in runs.iterdir()}
+    theirs = compare.result_kernel(json.loads((runs / "sequential_s0.json").read_text()))
+    assert theirs.endswith(" on family 99 model 9")
+    argv = ["--results", str(tmp_path), "--runs-dir", str(tmp_path / "no-runs"), "--strategies", "sequential",
+            "--seeds", "0,1"]
+    assert compare.main([*argv, "--assemble-only"]) == 0
+    out = json.loads((tmp_path / "compare.json").read_text())
+    assert out["seeds"] == {"sequential": [0, 1]} and out["stale"] == [] and out["missing"] == []
+    assert "(family 99 model 9)" in out["hardware"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        compare.main(argv)
+    err = capsys.readouterr().err
+    assert f"holds results run in {theirs}; this machine runs " in err and "--results " in err
+    assert {p.name: p.read_bytes() for p in runs.iterdir()} == before
+    assert not (tmp_path / "no-runs").exists()
