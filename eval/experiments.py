@@ -70,6 +70,7 @@ ADDED_KEYS: dict[str, object] = {
     "prune.thin": "cluster",
     "select.size_power": 0.0,
     "stream.builtin_config.held_out": "test",
+    "select.replay_floor": 0.0,
 }
 
 # The ablations of Adapt-inf on the messy stream (`python -m eval.ablations`): name -> overrides.
@@ -101,6 +102,11 @@ ABLATIONS: dict[str, list[str]] = {
     "k16": ["select.cluster.k=16"],
     "k_auto": ["select.cluster.k=null"],
     "new_floor_0": ["select.new_floor=0"],
+    # every earlier dataset at least half / all of its proportional share of each round's budget (a guard
+    # against a round that starves an old skill; with new_floor 1, `full` splits the budget over datasets
+    # as a uniform draw would)
+    "replay_floor_half": ["select.replay_floor=0.5"],
+    "replay_floor_full": ["select.replay_floor=1"],
     # the budget over clusters in equal shares (the paper's) / in proportion to the square roots of
     # their sizes / to their sizes
     "share_equal": ["select.size_power=0"],
@@ -123,6 +129,7 @@ ABLATION_GROUPS: dict[str, tuple[str, list[str]]] = {
                  ["clusters_dataset", "clusters_random", "clusters_sketch", "clusters_no_merge"]),
     "K": ("the base config's (12 in configs/messy.yaml and configs/demo.yaml)", ["k4", "k8", "k16", "k_auto"]),
     "new_floor": ("the base config's (1 in configs/messy.yaml and configs/demo.yaml)", ["new_floor_0"]),
+    "replay floor": ("none (the base configs')", ["replay_floor_half", "replay_floor_full"]),
     "budget over clusters": ("the base config's: equal shares, water-filled (the paper's) in configs/messy.yaml, "
                              "in proportion to the square roots of the cluster sizes in configs/demo.yaml",
                              ["share_equal", "share_sqrt", "share_size"]),

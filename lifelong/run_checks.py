@@ -50,6 +50,7 @@ RANGES: dict[str, tuple] = {
     "select.cluster.nredo": _POS, "select.cluster.max_train_points": _POS, "select.cluster.chunk_rows": _POS,
     "select.cluster.silhouette_points": _POS, "select.route.n_bins": _POS, "select.route.z_range": _POS,
     "select.ccs.n_strata": _POS, "select.ccs.tail_fraction": (0, True, 0.5, False), "select.new_floor": _RATE,
+    "select.replay_floor": _RATE,
     "select.size_power": _RATE,
     "train.epochs": _POS, "train.batch_size": _POS, "train.grad_accum": _POS, "train.lr": _POS,
     "train.projector_lr": _POS, "train.weight_decay": _NONNEG, "train.warmup_ratio": _RATE,

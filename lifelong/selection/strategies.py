@@ -21,6 +21,7 @@ from lifelong.selection.budget import BudgetConfig, resolve_budget, water_fill
 from lifelong.selection.ccs import SAMPLERS, CCSConfig, select_per_cluster
 from lifelong.selection.cluster import ClusterConfig, ClusterResult, cluster, column_mean, from_labels, random_partition
 from lifelong.selection.experts import EXPERTS, NEVER_ROUTED, routable, selection_scores
+from lifelong.selection.floors import with_floor
 from lifelong.selection.route import RouteConfig, route
 
 
@@ -47,7 +48,12 @@ class SelectConfig:
         splits the budget equally over clusters, and a new dataset, whose
         untrained samples share one gradient direction, tends to fill one
         cluster and get 1/K of the budget. Applies to the budgeted strategies
-        (adapt_inf, random, single experts).
+        (adapt_inf, random, single experts); ``floors.with_floor``.
+    replay_floor: the same for every dataset that arrived before this round
+        (0, default: none): a guard against a round whose split over clusters
+        starves an old skill. 1 with ``new_floor`` 1 splits the budget over
+        datasets as a uniform draw would, and the strategy then chooses only
+        within each dataset.
     size_power: how Adapt-∞ splits a round's budget over its clusters: shares in
         proportion to cluster size ** size_power, each at most its cluster
         (``budget.water_fill``). 0 (default) = the paper's equal shares, which
@@ -66,11 +72,14 @@ class SelectConfig:
     sampling: str = "ccs"
     seed: int = 0
     new_floor: float = 0.0
+    replay_floor: float = 0.0
     size_power: float = 0.0
 
     def __post_init__(self):
         if not self.new_floor >= 0:
             raise ValueError(f"select.new_floor must be >= 0, got {self.new_floor}")
+        if not self.replay_floor >= 0:
+            raise ValueError(f"select.replay_floor must be >= 0, got {self.replay_floor}")
         if not 0.0 <= self.size_power <= 1.0:
             raise ValueError(f"select.size_power must be in [0, 1], got {self.size_power}")
         if self.sampling not in SAMPLERS:
@@ -214,39 +223,13 @@ def get_strategy(name: str) -> Strategy:
     if name in EXPERTS:
         return Strategy(name, lambda inp, cfg: single_expert(inp, cfg, name), True,
                         f"CCS over the whole pool with the {name!r} expert", sketches=False, experts=(name,),
-                        select_reads=("budget", "new_floor", "ccs", "sampling"))
+                        select_reads=("budget", "new_floor", "replay_floor", "ccs", "sampling"))
     raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)} or an expert {sorted(EXPERTS)}")
 
 
 def budget_of(inp: SelectionInput, cfg: SelectConfig) -> int:
     """This round's budget in samples (``SelectConfig.budget``)."""
     return resolve_budget(len(inp.ids), cfg.budget, inp.n_seen)
-
-
-def new_floor_count(inp: SelectionInput, cfg: SelectConfig, budget: int) -> int:
-    """Samples of this round's new dataset the budget must include (``SelectConfig.new_floor``)."""
-    n, n_new = len(inp.ids), int(np.count_nonzero(inp.is_new))
-    if cfg.new_floor <= 0 or n_new in (0, n):
-        return 0
-    return min(n_new, budget, int(np.ceil(cfg.new_floor * budget * n_new / n - 1e-9)))
-
-
-Pick = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]]
-
-
-def with_floor(inp: SelectionInput, cfg: SelectConfig, budget: int, pick: Pick) -> tuple[np.ndarray, np.ndarray | None]:
-    """``pick(candidate_rows, b)`` -> (rows, per-cluster shares) draws ``b`` of the candidates
-    by a strategy's rule; with a floor, it draws the new dataset's floor among the new
-    samples first, then the rest of the budget among everything not yet taken."""
-    everything = np.arange(len(inp.ids), dtype=np.int64)
-    floor = new_floor_count(inp, cfg, budget)
-    if floor == 0:
-        rows, shares = pick(everything, budget)
-        return np.sort(rows).astype(np.int64), shares
-    first, shares_a = pick(np.flatnonzero(inp.is_new).astype(np.int64), floor)
-    rest, shares_b = pick(np.setdiff1d(everything, first), budget - floor)
-    shares = None if shares_a is None else shares_a + shares_b
-    return np.sort(np.concatenate([first, rest])).astype(np.int64), shares
 
 
 # Streams of the select seed besides the random baseline's: routing's draws (route.mode random)
@@ -306,7 +289,7 @@ def single_expert(inp: SelectionInput, cfg: SelectConfig, name: str) -> Selectio
     return Selection(idx, np.zeros(n, dtype=np.int64), None, [name], None, [name], shares)
 
 
-UNIFORM_READS = ("budget", "seed", "new_floor")  # the uniform baselines' select settings
+UNIFORM_READS = ("budget", "seed", "new_floor", "replay_floor")  # the uniform baselines' select settings
 
 
 @strategy("random", select_reads=UNIFORM_READS)

@@ -20,6 +20,7 @@ def _input(seed: int = 0, provenance: bool = False) -> SelectionInput:
     sketches /= np.linalg.norm(sketches, axis=1, keepdims=True)
     scores = {e: rng.random(N) for e in ["ppl", "el2n", "entropy", "grand", "ig", "random"]}
     inp = SelectionInput([f"s{i}" for i in range(N)], np.arange(N) >= N - NEW, sketches.astype(np.float16), scores)
+    inp.datasets = [f"old{i % 2}" if i < N - NEW else "new" for i in range(N)]
     if provenance:
         inp.tasks = [f"t{i % 3}" for i in range(N)]
         inp.provenance = [{"stream": "messy", "defect": None, "group": None} for _ in range(N)]
@@ -70,7 +71,7 @@ def _changed(cfg: SelectConfig, field: str) -> SelectConfig:
     other = {"budget": BudgetConfig(fraction=0.5), "cluster": ClusterConfig(k=2, seed=5),
              "route": dataclasses.replace(cfg.route, mode="random"), "ccs": dataclasses.replace(cfg.ccs, seed=9),
              "route_experts": ["el2n"], "sampling": "hardest", "seed": 7, "new_floor": 2.0,
-             "size_power": 1.0}
+             "replay_floor": 1.0, "size_power": 1.0}
     return dataclasses.replace(cfg, **{field: other[field]})
 
 
