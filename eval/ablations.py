@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.compare import RESULTS, add_run_args, config_sha, detach, kernel, resolved_config, run_all, status, table_kernel
+from eval.compare import (RESULTS, add_run_args, config_sha, detach, kernel, resolved_config, run_all, status,
+                          table_kernel)
 from eval.compare_table import BOOTSTRAP, defects_trained, per_seed, seed_differences
 from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS, VALIDATION
 

@@ -348,9 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     one = set(args.one_seed.split(","))
     plan = [(n, s) for s in seeds for n in names if s == seeds[0] or n not in one]  # seed 0 of everything first
     rel = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
+    results = args.results.resolve().relative_to(ROOT) if args.results.resolve().is_relative_to(ROOT) else args.results
     command = " ".join(["python -m eval.compare",
                         *([f"--stream {args.stream}"] if args.stream != "clean" else []),
                         *([f"--config {rel}"] if args.config != default_config else []),
+                        *([f"--results {results}"] if results != RESULTS.relative_to(ROOT) / args.stream else []),
                         *([f"--strategies {args.strategies}"] if args.strategies != DEFAULT_STRATEGIES else []),
                         *([f"--seeds {args.seeds}"] if args.seeds != "0,1,2" else []),
                         *([f"--one-seed {args.one_seed}"] if args.one_seed != ONE_SEED else []),

@@ -115,7 +115,8 @@ def test_the_replay_floor_counts_each_earlier_dataset_by_its_size():
     inp = _with_datasets(SIZES, new="d")
     cfg = SelectConfig(replay_floor=0.5)
     # ceil(0.5 x 150 x n / 600): a 37.5 -> 38, b 7.5 -> 8, c 17.5 -> 18; d is new (no new_floor)
-    assert [(np.asarray(inp.datasets)[r[0]], k) for r, k in floor_counts(inp, cfg, 150)] == [("a", 38), ("b", 8), ("c", 18)]
+    counts = [(np.asarray(inp.datasets)[rows[0]], k) for rows, k in floor_counts(inp, cfg, 150)]
+    assert counts == [("a", 38), ("b", 8), ("c", 18)]
     assert floor_counts(inp, SelectConfig(), 150) == []
     first = _with_datasets(SIZES, new="d")
     first.is_new[:] = True  # round 1: every sample is new, nothing to replay
