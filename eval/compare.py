@@ -107,6 +107,9 @@ def table_kernel(p: argparse.ArgumentParser, args, names: list[str], mine: str) 
     if not found:
         return mine
     others = sorted(k for k in found if k != mine)
+    if others and args.status:
+        print(f"{args.results} holds results run in {', '.join(f'{k} ({found[k]})' for k in sorted(found))}; "
+              f"this machine runs {mine}, so it cannot add to them (it can run into a folder of its own)")
     if others and not (args.assemble_only or args.status):
         p.error(f"{args.results} holds results run in {', '.join(others)}; this machine runs {mine}. Results "
                 "of different kernels are never paired, and running here would replace them: run into a "

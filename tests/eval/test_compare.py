@@ -355,6 +355,9 @@ def test_a_table_assembles_the_same_on_any_machine_and_running_never_mixes_kerne
     assert out["seeds"] == {"sequential": [0, 1]} and out["stale"] == [] and out["missing"] == []
     assert "(family 99 model 9)" in out["hardware"]
     capsys.readouterr()
+    assert compare.main([*argv, "--status"]) == 0
+    status = capsys.readouterr().out
+    assert f"holds results run in {theirs} (2); this machine runs " in status and "sequential seed 1: done" in status
     with pytest.raises(SystemExit):
         compare.main(argv)
     err = capsys.readouterr().err
