@@ -36,7 +36,7 @@ def floor_counts(inp, cfg, budget: int) -> list[tuple[np.ndarray, int]]:
     if k_new:
         out.append((np.flatnonzero(inp.is_new).astype(np.int64), k_new))
     old = ~np.asarray(inp.is_new, dtype=bool)
-    if cfg.replay_floor > 0 and old.any() and not old.all():
+    if cfg.replay_floor > 0 and old.any():
         if inp.datasets is None:
             raise ValueError("select.replay_floor needs each sample's dataset; the input has none")
         names, n = np.asarray(inp.datasets), len(inp.ids)

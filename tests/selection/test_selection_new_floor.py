@@ -121,6 +121,8 @@ def test_the_replay_floor_counts_each_earlier_dataset_by_its_size():
     first = _with_datasets(SIZES, new="d")
     first.is_new[:] = True  # round 1: every sample is new, nothing to replay
     assert floor_counts(first, cfg, 150) == []
+    again = _with_datasets(SIZES, new="none")  # a round without an arrival: every dataset is replayed
+    assert [k for _, k in floor_counts(again, cfg, 150)] == [38, 8, 18, 13]  # d: ceil(12.5)
 
 
 @pytest.mark.parametrize("name", ["adapt_inf", "random", "ppl"])
