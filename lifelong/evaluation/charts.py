@@ -23,7 +23,9 @@ class DashboardConfig:
     this strategy are the reference for relative gain (the multitask upper
     bound in the paper); ``max_label_chars`` / ``heatmap_label_chars``: longer
     names are cut in chart legends / heatmap column heads (the full name stays
-    in the tooltip and the tables).
+    in the tooltip and the tables); ``written``: say when the page was written
+    (off for a page that is a pure function of committed files, such as the
+    comparison's, so writing it again changes no byte).
     """
 
     title: str = "lifelong: run dashboard"
@@ -32,6 +34,7 @@ class DashboardConfig:
     reference_strategy: str = "multitask"
     max_label_chars: int = 64  # a legend row spans the chart width
     heatmap_label_chars: int = 16  # column heads are slanted over ~120 px cells
+    written: bool = True
 
 
 # Colour-blind-friendly categorical palette (Okabe-Ito plus greys), one per run/task/expert.

@@ -217,13 +217,13 @@ def render_dashboard(histories: list[RunHistory], cfg: Optional[DashboardConfig]
                    + _cluster_table(h) + _stage_table(h))
             + "</div></section>"
         )
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    stamp = f" \u00b7 written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}" if cfg.written else ""
     run_list = ", ".join(esc(_run_label(h)) for h in histories) or "no runs"
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{esc(cfg.title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(cfg.title)}</h1><p>{len(histories)} run(s): {run_list} \u00b7 written {stamp}"
+        f"<header><h1>{esc(cfg.title)}</h1><p>{len(histories)} run(s): {run_list}{stamp}"
         + (f" \u00b7 reference for relative gain: {esc(ref.run)}" if ref else "")
         + "</p></header><main>"
         f"<section id=\"overview\"><h2>Summary</h2>{_summary_table(histories, cfg)}</section>"

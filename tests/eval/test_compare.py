@@ -207,6 +207,8 @@ def test_the_dashboard_comes_from_the_result_files_alone(tmp_path, capsys):
     assert compare.main(argv) == 0
     assert not (tmp_path / "no-runs").exists()
     html = (tmp_path / "compare.html").read_text()
+    assert "\u00b7 written" not in html  # a pure function of the result files: no time of writing
+    assert compare.main(argv) == 0 and (tmp_path / "compare.html").read_text() == html
     for name, fs in finals.items():
         label = f"{name} (seeds {', '.join(str(s) for s in range(len(fs)))})"
         row = re.search(rf">{re.escape(label)}</a></td><td>{name}</td><td>7 / 7</td><td>([0-9.]+)</td>", html)
