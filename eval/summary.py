@@ -4,8 +4,9 @@
     python -m eval.summary --write-readme  # replace the block between the README's results markers
 
 One short table per stream from ``eval/results/<stream>/compare.json`` (what
-``python -m eval.compare --stream <stream>`` assembled), with links to the full
-tables. A test holds the README's block equal to this output, so the README
+``python -m eval.compare --stream <stream>`` assembled), then one per folder of
+the same comparison on another kernel (``eval/results/<stream>-<tag>/``), with
+links to the full tables. A test holds the README's block equal to this output, so the README
 cannot drift from the result files.
 """
 from __future__ import annotations
@@ -52,9 +53,14 @@ def stream_summary(stream: str, results: Path) -> list[str]:
 
 
 def summary(results: Path = ROOT / "eval" / "results") -> str:
+    """Each stream's table, then the same comparison run into a folder of another kernel's
+    (``<stream>-<tag>/compare.json``, e.g. ``messy-float32``), if any."""
     out = []
     for stream in STREAMS:
         out += stream_summary(stream, results)
+    for stream in STREAMS:
+        for path in sorted(results.glob(f"{stream}-*/compare.json")):
+            out += stream_summary(path.parent.name, results)
     return "\n".join(out).rstrip() + "\n"
 
 

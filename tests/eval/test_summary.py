@@ -26,3 +26,16 @@ def test_a_stream_summary_reads_its_compare_json(tmp_path):
     assert "- oracle above random: **passed** (difference +0.100, needs ≥ 0.08; **met** (+0.100))" in text
     assert "Not run yet: 1 (strategy, seed) pairs." in text
     assert "no results yet" in "\n".join(summary.stream_summary("clean", tmp_path))
+
+
+def test_a_folder_of_another_kernel_follows_the_streams(tmp_path):
+    """A comparison run into a folder of its own (another kernel's: ``messy-float32``) gets its table after
+    the streams'; validation folders hold ablations only and stay out."""
+    for folder in ("messy", "messy-float32"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "compare.json").write_text(json.dumps({"hardware": f"{folder} machine", "runs": {}}))
+    (tmp_path / "messy-val").mkdir()
+    text = summary.summary(tmp_path)
+    assert text.index("**clean**") < text.index("**messy**") < text.index("**messy-float32**")
+    assert "messy-float32 machine" in text  # its own hardware line
+    assert "messy-val" not in text
