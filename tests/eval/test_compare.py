@@ -313,18 +313,20 @@ def test_the_demo_goals_are_reported_on_the_demo_stream_only(tmp_path):
     assert "learning goals" not in md and "| adapt_inf_prune |" in md
 
 
-def test_each_difference_is_also_shown_on_each_seed():
+def test_each_difference_is_also_shown_on_each_seed_and_paired_on_the_seeds_both_have():
     """A mean over seeds can rest on one seed: every verdict on a difference lists it per seed, from the
     results themselves (here adapt_inf_prune right on every question at the end on seed 0, on none on
-    seed 1, random_prune on none on either: +1 and +0)."""
+    seed 1, random_prune on none: +1 and +0). A strategy run on a seed the other lacks is compared on the
+    seeds both have, and the line says so."""
     from eval import compare_table
 
     def result(name, seed, final):
         rows = [[0.0] * 2, [1.0] * 2, [final] * 2]
-        return {"strategy": name, "seed": seed, "tasks": ["a", "b"], "scores": {"a": rows, "b": rows}}
+        return {"strategy": name, "seed": seed, "tasks": ["a", "b"], "scores": {"a": rows, "b": rows},
+                "questions": {"a": ["a0", "a1"], "b": ["b0", "b1"]}}
 
     by = {"adapt_inf_prune": [result("adapt_inf_prune", 0, 1.0), result("adapt_inf_prune", 1, 0.0)],
-          "random_prune": [result("random_prune", s, 0.0) for s in (0, 1, 2)]}
+          "random_prune": [result("random_prune", s, 0.0) for s in (0, 1)]}
     assert compare_table.seed_differences(by, "adapt_inf_prune", "random_prune") == {0: 1.0, 1: 0.0}
     # forgetting: 1 - final on both tasks
     assert compare_table.seed_differences(by, "random_prune", "adapt_inf_prune", "forgetting") == {0: 1.0, 1: 0.0}
@@ -336,6 +338,12 @@ def test_each_difference_is_also_shown_on_each_seed():
         "**met** (+0.500, 95% CI [+0.500, +0.500]; per seed s0 +1.000, s1 +0.000)"
     assert lines[1].endswith("per seed s0 +1.000, s1 +0.000)")  # forgetting of random_prune − adapt_inf_prune
     assert "per seed" not in compare_table.gate(draws, point)[0]["adapt_inf_prune_above_random_prune"]
+    # adapt_inf_prune also on seed 2 (right throughout): its mean over 0-2 is 2/3, but paired with
+    # random_prune it is on seeds 0 and 1 only: +0.5, not +0.667
+    by["adapt_inf_prune"].append(result("adapt_inf_prune", 2, 1.0))
+    line = compare_table.gate(draws, point, by)[0]["adapt_inf_prune_above_random_prune"]
+    assert line.startswith("within noise (+0.500, 95% CI [") and line.endswith(
+        "; per seed s0 +1.000, s1 +0.000) (on seeds 0, 1)"), line
 
 
 def test_a_table_assembles_the_same_on_any_machine_and_running_never_mixes_kernels(tmp_path, capsys):
