@@ -146,8 +146,7 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
                    "minus_reference": on[n][1] if n in on else None,
                    "minus_reference_ci95": interval(diffs[n]) if n in on else None,
                    "minus_reference_seeds": on[n][0] if n in on else None,
-                   "minus_reference_per_seed": ({str(k): v for k, v in seed_differences(by, n, ABLATION_BASE).items()}
-                                                if n in on else None),
+                   "minus_reference_per_seed": seed_differences(by, n, ABLATION_BASE) if n in on else None,
                    "defects_trained": float(np.mean(shares)) if shares else None,
                    "samples_trained": int(np.mean([r["costs"]["samples_trained"] for r in rs]))}
 
@@ -165,7 +164,7 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
             if n == ABLATION_BASE else "—"
         if n in on and on[n][0] != r["seeds"]:
             vs += f" (on seeds {', '.join(map(str, on[n][0]))})"
-        each = per_seed({int(k): v for k, v in (r["minus_reference_per_seed"] or {}).items()}) or "—"
+        each = per_seed(r["minus_reference_per_seed"]) or "—"
         return (f"| {label} | {', '.join(map(str, r['seeds']))} | {f(r['avg_acc'])} | [{lo:.3f}, {hi:.3f}] | {vs} | "
                 f"{each} | {f(r['forgetting'])} | {f(r['defects_trained'])} | {r['samples_trained']} |")
 

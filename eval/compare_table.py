@@ -273,7 +273,8 @@ def assemble(names: list[str], command: str, results: Path, expected: dict[tuple
 
         write_histories([mean_history(n, rs) for n, rs in by.items()], results / "compare.html",
                         DashboardConfig(title="Adapt-∞ against the baselines: accuracy matrices averaged over "
-                                              "seeds (compare.md has the means over seeds with intervals)", written=False))
+                                              "seeds (compare.md has the means over seeds with intervals)",
+                                        written=False))
     return md
 
 
