@@ -158,7 +158,7 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         if n in same:
             return f"| {label} | — | the base config already has it: the reference row | | | | | | |"
         if r is None:
-            return f"| {label} | — | {'not run yet' if n in wanted else 'not asked for'} | | | | | | |"
+            return f"| {label} | — | not run yet | | | | | | |"
         lo, hi = r["avg_acc_ci95"]
         vs = difference(diffs[n], r["minus_reference"]) if n in on else "(reference)" \
             if n == ABLATION_BASE else "—"
@@ -170,6 +170,9 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
 
     body = []
     for title, (reference, names) in ABLATION_GROUPS.items():
+        names = [n for n in names if n in wanted or n in same]  # rows not asked for are left out
+        if not names:
+            continue
         body += ["", f"## {title}", "",
                  f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | per seed | forgetting | "
                  "defects trained | samples trained |", "|---|---|---|---|---|---|---|---|---|",
@@ -185,6 +188,8 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         "= share of flagged samples among everything trained on (from each round's composition).",
         *body,
         *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
+        *(["", "Left out: the rows this command did not ask for (`--rows`); their results are kept."]
+          if set(ROWS) - wanted - set(same) - {ABLATION_BASE} else []),
         *(["", "Ignored (run under another config, or before a change of the method): " + ", ".join(stale)]
           if stale else []),
     ]) + "\n"
@@ -227,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.assemble_only:
         run_all(config, runs_dir, plan, args.overrides, results, args.commit)
     command = " ".join(["python -m eval.ablations", *(argv if argv is not None else sys.argv[1:])])
-    expected = {k: digests[k] for k in plan}
+    # the reference on every seed asked for, so each row's difference is there whatever --rows names
+    expected = {k: digests[k] for k in [*((ABLATION_BASE, s) for s in seeds), *plan]}
     print(assemble_ablations(command, results, expected, same))
     return 0
 

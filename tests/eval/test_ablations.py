@@ -64,9 +64,13 @@ def test_assembly_pairs_each_row_with_the_reference(tmp_path):
     assert ("| k4: `select.cluster.k=4` | 0, 1 | 1.000 | [1.000, 1.000] | +1.000 [+1.000, +1.000] **above** | "
             "s0 +1.000, s1 +1.000 | 0.000 |") in md
     assert "| k16: `select.cluster.k=16` | 0, 1 | 0.000 | [0.000, 0.000] | +0.000 [+0.000, +0.000] within noise |" in md
-    assert "| route_random: `select.route.mode=random` | — | not asked for |" in md
+    # rows not asked for are left out, and so are sections with none asked for
+    assert "route_random" not in md and "## routing" not in md and "## sampling within clusters" not in md
+    assert "Left out: the rows this command did not ask for (`--rows`); their results are kept." in md
     assert "| new_floor_0: `select.new_floor=0` | — | not run yet |" in md
-    assert md.count(f"| {ABLATION_BASE}: ") == len(ABLATION_GROUPS)  # the reference heads every section
+    shown = [t for t, (_, names) in ABLATION_GROUPS.items() if {n for n, _ in expected} & set(names)]
+    assert len(shown) == 3 and all(f"## {t}\n" in md for t in shown)
+    assert md.count(f"| {ABLATION_BASE}: ") == len(shown)  # the reference heads every section shown
     assert (tmp_path / "ablations.md").read_text() == md
 
 
@@ -150,3 +154,19 @@ def test_a_row_the_base_config_already_has_is_never_run_and_says_so(tmp_path, ca
     assert "| share_size: `select.size_power=1` | — | not run yet |" in md
     out = json.loads((tmp_path / "ablations.json").read_text())
     assert out["in_base_config"] == ["share_sqrt"] and "share_sqrt seed 0" not in out["missing"]
+
+
+def test_rows_asked_for_alone_are_still_paired_with_the_reference(tmp_path):
+    """`--rows route_random` (what a run of one row writes) assembles with the reference's seeds, so the
+    table it commits has the row's difference, not a row with nothing to be compared to."""
+    digests = ablations.row_digests(STREAMS["messy"], ["route_random"], [0], [])
+    (tmp_path / "runs").mkdir()
+    _write(tmp_path / "runs", _result(ABLATION_BASE, 0, 0.0, sha=digests[(ABLATION_BASE, 0)]))
+    _write(tmp_path / "runs", _result("route_random", 0, 1.0, sha=digests[("route_random", 0)]))
+    assert ablations.main(["--stream", "messy", "--rows", "route_random", "--seeds", "0", "--assemble-only",
+                           "--results", str(tmp_path), "--runs-dir", str(tmp_path / "r")]) == 0
+    rows = json.loads((tmp_path / "ablations.json").read_text())["rows"]
+    assert rows["route_random"]["minus_reference"] == 1.0 and rows[ABLATION_BASE]["seeds"] == [0]
+    md = (tmp_path / "ablations.md").read_text()
+    assert md.count("## ") == 1 and "## routing" in md and "| route_random: `select.route.mode=random` | 0 |" in md
+    assert "route_ppl" not in md and "Not run yet" not in md
