@@ -5,7 +5,7 @@
     python -m eval.compare --commit             # ... committing each result file the moment it is written
     python -m eval.compare --background --commit   # the same, detached (log: <runs-dir>/compare.log)
     python -m eval.compare --assemble-only      # only the table, from the result files
-    python -m eval.compare --status             # done / stopped part way (resumable) / not started
+    python -m eval.compare --status             # done / stopped part way / not started; CPU-hours left
     python -m eval.compare --config configs/smoke.yaml --runs-dir /tmp/cmp --results /tmp/cmp   # a quick check
 
 A stream is a base config (``STREAMS``) and a results folder, ``eval/results/<stream>/``.
@@ -272,10 +272,13 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
            on: str | None = None) -> str:
     """Where each planned (strategy, seed) stands: its result (on kernel ``on``, else this machine's), a run
     stopped part way (the next ``compare.py`` resumes it at the round where it stopped), or nothing yet."""
-    from lifelong.evaluation.multiseed import metrics_of, result_path, score_tensor
+    from lifelong.evaluation.multiseed import load_results, metrics_of, result_path, score_tensor
     from lifelong.runlock import running
 
-    lines, todo = [], 0
+    lines, todo, paces = [], [], {}
+    for r in load_results(results / "runs") if (results / "runs").is_dir() else []:
+        if (r.get("cpu_use") or {}).get("cpu_s") and (on is None or result_kernel(r) == on):
+            paces.setdefault(r["strategy"], []).append(r["cpu_use"]["cpu_s"])
     for name, seed in plan:
         path = result_path(results / "runs", name, seed)
         d = run_dir(runs_dir, name, seed)
@@ -288,7 +291,7 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
             stale = " (its result there is stale: another config, stream or method change)"
         else:
             stale = ""
-        todo += 1
+        todo.append(name)
         if RunLayout(d).history.exists():
             from lifelong.data.stream import read_manifest
 
@@ -302,7 +305,15 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
                 "stopped: the next compare.py resumes it"))
         else:
             lines.append(f"{name} seed {seed}: not started{stale}")
-    return "\n".join([*lines, f"{todo} of {len(plan)} still to run"])
+    # a row of the ablations runs at its reference's pace until one of its own has run
+    pace = [paces.get(n) or (paces.get(ABLATION_BASE) if n in ABLATIONS else None) for n in todo]
+    unknown = sorted({n for n, p in zip(todo, pace) if not p})
+    cost = sum(sum(p) / len(p) for p in pace if p) / 3600
+    at = f"at the pace of this folder's results" + (f" ({on})" if on else "")
+    return "\n".join([*lines, f"{len(todo)} of {len(plan)} still to run" + (
+        "" if not todo else f"; no pace to estimate their cost: none of {', '.join(unknown)} has run here"
+        if len(unknown) == len(set(todo)) else f"; about {cost:.1f} CPU-hours {at}"
+        + (f", not counting {', '.join(unknown)} (none run here yet)" if unknown else ""))])
 
 
 def add_run_args(p: argparse.ArgumentParser, stream: str, log: str) -> None:
@@ -319,7 +330,8 @@ def add_run_args(p: argparse.ArgumentParser, stream: str, log: str) -> None:
     p.add_argument("--assemble-only", action="store_true", help="only the tables, from the result files")
     p.add_argument("--background", action="store_true", help=f"detach; follow <runs-dir>/{log}")
     p.add_argument("--status", action="store_true",
-                   help="say which runs are done, stopped part way (resumable) or not started")
+                   help="say which runs are done, stopped part way (resumable) or not started, and about how "
+                        "many CPU-hours the rest takes at the pace of the folder's results")
     p.add_argument("overrides", nargs="*", help="overrides applied to every run (key.sub=value)")
 
 

@@ -374,3 +374,25 @@ def test_a_table_assembles_the_same_on_any_machine_and_running_never_mixes_kerne
     assert f"holds results run in {theirs}; this machine runs " in err and "--results " in err
     assert {p.name: p.read_bytes() for p in runs.iterdir()} == before
     assert not (tmp_path / "no-runs").exists()
+
+
+def test_the_status_estimates_what_is_left_from_the_pace_of_the_folders_results_on_its_kernel(tmp_path):
+    compare = _load_compare()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _seed_copies(compare, "sequential", [0], runs, cpu="family 99 model 9")
+    _seed_copies(compare, "random", [0], runs, cpu="family 98 model 8")  # another kernel: no pace for this one
+    for name, cpu_s in (("sequential", 5400.0), ("random", 36000.0)):
+        r = json.loads((runs / f"{name}_s0.json").read_text())
+        r["cpu_use"] = {**(r.get("cpu_use") or {}), "cpu_s": cpu_s}
+        (runs / f"{name}_s0.json").write_text(json.dumps(r))
+    theirs = compare.result_kernel(json.loads((runs / "sequential_s0.json").read_text()))
+    demo = ROOT / "configs" / "demo.yaml"
+    plan = [("sequential", 0), ("sequential", 1), ("sequential", 2), ("random", 1)]
+    out = compare.status(demo, tmp_path / "no-runs", plan, [], tmp_path, theirs).splitlines()
+    assert out[0].startswith("sequential seed 0: done")
+    # two sequential runs at 1.5 h each; random has run only on another kernel
+    assert out[-1] == (f"3 of 4 still to run; about 3.0 CPU-hours at the pace of this folder's results ({theirs}), "
+                       "not counting random (none run here yet)")
+    out = compare.status(demo, tmp_path / "no-runs", [("random", 1)], [], tmp_path, theirs).splitlines()
+    assert out[-1] == "1 of 1 still to run; no pace to estimate their cost: none of random has run here"
