@@ -36,7 +36,7 @@ import numpy as np
 
 from eval.compare import (RESULTS, add_run_args, config_sha, detach, kernel, resolved_config, run_all, status,
                           table_kernel)
-from eval.compare_table import BOOTSTRAP, defects_trained, per_seed, seed_differences
+from eval.compare_table import BOOTSTRAP, defects_trained, paired_difference, per_seed
 from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS, VALIDATION
 
 ROWS = [ABLATION_BASE, *ABLATIONS]
@@ -60,43 +60,27 @@ def difference(draws: np.ndarray, point: float) -> str:
 
 def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
     """(row -> {metric: draws}, row -> draws of its final avg acc minus the reference's on the same seeds,
-    row -> (the seeds that difference is on, its point estimate)).
+    row -> (the seeds that difference is on, its point estimate, its value on each of them)).
 
     Rows run on the same seeds share their bootstrap draws (seed and question): one bootstrap per set of
-    seeds, with the reference cut to those seeds. A row run on seeds the reference lacks is compared on
-    the seeds both have (both cut to them); with none in common it has no difference.
+    seeds. A row run on other seeds than the reference is compared on the seeds both have, both cut to
+    them and bootstrapped again (``compare_table.paired_difference``, as the comparison's verdicts are);
+    with none in common it has no difference.
     """
     from lifelong.evaluation.multiseed import point_estimates, seed_question_bootstrap
 
     by_seeds: dict[tuple, list[str]] = {}
     for n, rs in by.items():
         by_seeds.setdefault(tuple(r["seed"] for r in rs), []).append(n)
-    draws, diffs = {}, {}
-    for seeds, names in by_seeds.items():
-        ref = [r for r in by.get(ABLATION_BASE, []) if r["seed"] in seeds]
-        group = {n: by[n] for n in names}
-        if len(ref) == len(seeds):
-            group[ABLATION_BASE] = ref
-        d = seed_question_bootstrap(group, n=BOOTSTRAP, seed=0)
-        for n in names:
-            draws[n] = d[n]
-            if ABLATION_BASE in d and n != ABLATION_BASE:
-                diffs[n] = d[n]["avg_acc"] - d[ABLATION_BASE]["avg_acc"]
-    on = {}
-    ref_seeds = {r["seed"] for r in by.get(ABLATION_BASE, [])}
-    for n, rs in by.items():
-        if n == ABLATION_BASE:
-            continue
-        common = [r for r in rs if r["seed"] in ref_seeds]
-        seeds = sorted(r["seed"] for r in common)
-        if not common:
-            continue
-        cut = {n: common, ABLATION_BASE: [r for r in by[ABLATION_BASE] if r["seed"] in seeds]}
-        if n not in diffs:
-            d = seed_question_bootstrap(cut, n=BOOTSTRAP, seed=0)
-            diffs[n] = d[n]["avg_acc"] - d[ABLATION_BASE]["avg_acc"]
-        p = point_estimates(cut)
-        on[n] = (seeds, float(p[n]["avg_acc"] - p[ABLATION_BASE]["avg_acc"]))
+    draws = {}
+    for names in by_seeds.values():
+        draws.update(seed_question_bootstrap({n: by[n] for n in names}, n=BOOTSTRAP, seed=0))
+    point, diffs, on = point_estimates(by), {}, {}
+    for n in by if ABLATION_BASE in by else []:
+        if n != ABLATION_BASE:
+            d, p, each, _ = paired_difference(by, draws, point, n, ABLATION_BASE)
+            if each:
+                diffs[n], on[n] = d, (sorted(each), float(p), each)
     return draws, diffs, on
 
 
@@ -146,7 +130,7 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
                    "minus_reference": on[n][1] if n in on else None,
                    "minus_reference_ci95": interval(diffs[n]) if n in on else None,
                    "minus_reference_seeds": on[n][0] if n in on else None,
-                   "minus_reference_per_seed": seed_differences(by, n, ABLATION_BASE) if n in on else None,
+                   "minus_reference_per_seed": on[n][2] if n in on else None,
                    "defects_trained": float(np.mean(shares)) if shares else None,
                    "samples_trained": int(np.mean([r["costs"]["samples_trained"] for r in rs]))}
 
