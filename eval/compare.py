@@ -309,7 +309,7 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
     pace = [paces.get(n) or (paces.get(ABLATION_BASE) if n in ABLATIONS else None) for n in todo]
     unknown = sorted({n for n, p in zip(todo, pace) if not p})
     cost = sum(sum(p) / len(p) for p in pace if p) / 3600
-    at = f"at the pace of this folder's results" + (f" ({on})" if on else "")
+    at = "at the pace of this folder's results" + (f" ({on})" if on else "")
     return "\n".join([*lines, f"{len(todo)} of {len(plan)} still to run" + (
         "" if not todo else f"; no pace to estimate their cost: none of {', '.join(unknown)} has run here"
         if len(unknown) == len(set(todo)) else f"; about {cost:.1f} CPU-hours {at}"
