@@ -188,7 +188,9 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_args(p, "messy", "ablations.log")
-    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {', '.join(ROWS)}")
+    p.add_argument("--rows", default=",".join(ROWS),
+                   help=f"comma-separated, from {', '.join(ROWS)} (the reference, {ABLATION_BASE}, always: a row is "
+                        "compared with it on each seed)")
     p.add_argument("--validation", action="store_true",
                    help="evaluate on the validation questions (runs and results in <stream>-val folders)")
     args = p.parse_args(argv)
@@ -207,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     on = table_kernel(p, args, ROWS, kernel(resolved_config(config, ABLATION_BASE, seeds[0], args.overrides)))
     digests = row_digests(config, names, seeds, args.overrides, on)
     same = no_ops(digests)
-    plan = [(n, s) for s in seeds for n in names if n not in same]  # seed 0 of every row first
+    # seed 0 of every row first, each seed's reference before its rows: a row is never run without its pair
+    # (the reference runs only where its result is missing)
+    plan = [(n, s) for s in seeds for n in dict.fromkeys([ABLATION_BASE, *names]) if n not in same]
     if args.status:
         print(status(config, runs_dir, plan, args.overrides, results, on))
         return 0
@@ -216,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.assemble_only:
         run_all(config, runs_dir, plan, args.overrides, results, args.commit)
     command = " ".join(["python -m eval.ablations", *(argv if argv is not None else sys.argv[1:])])
-    # the reference on every seed asked for, so each row's difference is there whatever --rows names
-    expected = {k: digests[k] for k in [*((ABLATION_BASE, s) for s in seeds), *plan]}
+    expected = {k: digests[k] for k in plan}
     print(assemble_ablations(command, results, expected, same))
     return 0
 

@@ -170,3 +170,9 @@ def test_rows_asked_for_alone_are_still_paired_with_the_reference(tmp_path):
     md = (tmp_path / "ablations.md").read_text()
     assert md.count("## ") == 1 and "## routing" in md and "| route_random: `select.route.mode=random` | 0 |" in md
     assert "route_ppl" not in md and "Not run yet" not in md
+
+
+def test_a_row_asked_for_on_a_new_seed_brings_its_reference_first(tmp_path, capsys):
+    assert ablations.main(["--status", "--rows", "k4,k16", "--seeds", "7,8", "--runs-dir", str(tmp_path)]) == 0
+    out = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.endswith("not started")]
+    assert out == [f"{n} seed {s}" for s in (7, 8) for n in (ABLATION_BASE, "k4", "k16")]
