@@ -40,6 +40,9 @@ from eval.compare_table import BOOTSTRAP, defects_trained, paired_difference, pe
 from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS, VALIDATION
 
 ROWS = [ABLATION_BASE, *ABLATIONS]
+# uniform selection and uniform eviction at the same budget and cap: when its results are in the folder,
+# every row is also compared with it (does the row, with its one change, still beat a uniform draw?)
+UNIFORM = "random_prune"
 
 
 def own(name: str) -> list[str]:
@@ -55,7 +58,8 @@ def difference(draws: np.ndarray, point: float) -> str:
     if lo != lo:
         return "—"
     word = "**above**" if lo > 0 else "**below**" if hi < 0 else "within noise"
-    return f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}] {word}"
+    point, lo, hi = (f"{x:+.3f}".replace("-0.000", "+0.000") for x in (point, lo, hi))  # no "-0.000"
+    return f"{point} [{lo}, {hi}] {word}"
 
 
 def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
@@ -103,9 +107,10 @@ def no_ops(digests: dict[tuple[str, int], str]) -> set[str]:
 
 
 def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, int], str],
-                       same: set[str] = frozenset()) -> str:
+                       same: set[str] = frozenset(), uniform: dict[tuple[str, int], str] | None = None) -> str:
     """ablations.md / ablations.json of a results folder, from its result files; ``same``: the rows
-    the base config already has (``no_ops``)."""
+    the base config already has (``no_ops``); ``uniform``: (UNIFORM, seed) -> its digest, whose fresh
+    results in the folder add a column of each row minus them."""
     from lifelong.evaluation.bootstrap import interval
     from lifelong.evaluation.multiseed import group, load_results, point_estimates
 
@@ -121,6 +126,17 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
     by = {n: by[n] for n in ROWS if n in by}
     point = point_estimates(by) if by else {}
     draws, diffs, on = paired(by) if by else ({}, {}, {})
+    yard = group([r for r in load_results(results / "runs") if r["strategy"] == UNIFORM
+                  and (uniform or {}).get((UNIFORM, r["seed"])) == r["config_sha"]]) if by else {}
+    vs_uniform = {}
+    if yard:
+        both = {**by, **yard}
+        d_all, _, _ = paired(both)
+        p_all = point_estimates(both)
+        for n in by:
+            d, p_, each, _ = paired_difference(both, d_all, p_all, n, UNIFORM)
+            if each:
+                vs_uniform[n] = (d, float(p_), sorted(each))
     rows: dict[str, dict] = {}
     for n, rs in by.items():
         shares = [v for v in (defects_trained(r["costs"]) for r in rs) if v is not None]
@@ -131,24 +147,32 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
                    "minus_reference_ci95": interval(diffs[n]) if n in on else None,
                    "minus_reference_seeds": on[n][0] if n in on else None,
                    "minus_reference_per_seed": on[n][2] if n in on else None,
+                   **({f"minus_{UNIFORM}": vs_uniform[n][1], f"minus_{UNIFORM}_ci95": interval(vs_uniform[n][0]),
+                       f"minus_{UNIFORM}_seeds": vs_uniform[n][2]} if n in vs_uniform else {}),
                    "defects_trained": float(np.mean(shares)) if shares else None,
                    "samples_trained": int(np.mean([r["costs"]["samples_trained"] for r in rs]))}
 
     def f(x, fmt="{:.3f}"):
         return "—" if x is None or not np.isfinite(x) else fmt.format(x)
 
+    extra = " |" if yard else ""  # the column against UNIFORM
+
     def line(n: str, label: str) -> str:
         r = rows.get(n)
         if n in same:
-            return f"| {label} | — | the base config already has it: the reference row | | | | | | |"
+            return f"| {label} | — | the base config already has it: the reference row | | | | | | |{extra}"
         if r is None:
-            return f"| {label} | — | not run yet | | | | | | |"
+            return f"| {label} | — | not run yet | | | | | | |{extra}"
         lo, hi = r["avg_acc_ci95"]
         vs = difference(diffs[n], r["minus_reference"]) if n in on else "(reference)" \
             if n == ABLATION_BASE else "—"
         if n in on and on[n][0] != r["seeds"]:
             vs += f" (on seeds {', '.join(map(str, on[n][0]))})"
         each = per_seed(r["minus_reference_per_seed"]) or "—"
+        if yard:
+            u = vs_uniform.get(n)
+            each += " | " + ("—" if u is None else difference(u[0], u[1]) + (
+                f" (on seeds {', '.join(map(str, u[2]))})" if u[2] != r["seeds"] else ""))
         return (f"| {label} | {', '.join(map(str, r['seeds']))} | {f(r['avg_acc'])} | [{lo:.3f}, {hi:.3f}] | {vs} | "
                 f"{each} | {f(r['forgetting'])} | {f(r['defects_trained'])} | {r['samples_trained']} |")
 
@@ -158,8 +182,9 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         if not names:
             continue
         body += ["", f"## {title}", "",
-                 f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | per seed | forgetting | "
-                 "defects trained | samples trained |", "|---|---|---|---|---|---|---|---|---|",
+                 f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | per seed | "
+                 + (f"− {UNIFORM} (paired) | " if yard else "") + "forgetting | defects trained | samples trained |",
+                 "|---|---|---|---|---|---|---|---|---|" + ("---|" if yard else ""),
                  line(ABLATION_BASE, f"{ABLATION_BASE}: {reference}"),
                  *(line(n, f"{n}: `{' '.join(own(n))}`") for n in names)]
     md = "\n".join([
@@ -169,7 +194,10 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         f"reference's on the seeds both were run on, with a 95% interval from a bootstrap over seeds and held-out questions "
         f"together ({BOOTSTRAP} resamples): **above** / **below** when the interval excludes 0; per seed: the same "
         "difference on each seed, so a mean that rests on one seed shows. Defects trained "
-        "= share of flagged samples among everything trained on (from each round's composition).",
+        "= share of flagged samples among everything trained on (from each round's composition)."
+        + (f" − {UNIFORM}: the same difference against {UNIFORM} (uniform selection and uniform eviction at the "
+           f"same budget and cap, seeds {', '.join(map(str, (r['seed'] for r in yard[UNIFORM])))} in this folder): "
+           "whether the row, with its change, still beats a uniform draw." if yard else ""),
         *body,
         *(["", f"Not run yet: {', '.join(missing)}"] if missing else []),
         *(["", "Left out: the rows this command did not ask for (`--rows`); their results are kept."]
@@ -221,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         run_all(config, runs_dir, plan, args.overrides, results, args.commit)
     command = " ".join(["python -m eval.ablations", *(argv if argv is not None else sys.argv[1:])])
     expected = {k: digests[k] for k in plan}
-    print(assemble_ablations(command, results, expected, same))
+    uniform = {(UNIFORM, s): config_sha(config, UNIFORM, s, args.overrides, on) for s in seeds}
+    print(assemble_ablations(command, results, expected, same, uniform))
     return 0
 
 

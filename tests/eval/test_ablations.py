@@ -176,3 +176,35 @@ def test_a_row_asked_for_on_a_new_seed_brings_its_reference_first(tmp_path, caps
     assert ablations.main(["--status", "--rows", "k4,k16", "--seeds", "7,8", "--runs-dir", str(tmp_path)]) == 0
     out = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.endswith("not started")]
     assert out == [f"{n} seed {s}" for s in (7, 8) for n in (ABLATION_BASE, "k4", "k16")]
+
+
+def test_with_random_prune_in_the_folder_every_row_is_also_compared_with_a_uniform_draw(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed in (0, 1):
+        _write(runs, _result(ABLATION_BASE, seed, 1.0))
+        _write(runs, _result(ablations.UNIFORM, seed, 0.5))  # a score of 0.5 on every question at the end
+        _write(runs, _result("k4", seed, 0.0))
+    _write(runs, _result("k16", 0, 1.0))  # one seed: compared on it
+    for seed in (0, 3):  # seed 3: neither the reference nor random_prune has it
+        _write(runs, _result("k8", seed, 1.0))
+    _write(runs, _result(ablations.UNIFORM, 2, 0.0, sha="0" * 12))  # another config: not the yardstick
+    expected = {(n, s): SHA for n in (ABLATION_BASE, "k4", "k16") for s in (0, 1)}
+    expected.update({("k8", s): SHA for s in (0, 3)})
+    uniform = {(ablations.UNIFORM, s): SHA for s in (0, 1, 2)}
+    md = ablations.assemble_ablations("cmd", tmp_path, expected, uniform=uniform)
+    rows = json.loads((tmp_path / "ablations.json").read_text())["rows"]
+    assert rows[ABLATION_BASE]["minus_random_prune"] == 0.5 and rows[ABLATION_BASE]["minus_random_prune_ci95"] == [0.5, 0.5]
+    assert rows["k4"]["minus_random_prune"] == -0.5 and rows["k4"]["minus_random_prune_seeds"] == [0, 1]
+    assert rows["k16"]["minus_random_prune"] == 0.5 and rows["k16"]["minus_random_prune_seeds"] == [0]
+    assert "| per seed | − random_prune (paired) | forgetting |" in md and "seeds 0, 1 in this folder" in md
+    assert "| (reference) | — | +0.500 [+0.500, +0.500] **above** | " in md
+    assert "| s0 -1.000, s1 -1.000 | -0.500 [-0.500, -0.500] **below** | " in md
+    assert "| s0 +0.000 | +0.500 [+0.500, +0.500] **above** | " in md
+    # a seed random_prune lacks: compared on the seeds both have, and the cell says which
+    assert rows["k8"]["minus_random_prune"] == 0.5 and rows["k8"]["minus_random_prune_seeds"] == [0]
+    assert "| s0 +0.000 | +0.500 [+0.500, +0.500] **above** (on seeds 0) | " in md
+    assert "| k_auto: " not in md  # not asked for
+    # without random_prune's results, no such column
+    md = ablations.assemble_ablations("cmd", tmp_path, expected)
+    assert "random_prune" not in md and "minus_random_prune" not in (tmp_path / "ablations.json").read_text()
