@@ -124,19 +124,16 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
                      if not any(r["strategy"] == n and r["seed"] == s for r in fresh))
     by = group(fresh)
     by = {n: by[n] for n in ROWS if n in by}
-    point = point_estimates(by) if by else {}
-    draws, diffs, on = paired(by) if by else ({}, {}, {})
     yard = group([r for r in load_results(results / "runs") if r["strategy"] == UNIFORM
                   and (uniform or {}).get((UNIFORM, r["seed"])) == r["config_sha"]]) if by else {}
+    # one bootstrap for the rows and the yardstick together (same seeds, same draws)
+    point = point_estimates({**by, **yard}) if by else {}
+    draws, diffs, on = paired({**by, **yard}) if by else ({}, {}, {})
     vs_uniform = {}
-    if yard:
-        both = {**by, **yard}
-        d_all, _, _ = paired(both)
-        p_all = point_estimates(both)
-        for n in by:
-            d, p_, each, _ = paired_difference(both, d_all, p_all, n, UNIFORM)
-            if each:
-                vs_uniform[n] = (d, float(p_), sorted(each))
+    for n in by if yard else []:
+        d, p_, each, _ = paired_difference({**by, **yard}, draws, point, n, UNIFORM)
+        if each:
+            vs_uniform[n] = (d, float(p_), sorted(each))
     rows: dict[str, dict] = {}
     for n, rs in by.items():
         shares = [v for v in (defects_trained(r["costs"]) for r in rs) if v is not None]
