@@ -312,7 +312,8 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
     at = "at the pace of this folder's results" + (f" ({on})" if on else "")
     return "\n".join([*lines, f"{len(todo)} of {len(plan)} still to run" + (
         "" if not todo else f"; no pace to estimate their cost: none of {', '.join(unknown)} has run here"
-        if len(unknown) == len(set(todo)) else f"; about {cost:.1f} CPU-hours {at}"
+        if len(unknown) == len(set(todo)) else (f"; about {cost:.1f}" if cost >= 0.05 else "; under 0.1")
+        + f" CPU-hours {at}"
         + (f", not counting {', '.join(unknown)} (none run here yet)" if unknown else ""))])
 
 
