@@ -36,7 +36,7 @@ import numpy as np
 
 from eval.compare import (RESULTS, add_run_args, config_sha, detach, kernel, resolved_config, run_all, status,
                           table_kernel)
-from eval.compare_table import BOOTSTRAP, defects_trained, paired_difference, per_seed
+from eval.compare_table import BOOTSTRAP, defects_trained, paired_difference, per_seed, shown
 from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS, VALIDATION
 
 ROWS = [ABLATION_BASE, *ABLATIONS]
@@ -58,8 +58,7 @@ def difference(draws: np.ndarray, point: float) -> str:
     if lo != lo:
         return "—"
     word = "**above**" if lo > 0 else "**below**" if hi < 0 else "within noise"
-    point, lo, hi = (f"{x:+.3f}".replace("-0.000", "+0.000") for x in (point, lo, hi))  # no "-0.000"
-    return f"{point} [{lo}, {hi}] {word}"
+    return f"{shown(point)} [{shown(lo)}, {shown(hi)}] {word}"
 
 
 def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:

@@ -33,10 +33,19 @@ def defects_trained(costs: dict) -> float | None:
     return sum(c["selected"] * c["defects"]["selected"].get("any", 0.0) for c in comps) / n
 
 
+def shown(x: float, fmt: str = "{:+.3f}") -> str:
+    """``x`` as ``fmt`` writes it, never as a negative zero: "-0.000" would read as a loss that the
+    rounding hid, so a difference that rounds to nothing is written "+0.000" (or "0.000")."""
+    s = fmt.format(x)
+    if s.startswith("-") and float(s) == 0:
+        s = ("+" if "{:+" in fmt else "") + s[1:]
+    return s
+
+
 def gate_outcome(entry: dict) -> str:
     """``**passed**`` or not, with the difference and the margin, of a gate entry of compare.json (the
     table and the README summary both say it this way; the closing parenthesis is theirs)."""
-    return (f"{'**passed**' if entry['passed'] else '**not passed**'} (difference {entry['difference']:+.3f}, "
+    return (f"{'**passed**' if entry['passed'] else '**not passed**'} (difference {shown(entry['difference'])}, "
             f"needs ≥ {entry['threshold']:.2f}")
 
 
@@ -56,7 +65,7 @@ def seed_differences(by: dict[str, list[dict]], a: str, b: str, key: str = "avg_
 
 def per_seed(diffs: dict[int, float] | None, fmt: str = "{:+.3f}") -> str:
     """``s0 +0.029, s1 -0.323``: a difference on each seed ('' when there is none to show)."""
-    return ", ".join(f"s{s} {fmt.format(v)}" for s, v in sorted((diffs or {}).items()))
+    return ", ".join(f"s{s} {shown(v, fmt)}" for s, v in sorted((diffs or {}).items()))
 
 
 def paired_difference(by: dict[str, list[dict]] | None, draws: dict, point: dict, a: str, b: str,
@@ -120,7 +129,7 @@ def verdict(draws: np.ndarray, point: float, threshold: float = 0.0, fmt: str = 
     lo, hi = interval(draws)
     if lo != lo:
         return "—"
-    ci = f"{fmt.format(point)}, 95% CI [{fmt.format(lo)}, {fmt.format(hi)}]"
+    ci = f"{shown(point, fmt)}, 95% CI [{shown(lo, fmt)}, {shown(hi, fmt)}]"
     if seeds and len(seeds) > 1:
         ci += f"; per seed {per_seed(seeds, fmt)}"
     if lo > threshold:

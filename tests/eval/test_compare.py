@@ -292,6 +292,23 @@ def test_level_with_random_needs_the_interval_above_minus_the_tolerance():
                          f"{out['adapt_inf_prune_level_with_random']}"]
 
 
+def test_a_difference_that_rounds_to_nothing_is_never_written_as_a_negative_zero():
+    """Every signed number of the tables (verdicts, per-seed differences, ablation cells) goes through one
+    formatter: -0.0004 is "+0.000", not "-0.000" (which reads as a loss the rounding hid)."""
+    from eval import ablations, compare_table
+
+    assert [compare_table.shown(x) for x in (-0.0004, -0.0005001, 0.0004, -0.0)] == \
+        ["+0.000", "-0.001", "+0.000", "+0.000"]
+    assert compare_table.shown(-0.04, "{:.1f}") == "0.0" and compare_table.shown(-0.06, "{:.1f}") == "-0.1"
+    assert compare_table.per_seed({1: -0.0002, 0: 0.0123}) == "s0 +0.012, s1 +0.000"
+    tiny = np.linspace(-0.0004, 0.0003, 1000)  # interval straddles 0, point rounds to zero
+    assert compare_table.verdict(tiny, -0.0001, seeds={0: -0.0003, 1: 0.0001}) == \
+        "within noise (+0.000, 95% CI [+0.000, +0.000]; per seed s0 +0.000, s1 +0.000)"
+    assert ablations.difference(tiny, -0.0001) == "+0.000 [+0.000, +0.000] within noise"
+    gate = {"passed": False, "difference": -0.0002, "threshold": 0.04}
+    assert compare_table.gate_outcome(gate) == "**not passed** (difference +0.000, needs ≥ 0.04"
+
+
 def test_the_demo_goals_are_reported_on_the_demo_stream_only(tmp_path):
     """The learning goals are about what `make demo` runs: compare.md states them under the demo's
     config and leaves them out under any other base config (here a copy of the demo's under another
