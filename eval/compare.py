@@ -276,14 +276,16 @@ def status(config: Path, runs_dir: Path, plan: list[tuple[str, int]], extra: lis
     from lifelong.runlock import running
 
     lines, todo, paces = [], [], {}
-    for r in load_results(results / "runs") if (results / "runs").is_dir() else []:
+    found = {(r["strategy"], r["seed"]): r for r in
+             (load_results(results / "runs") if (results / "runs").is_dir() else [])}
+    for r in found.values():
         if (r.get("cpu_use") or {}).get("cpu_s") and (on is None or result_kernel(r) == on):
             paces.setdefault(r["strategy"], []).append(r["cpu_use"]["cpu_s"])
     for name, seed in plan:
         path = result_path(results / "runs", name, seed)
         d = run_dir(runs_dir, name, seed)
-        if path.exists():
-            res = json.loads(path.read_text())
+        if (name, seed) in found:
+            res = found[name, seed]
             if res.get("config_sha") == config_sha(config, name, seed, extra, on):
                 final = metrics_of(score_tensor(res), res.get("learned"))["avg_acc"]  # as the table computes it
                 lines.append(f"{name} seed {seed}: done ({path.relative_to(results)}, final avg acc {final:.3f})")
