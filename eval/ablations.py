@@ -50,20 +50,24 @@ def own(name: str) -> list[str]:
     return ABLATIONS[name][len(STRATEGIES[ABLATION_BASE]):]
 
 
-def difference(draws: np.ndarray, point: float) -> str:
-    """A row minus the reference: above / below (the 95% interval excludes 0) or within noise."""
+def difference(draws: np.ndarray, point: float, seeds: list[int] | None = None,
+               row_seeds: list[int] | None = None) -> str:
+    """A row minus the reference: above / below (the 95% interval excludes 0) or within noise; computed
+    on ``seeds``, named when they are not all the row's (``row_seeds``)."""
     from lifelong.evaluation.bootstrap import interval
 
     lo, hi = interval(draws)
     if lo != lo:
         return "—"
     word = "**above**" if lo > 0 else "**below**" if hi < 0 else "within noise"
-    return f"{shown(point)} [{shown(lo)}, {shown(hi)}] {word}"
+    on = f" (on seeds {', '.join(map(str, seeds))})" if seeds is not None and seeds != row_seeds else ""
+    return f"{shown(point)} [{shown(lo)}, {shown(hi)}] {word}{on}"
 
 
-def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
-    """(row -> {metric: draws}, row -> draws of its final avg acc minus the reference's on the same seeds,
-    row -> (the seeds that difference is on, its point estimate, its value on each of them)).
+def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict, dict]:
+    """(row -> {metric: draws}, row -> {metric: point estimate}, row -> draws of its final avg acc minus the
+    reference's on the same seeds, row -> (the seeds that difference is on, its point estimate, its value
+    on each of them)).
 
     Rows run on the same seeds share their bootstrap draws (seed and question): one bootstrap per set of
     seeds. A row run on other seeds than the reference is compared on the seeds both have, both cut to
@@ -84,7 +88,7 @@ def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict]:
             d, p, each, _ = paired_difference(by, draws, point, n, ABLATION_BASE)
             if each:
                 diffs[n], on[n] = d, (sorted(each), float(p), each)
-    return draws, diffs, on
+    return draws, point, diffs, on
 
 
 def row_digests(config: Path, names: list[str], seeds: list[int], overrides: list[str],
@@ -111,11 +115,12 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
     the base config already has (``no_ops``); ``uniform``: (UNIFORM, seed) -> its digest, whose fresh
     results in the folder add a column of each row minus them."""
     from lifelong.evaluation.bootstrap import interval
-    from lifelong.evaluation.multiseed import group, load_results, point_estimates
+    from lifelong.evaluation.multiseed import group, load_results
 
     expected = {k: v for k, v in expected.items() if k[0] not in same}
     wanted = {n for n, _ in expected}
-    mine = [r for r in load_results(results / "runs") if r["strategy"] in wanted]
+    loaded = load_results(results / "runs")
+    mine = [r for r in loaded if r["strategy"] in wanted]
     fresh = [r for r in mine if expected.get((r["strategy"], r["seed"])) == r["config_sha"]]
     stale = sorted(f"{r['strategy']} seed {r['seed']}" for r in mine
                    if r not in fresh and (r["strategy"], r["seed"]) in expected)
@@ -123,11 +128,10 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
                      if not any(r["strategy"] == n and r["seed"] == s for r in fresh))
     by = group(fresh)
     by = {n: by[n] for n in ROWS if n in by}
-    yard = group([r for r in load_results(results / "runs") if r["strategy"] == UNIFORM
+    yard = group([r for r in loaded if r["strategy"] == UNIFORM
                   and (uniform or {}).get((UNIFORM, r["seed"])) == r["config_sha"]]) if by else {}
     # one bootstrap for the rows and the yardstick together (same seeds, same draws)
-    point = point_estimates({**by, **yard}) if by else {}
-    draws, diffs, on = paired({**by, **yard}) if by else ({}, {}, {})
+    draws, point, diffs, on = paired({**by, **yard}) if by else ({}, {}, {}, {})
     vs_uniform = {}
     for n in by if yard else []:
         d, p_, each, _ = paired_difference({**by, **yard}, draws, point, n, UNIFORM)
@@ -160,15 +164,12 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         if r is None:
             return f"| {label} | — | not run yet | | | | | | |{extra}"
         lo, hi = r["avg_acc_ci95"]
-        vs = difference(diffs[n], r["minus_reference"]) if n in on else "(reference)" \
+        vs = difference(diffs[n], r["minus_reference"], on[n][0], r["seeds"]) if n in on else "(reference)" \
             if n == ABLATION_BASE else "—"
-        if n in on and on[n][0] != r["seeds"]:
-            vs += f" (on seeds {', '.join(map(str, on[n][0]))})"
         each = per_seed(r["minus_reference_per_seed"]) or "—"
         if yard:
             u = vs_uniform.get(n)
-            each += " | " + ("—" if u is None else difference(u[0], u[1]) + (
-                f" (on seeds {', '.join(map(str, u[2]))})" if u[2] != r["seeds"] else ""))
+            each += " | " + ("—" if u is None else difference(*u, r["seeds"]))
         return (f"| {label} | {', '.join(map(str, r['seeds']))} | {f(r['avg_acc'])} | [{lo:.3f}, {hi:.3f}] | {vs} | "
                 f"{each} | {f(r['forgetting'])} | {f(r['defects_trained'])} | {r['samples_trained']} |")
 
