@@ -36,7 +36,8 @@ import numpy as np
 
 from eval.compare import (RESULTS, add_run_args, config_sha, detach, kernel, resolved_config, run_all, status,
                           table_kernel)
-from eval.compare_table import BOOTSTRAP, defects_trained, paired_difference, per_seed, shown
+from eval.compare_table import (BOOTSTRAP, defects_trained, first_different_round, paired_difference, per_seed,
+                               shown)
 from eval.experiments import ABLATION_BASE, ABLATION_GROUPS, ABLATIONS, ROOT, STRATEGIES, STREAMS, VALIDATION
 
 ROWS = [ABLATION_BASE, *ABLATIONS]
@@ -89,6 +90,26 @@ def paired(by: dict[str, list[dict]]) -> tuple[dict, dict, dict, dict]:
             if each:
                 diffs[n], on[n] = d, (sorted(each), float(p), each)
     return draws, point, diffs, on
+
+
+def drawn_apart(rows: list[dict], reference: list[dict]) -> dict[int, int | None]:
+    """seed -> the first round whose selection differs from the reference's on that seed (0: none does;
+    None: unknown, a result without per-round digests), for the seeds both have."""
+    ref = {r["seed"]: r["costs"] for r in reference}
+    return {r["seed"]: first_different_round(r["costs"], ref[r["seed"]]) for r in rows if r["seed"] in ref}
+
+
+def apart(first: dict[int, int | None]) -> str:
+    """``drawn_apart`` as a cell: "round 6" when every seed agrees, else per seed; "never": the same
+    samples in every round."""
+    def word(t):
+        return "—" if t is None else "never" if t == 0 else f"round {t}"
+
+    if not first or all(t is None for t in first.values()):
+        return "—"
+    if len(set(first.values())) == 1:
+        return word(next(iter(first.values())))
+    return ", ".join(f"s{s} {word(t)}" for s, t in sorted(first.items()))
 
 
 def row_digests(config: Path, names: list[str], seeds: list[int], overrides: list[str],
@@ -150,6 +171,7 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
                    **({f"minus_{UNIFORM}": vs_uniform[n][1], f"minus_{UNIFORM}_ci95": interval(vs_uniform[n][0]),
                        f"minus_{UNIFORM}_seeds": vs_uniform[n][2]} if n in vs_uniform else {}),
                    "defects_trained": float(np.mean(shares)) if shares else None,
+                   "first_different_round": drawn_apart(rs, by.get(ABLATION_BASE, [])) if n != ABLATION_BASE else None,
                    "samples_trained": int(np.mean([r["costs"]["samples_trained"] for r in rs]))}
 
     def f(x, fmt="{:.3f}"):
@@ -160,13 +182,14 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
     def line(n: str, label: str) -> str:
         r = rows.get(n)
         if n in same:
-            return f"| {label} | — | the base config already has it: the reference row | | | | | | |{extra}"
+            return f"| {label} | — | the base config already has it: the reference row | | | | | | | |{extra}"
         if r is None:
-            return f"| {label} | — | not run yet | | | | | | |{extra}"
+            return f"| {label} | — | not run yet | | | | | | | |{extra}"
         lo, hi = r["avg_acc_ci95"]
         vs = difference(diffs[n], r["minus_reference"], on[n][0], r["seeds"]) if n in on else "(reference)" \
             if n == ABLATION_BASE else "—"
         each = per_seed(r["minus_reference_per_seed"]) or "—"
+        each += " | " + ("—" if n == ABLATION_BASE else apart(r["first_different_round"]))
         if yard:
             u = vs_uniform.get(n)
             each += " | " + ("—" if u is None else difference(*u, r["seeds"]))
@@ -179,9 +202,9 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         if not names:
             continue
         body += ["", f"## {title}", "",
-                 f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | per seed | "
-                 + (f"− {UNIFORM} (paired) | " if yard else "") + "forgetting | defects trained | samples trained |",
-                 "|---|---|---|---|---|---|---|---|---|" + ("---|" if yard else ""),
+                 f"| row | seeds | final avg acc | 95% CI | − {ABLATION_BASE} (paired) | per seed | drawn differently "
+                 "from | " + (f"− {UNIFORM} (paired) | " if yard else "") + "forgetting | defects trained | samples trained |",
+                 "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if yard else ""),
                  line(ABLATION_BASE, f"{ABLATION_BASE}: {reference}"),
                  *(line(n, f"{n}: `{' '.join(own(n))}`") for n in names)]
     md = "\n".join([
@@ -190,7 +213,10 @@ def assemble_ablations(command: str, results: Path, expected: dict[tuple[str, in
         "on the same budget under the same cap. Differences are a row's final average accuracy minus the "
         f"reference's on the seeds both were run on, with a 95% interval from a bootstrap over seeds and held-out questions "
         f"together ({BOOTSTRAP} resamples): **above** / **below** when the interval excludes 0; per seed: the same "
-        "difference on each seed, so a mean that rests on one seed shows. Defects trained "
+        "difference on each seed, so a mean that rests on one seed shows. Drawn differently from: the first "
+        "round whose selected samples differ from the reference's on the same seed (a change that acts only "
+        "once the pool passes its cap cannot differ earlier; — where a result predates per-round digests). "
+        "Defects trained "
         "= share of flagged samples among everything trained on (from each round's composition)."
         + (f" − {UNIFORM}: the same difference against {UNIFORM} (uniform selection and uniform eviction at the "
            f"same budget and cap, seeds {', '.join(map(str, (r['seed'] for r in yard[UNIFORM])))} in this folder): "

@@ -180,13 +180,13 @@ def base_dtype(cfg) -> str:
     return resolve_dtype(cfg.model.dtype, cfg.model.device)
 
 
-def selection_digest(d: Path, n_rounds: int) -> str:
-    """sha256 (12 hex) of every round's selected ids, in round order: equal digests = equal selections."""
+def selection_digest(d: Path, rounds: range | list[int]) -> str:
+    """sha256 (12 hex) of the selected ids of ``rounds``, in round order: equal digests = equal selections
+    (of every round: ``selections_sha256``; of each round: its ``selection_sha256``)."""
     h = hashlib.sha256()
-    for t in range(1, n_rounds + 1):
+    for t in rounds:
         path = RunLayout(d).selection(t)
-        ids = json.loads(path.read_text()).get("ids", []) if path.exists() else []
-        h.update(json.dumps([t, ids]).encode())
+        h.update(json.dumps([t, json.loads(path.read_text()).get("ids", []) if path.exists() else []]).encode())
     return h.hexdigest()[:12]
 
 
@@ -205,9 +205,10 @@ def costs(d: Path) -> dict:
         "selection_s": float(sum(sel_s)), "train_s": float(sum(train_s)), "rounds": len(rounds),
         "final_pool": rounds[-1].pool_size if rounds else None,
         "per_round": [{"round": t, "pool": r.pool_size, "selected": r.selected, "new_selected": k, "scored": n,
-                       "selection_s": round(s, 2), "train_s": round(r.stage_seconds.get("train", 0.0), 2)}
+                       "selection_s": round(s, 2), "train_s": round(r.stage_seconds.get("train", 0.0), 2),
+                       "selection_sha256": selection_digest(d, [t])}
                       for t, (r, n, k, s) in enumerate(zip(rounds, scored, new, sel_s), start=1)],
-        "selections_sha256": selection_digest(d, len(rounds)),
+        "selections_sha256": selection_digest(d, range(1, len(rounds) + 1)),
         # What each round chose, kept for good (the run directory is not): rounds/<t>/report/composition.json.
         "composition": [read_json(layout.composition(t)) for t in range(1, len(rounds) + 1)],
     }

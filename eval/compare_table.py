@@ -33,6 +33,16 @@ def defects_trained(costs: dict) -> float | None:
     return sum(c["selected"] * c["defects"]["selected"].get("any", 0.0) for c in comps) / n
 
 
+def first_different_round(a: dict, b: dict) -> int | None:
+    """The first round whose selection differs between two runs (their costs' per-round
+    ``selection_sha256``): 0 when every round drew the same samples, None when a result predates the
+    per-round digests or the two ran a different number of rounds."""
+    da, db = ([r.get("selection_sha256") for r in c.get("per_round") or []] for c in (a, b))
+    if not da or len(da) != len(db) or None in da or None in db:
+        return None
+    return next((t for t, (x, y) in enumerate(zip(da, db), start=1) if x != y), 0)
+
+
 def shown(x: float, fmt: str = "{:+.3f}") -> str:
     """``x`` as ``fmt`` writes it, never as a negative zero: "-0.000" would read as a loss that the
     rounding hid, so a difference that rounds to nothing is written "+0.000" (or "0.000")."""

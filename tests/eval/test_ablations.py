@@ -62,7 +62,7 @@ def test_assembly_pairs_each_row_with_the_reference(tmp_path):
     assert out["stale"] == ["new_floor_0 seed 0"]
     assert out["missing"] == ["new_floor_0 seed 0", "new_floor_0 seed 1", "prune_quota seed 1"]
     assert ("| k4: `select.cluster.k=4` | 0, 1 | 1.000 | [1.000, 1.000] | +1.000 [+1.000, +1.000] **above** | "
-            "s0 +1.000, s1 +1.000 | 0.000 |") in md
+            "s0 +1.000, s1 +1.000 | — | 0.000 |") in md  # — : results without per-round digests
     assert "| k16: `select.cluster.k=16` | 0, 1 | 0.000 | [0.000, 0.000] | +0.000 [+0.000, +0.000] within noise |" in md
     # rows not asked for are left out, and so are sections with none asked for
     assert "route_random" not in md and "## routing" not in md and "## sampling within clusters" not in md
@@ -197,14 +197,46 @@ def test_with_random_prune_in_the_folder_every_row_is_also_compared_with_a_unifo
     assert rows[ABLATION_BASE]["minus_random_prune"] == 0.5 and rows[ABLATION_BASE]["minus_random_prune_ci95"] == [0.5, 0.5]
     assert rows["k4"]["minus_random_prune"] == -0.5 and rows["k4"]["minus_random_prune_seeds"] == [0, 1]
     assert rows["k16"]["minus_random_prune"] == 0.5 and rows["k16"]["minus_random_prune_seeds"] == [0]
-    assert "| per seed | − random_prune (paired) | forgetting |" in md and "seeds 0, 1 in this folder" in md
-    assert "| (reference) | — | +0.500 [+0.500, +0.500] **above** | " in md
-    assert "| s0 -1.000, s1 -1.000 | -0.500 [-0.500, -0.500] **below** | " in md
-    assert "| s0 +0.000 | +0.500 [+0.500, +0.500] **above** | " in md
+    assert "| per seed | drawn differently from | − random_prune (paired) | forgetting |" in md and "seeds 0, 1 in this folder" in md
+    assert "| (reference) | — | — | +0.500 [+0.500, +0.500] **above** | " in md
+    assert "| s0 -1.000, s1 -1.000 | — | -0.500 [-0.500, -0.500] **below** | " in md
+    assert "| s0 +0.000 | — | +0.500 [+0.500, +0.500] **above** | " in md
     # a seed random_prune lacks: compared on the seeds both have, and the cell says which
     assert rows["k8"]["minus_random_prune"] == 0.5 and rows["k8"]["minus_random_prune_seeds"] == [0]
-    assert "| s0 +0.000 | +0.500 [+0.500, +0.500] **above** (on seeds 0) | " in md
+    assert "| s0 +0.000 | — | +0.500 [+0.500, +0.500] **above** (on seeds 0) | " in md
     assert "| k_auto: " not in md  # not asked for
     # without random_prune's results, no such column
     md = ablations.assemble_ablations("cmd", tmp_path, expected)
     assert "random_prune" not in md and "minus_random_prune" not in (tmp_path / "ablations.json").read_text()
+
+
+def test_each_row_says_from_which_round_its_draws_differ_from_the_references(tmp_path):
+    """A change that acts only once the pool passes its cap selects what the reference selects until
+    then: the table says from which round a row's selections differ, per seed where the seeds disagree."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def with_rounds(res: dict, digests: list[str]) -> dict:
+        res["costs"]["per_round"] = [{"round": t, "selection_sha256": h} for t, h in enumerate(digests, start=1)]
+        return res
+
+    for seed in (0, 1):
+        _write(runs, with_rounds(_result(ABLATION_BASE, seed, 0.5), [f"a{seed}", f"b{seed}"]))
+        _write(runs, with_rounds(_result("prune_uniform", seed, 0.5), [f"a{seed}", f"c{seed}"]))  # round 2
+        _write(runs, with_rounds(_result("k4", seed, 0.5), [f"d{seed}", f"c{seed}"]))  # round 1
+    _write(runs, with_rounds(_result("k16", 0, 0.5), ["a0", "b0"]))  # the reference's samples throughout
+    _write(runs, with_rounds(_result("k16", 1, 0.5), ["a1", "x"]))
+    _write(runs, _result("prune_quota", 0, 0.5))  # a result from before per-round digests
+    expected = {(n, s): SHA for n in (ABLATION_BASE, "prune_uniform", "k4", "k16") for s in (0, 1)}
+    expected[("prune_quota", 0)] = SHA
+    md = ablations.assemble_ablations("cmd", tmp_path, expected)
+    rows = json.loads((tmp_path / "ablations.json").read_text())["rows"]
+    assert rows["prune_uniform"]["first_different_round"] == {"0": 2, "1": 2}
+    assert rows["k4"]["first_different_round"] == {"0": 1, "1": 1}
+    assert rows["k16"]["first_different_round"] == {"0": 0, "1": 2}
+    assert rows["prune_quota"]["first_different_round"] == {"0": None}
+    assert rows[ABLATION_BASE]["first_different_round"] is None
+    assert "| per seed | drawn differently from | forgetting |" in md
+    assert "| s0 +0.000, s1 +0.000 | round 2 | " in md and "| s0 +0.000, s1 +0.000 | round 1 | " in md
+    assert "| s0 +0.000, s1 +0.000 | s0 never, s1 round 2 | " in md and "| s0 +0.000 | — | " in md
+    assert md.count("| (reference) | — | — | ") == 2  # the reference row heads each section (pruning, K)

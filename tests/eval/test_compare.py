@@ -1,4 +1,5 @@
 """eval/compare.py: results per (strategy, seed) accumulate, the table comes from them alone, reruns reproduce."""
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -53,6 +54,11 @@ def test_results_per_seed_accumulate_and_the_table_comes_from_them(tmp_path, cap
     sha = out["runs"]["adapt_inf"]["selections_sha256"]
     assert sha["0"] != sha["1"]
     assert [r["selected"] for r in out["runs"]["adapt_inf"]["per_seed"]["0"]["per_round"]] == [20, 40]
+    # ... and each round's selection has its digest: sha256 of [round, the ids it selected]
+    for t in (1, 2):
+        ids = json.loads((tmp_path / f"cmp_adapt_inf_s0/rounds/{t}/select/selection.json").read_text())["ids"]
+        assert len(ids) == 20 * t and json.loads((tmp_path / "runs" / "adapt_inf_s0.json").read_text())[
+            "costs"]["per_round"][t - 1]["selection_sha256"] == hashlib.sha256(json.dumps([t, ids]).encode()).hexdigest()[:12]
     assert out["runs"]["sequential"]["samples_scored"] == 0
     md = (tmp_path / "compare.md").read_text()
     assert "forgetting of sequential − forgetting of adapt_inf" in md and "| adapt_inf | 0, 1 |" in md
@@ -251,6 +257,30 @@ def test_defects_trained_weighs_each_round_by_what_it_selected():
     assert compare_table.defects_trained({"composition": comp}) == pytest.approx(0.2)
     assert compare_table.defects_trained({"composition": []}) is None  # a result from before compositions
     assert compare_table.defects_trained({}) is None
+
+
+def test_each_rounds_selection_has_a_digest_and_two_runs_are_told_apart_from_the_first_round_they_differ(tmp_path):
+    """Two runs that select the same samples in rounds 1-2 and different ones in round 3 (what a change
+    that acts only once the pool passes its cap does): equal per-round digests up to round 2."""
+    from eval import compare, compare_table
+    from lifelong.layout import RunLayout
+
+    for run, third in (("a", ["x5", "x6"]), ("b", ["x5", "x7"])):
+        for t, ids in enumerate((["x1", "x2"], ["x3", "x4"], third), start=1):
+            path = RunLayout(tmp_path / run).selection(t)
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps({"ids": ids}))
+    per = {run: [compare.selection_digest(tmp_path / run, [t]) for t in (1, 2, 3)] for run in "ab"}
+    assert per["a"][:2] == per["b"][:2] and per["a"][2] != per["b"][2] and len(set(per["a"])) == 3
+    # a round's digest is that round's ids alone: the same ids in another round are another digest
+    assert compare.selection_digest(tmp_path / "a", range(1, 4)) != compare.selection_digest(tmp_path / "b", range(1, 4))
+    costs = {run: {"per_round": [{"round": t, "selection_sha256": h} for t, h in enumerate(per[run], start=1)]}
+             for run in "ab"}
+    assert compare_table.first_different_round(costs["a"], costs["b"]) == 3
+    assert compare_table.first_different_round(costs["a"], costs["a"]) == 0  # the same samples every round
+    old = {"per_round": [{"round": t} for t in (1, 2, 3)]}  # a result from before per-round digests
+    assert compare_table.first_different_round(costs["a"], old) is None
+    assert compare_table.first_different_round(costs["a"], {"per_round": costs["a"]["per_round"][:2]}) is None
 
 
 def test_the_gate_needs_the_margin_and_an_interval_above_zero():
