@@ -180,13 +180,12 @@ def base_dtype(cfg) -> str:
     return resolve_dtype(cfg.model.dtype, cfg.model.device)
 
 
-def selection_digest(d: Path, rounds: range | list[int]) -> str:
-    """sha256 (12 hex) of the selected ids of ``rounds``, in round order: equal digests = equal selections
-    (of every round: ``selections_sha256``; of each round: its ``selection_sha256``)."""
+def selection_digest(chosen: list[tuple[int, list]]) -> str:
+    """sha256 (12 hex) of (round, selected ids) pairs in round order: equal digests = equal selections
+    (of every round: ``selections_sha256``; of one round: its ``selection_sha256``)."""
     h = hashlib.sha256()
-    for t in rounds:
-        path = RunLayout(d).selection(t)
-        h.update(json.dumps([t, json.loads(path.read_text()).get("ids", []) if path.exists() else []]).encode())
+    for t, ids in chosen:
+        h.update(json.dumps([t, ids]).encode())
     return h.hexdigest()[:12]
 
 
@@ -200,15 +199,17 @@ def costs(d: Path) -> dict:
     layout = RunLayout(d)
     scored = [int(layout.stage_info(t, "score").get("n") or 0) for t in range(1, len(rounds) + 1)]
     new = [layout.stage_info(t, "select").get("new_selected") for t in range(1, len(rounds) + 1)]
+    # (round, the ids it selected), each selection file read once for both digests
+    chosen = [(t, (read_json(layout.selection(t)) or {}).get("ids", [])) for t in range(1, len(rounds) + 1)]
     return {
         "samples_trained": int(sum(r.selected for r in rounds)), "samples_scored": int(sum(scored)),
         "selection_s": float(sum(sel_s)), "train_s": float(sum(train_s)), "rounds": len(rounds),
         "final_pool": rounds[-1].pool_size if rounds else None,
         "per_round": [{"round": t, "pool": r.pool_size, "selected": r.selected, "new_selected": k, "scored": n,
                        "selection_s": round(s, 2), "train_s": round(r.stage_seconds.get("train", 0.0), 2),
-                       "selection_sha256": selection_digest(d, [t])}
+                       "selection_sha256": selection_digest([chosen[t - 1]])}
                       for t, (r, n, k, s) in enumerate(zip(rounds, scored, new, sel_s), start=1)],
-        "selections_sha256": selection_digest(d, range(1, len(rounds) + 1)),
+        "selections_sha256": selection_digest(chosen),
         # What each round chose, kept for good (the run directory is not): rounds/<t>/report/composition.json.
         "composition": [read_json(layout.composition(t)) for t in range(1, len(rounds) + 1)],
     }
