@@ -160,7 +160,9 @@ class CpuUse:
         wall, cpu = end[0] - self._start[0], end[1] - self._start[1]
         cores = os.cpu_count() or 1
         load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-        return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cores": cores,
+        # the share from the seconds as recorded, so a record's own fields reproduce it
+        wall, cpu = round(wall, 2), round(cpu, 2)
+        return {"wall_s": wall, "cpu_s": cpu, "cores": cores,
                 "cpu_share": round(cpu / (wall * cores), 3) if wall > 0 else None, "load_average": load}
 
 
