@@ -196,11 +196,11 @@ def costs(d: Path) -> dict:
     rounds = load_history(d).rounds
     sel_s = [r.stage_seconds.get("score", 0.0) + r.stage_seconds.get("select", 0.0) for r in rounds]
     train_s = [r.stage_seconds.get("train", 0.0) for r in rounds]
-    layout = RunLayout(d)
-    scored = [int(layout.stage_info(t, "score").get("n") or 0) for t in range(1, len(rounds) + 1)]
-    new = [layout.stage_info(t, "select").get("new_selected") for t in range(1, len(rounds) + 1)]
+    layout, ts = RunLayout(d), range(1, len(rounds) + 1)
+    scored = [int(layout.stage_info(t, "score").get("n") or 0) for t in ts]
+    new = [layout.stage_info(t, "select").get("new_selected") for t in ts]
     # (round, the ids it selected), each selection file read once for both digests
-    chosen = [(t, (read_json(layout.selection(t)) or {}).get("ids", [])) for t in range(1, len(rounds) + 1)]
+    chosen = [(t, (read_json(layout.selection(t)) or {}).get("ids", [])) for t in ts]
     return {
         "samples_trained": int(sum(r.selected for r in rounds)), "samples_scored": int(sum(scored)),
         "selection_s": float(sum(sel_s)), "train_s": float(sum(train_s)), "rounds": len(rounds),
@@ -211,7 +211,7 @@ def costs(d: Path) -> dict:
                       for t, (r, n, k, s) in enumerate(zip(rounds, scored, new, sel_s), start=1)],
         "selections_sha256": selection_digest(chosen),
         # What each round chose, kept for good (the run directory is not): rounds/<t>/report/composition.json.
-        "composition": [read_json(layout.composition(t)) for t in range(1, len(rounds) + 1)],
+        "composition": [read_json(layout.composition(t)) for t in ts],
     }
 
 
